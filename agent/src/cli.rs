@@ -1,0 +1,69 @@
+//! Command-line definitions. Each command group's arguments live in the module that owns the
+//! concern (`keys`, `evidence`, `runbook`, ...); this file only lists them.
+
+use clap::{Parser, Subcommand};
+
+use crate::exit::Exit;
+
+/// HIPAA compliance agent for clinic servers.
+#[derive(Debug, Parser)]
+#[command(name = "msp-agent", version, about, propagate_version = true)]
+pub struct Cli {
+    /// More log output (-v debug, -vv trace). `RUST_LOG` overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The top-level commands (DESIGN.md 3, "CLI").
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Evidence signing keys: generate, rotate.
+    #[command(subcommand)]
+    Key(crate::keys::KeyCmd),
+    /// Evidence bundles: verify signatures, chain, artifacts and runbook hashes.
+    #[command(subcommand)]
+    Evidence(crate::evidence::EvidenceCmd),
+    /// Runbooks: lint, run one by hand.
+    #[command(subcommand)]
+    Runbook(crate::runbook::RunbookCmd),
+    /// Show what the agent would do with a journal: one line per incident, nothing executed.
+    Detect(crate::detect::DetectCmd),
+    /// HIPAA baseline: consistency check, render the Nix data.
+    #[command(subcommand)]
+    Baseline(crate::baseline::BaselineCmd),
+    /// WORM storage: upload the outbox to S3 Object Lock, verify what the bucket holds.
+    #[command(subcommand)]
+    Worm(crate::worm::WormCmd),
+}
+
+impl Command {
+    /// Run the command. `Ok` carries the verdict; `Err` is a usage, configuration or I/O error.
+    pub fn run(self) -> anyhow::Result<Exit> {
+        match self {
+            Command::Key(c) => c.run(),
+            Command::Evidence(c) => c.run(),
+            Command::Runbook(c) => c.run(),
+            Command::Detect(c) => c.run(),
+            Command::Baseline(c) => c.run(),
+            Command::Worm(c) => c.run(),
+        }
+    }
+}
+
+/// Log to stderr; `RUST_LOG` wins over `-v`. The daemon replaces this with journald output
+/// when started by systemd.
+pub fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

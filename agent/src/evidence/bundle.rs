@@ -1,0 +1,145 @@
+//! The evidence bundle: the JSON record of one incident and what was done about it
+//! (DESIGN.md 3, "Evidence bundle"). The field names are a contract with auditors and the
+//! JSON Schema in `agent/schema/evidence-bundle.schema.json`; change them only with a
+//! `bundle_version` bump.
+
+use serde::{Deserialize, Serialize};
+
+/// Current `bundle_version`.
+pub const BUNDLE_VERSION: &str = "1.0";
+
+/// A complete bundle as written to `EB-YYYYMMDD-NNNN.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bundle {
+    pub bundle_id: String,
+    pub bundle_version: String,
+    pub client_id: String,
+    pub hostname: String,
+    /// RFC 3339 UTC.
+    pub generated_at: String,
+    /// `msp-agent <version>`.
+    pub generator: String,
+    pub incident: IncidentSection,
+    pub runbook: RunbookSection,
+    pub execution: ExecutionSection,
+    pub actions_taken: Vec<Action>,
+    pub rollback: Vec<Action>,
+    pub artifacts: Vec<Artifact>,
+    /// The closed-loop verification step's outcome (empty object when the runbook has none).
+    pub verification: serde_json::Value,
+    pub outputs: Outputs,
+    pub provenance: Provenance,
+    pub chain: Chain,
+    pub signing: Signing,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentSection {
+    pub incident_id: String,
+    pub event_type: String,
+    pub severity: String,
+    pub detected_at: String,
+    /// `journal`, `probe:<name>` or `manual`.
+    pub source: String,
+    pub details: serde_json::Value,
+    pub hipaa_controls: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunbookSection {
+    pub runbook_id: String,
+    pub runbook_version: String,
+    /// SHA-256 (hex) of the runbook file's exact bytes.
+    pub runbook_hash: String,
+    pub steps_total: u32,
+    pub steps_executed: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutionSection {
+    pub timestamp_start: String,
+    pub timestamp_end: String,
+    /// `msp-agent` for automatic runs, the invoking user for manual ones.
+    pub operator: String,
+    /// Detection to resolution, in seconds.
+    pub mttr_seconds: f64,
+    pub sla_target_seconds: u64,
+    pub sla_met: bool,
+    /// `automatic`, `manual`, `escalated` or `suppressed`.
+    pub resolution_type: String,
+}
+
+/// One executed step (or rollback step).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Action {
+    /// 1-based position in the runbook.
+    pub step: u32,
+    pub step_id: String,
+    pub action: String,
+    /// SHA-256 of the script text as run.
+    pub script_hash: String,
+    /// `success`, `failed`, `timeout` or `skipped`.
+    pub result: String,
+    pub exit_code: Option<i32>,
+    pub timestamp: String,
+    pub duration_ms: u64,
+    /// Bounded and PHI-scrubbed.
+    pub stdout_excerpt: String,
+    pub stderr_excerpt: String,
+    /// SHA-256 of the full stdout followed by the full stderr, as captured.
+    pub output_hash: String,
+    pub error_message: Option<String>,
+}
+
+/// A file a step left in `$MSP_ARTIFACTS`, stored beside the bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Artifact {
+    pub filename: String,
+    pub sha256: String,
+    pub size_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outputs {
+    /// `resolved`, `failed`, `rolled_back`, `escalated` or `suppressed`.
+    pub resolution_status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provenance {
+    pub agent_version: String,
+    /// `/run/current-system` store path when on NixOS, else `null`.
+    pub nixos_system: Option<String>,
+    pub baseline_version: Option<String>,
+    pub baseline_sha256: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Chain {
+    /// Counts up from 1 per host with no gaps.
+    pub sequence: u64,
+    /// SHA-256 (hex) of the previous bundle file's bytes; 64 zeros for sequence 1.
+    pub prev_bundle_sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signing {
+    /// `SHA256:<base64>` fingerprint of the signing public key, as `ssh-keygen -l` prints it.
+    pub key_id: String,
+    /// Always `ed25519`.
+    pub algorithm: String,
+}
+
+/// `prev_bundle_sha256` of the first bundle in a chain.
+pub const GENESIS_PREV_HASH: &str =
+    "0000000000000000000000000000000000000000000000000000000000000000";

@@ -1,0 +1,121 @@
+//! Durable file writes. Two shapes, both crash-safe:
+//!
+//! * [`write_once`]: a file that must never be rewritten (evidence bundles, signatures,
+//!   artifacts, receipts). Written to a temporary name, fsynced, then hard-linked to its final
+//!   name (which fails if the name exists, so nothing is ever overwritten), then the directory
+//!   is fsynced. A crash at any point leaves either no final file or a complete one; stray
+//!   temporaries start with `.tmp-` and are ignored by every reader.
+//! * [`replace`]: state that is legitimately updated (journal cursor, guard state): temporary
+//!   file, fsync, rename over the old one, fsync the directory.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+/// Prefix of temporary files; readers skip names that start with it.
+pub const TMP_PREFIX: &str = ".tmp-";
+
+fn tmp_path(final_path: &Path) -> Result<PathBuf> {
+    let dir = parent_dir(final_path)?;
+    let name = final_path
+        .file_name()
+        .with_context(|| format!("{} has no file name", final_path.display()))?
+        .to_string_lossy();
+    // pid + a counter keeps concurrent writers in one process and across processes apart.
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Ok(dir.join(format!("{TMP_PREFIX}{name}.{}.{n}", std::process::id())))
+}
+
+fn parent_dir(path: &Path) -> Result<&Path> {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => Ok(p),
+        _ => Ok(Path::new(".")),
+    }
+}
+
+fn write_tmp(tmp: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(bytes)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    f.sync_all()
+        .with_context(|| format!("fsync {}", tmp.display()))?;
+    Ok(())
+}
+
+/// Fsync a directory so that a rename or link inside it survives a power cut.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("fsync directory {}", dir.display()))
+}
+
+/// Write `bytes` to `path` durably, failing if `path` already exists. See the module docs.
+pub fn write_once(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    if path.exists() {
+        bail!("refusing to overwrite {}: evidence files are written once", path.display());
+    }
+    let tmp = tmp_path(path)?;
+    write_tmp(&tmp, bytes, mode)?;
+    let linked = fs::hard_link(&tmp, path);
+    // Remove the temporary name whatever happened; the data lives on under `path` if linked.
+    let _ = fs::remove_file(&tmp);
+    linked.with_context(|| format!("publishing {} (does it already exist?)", path.display()))?;
+    sync_dir(parent_dir(path)?)
+}
+
+/// Atomically replace `path` with `bytes` (create it if missing). See the module docs.
+pub fn replace(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let tmp = tmp_path(path)?;
+    write_tmp(&tmp, bytes, mode)?;
+    if let Err(e) = fs::rename(&tmp, path) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("renaming into {}", path.display()));
+    }
+    sync_dir(parent_dir(path)?)
+}
+
+/// Create a directory and its parents with `mode` for the directories this call creates.
+pub fn create_dir_all(dir: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(dir)
+        .with_context(|| format!("creating directory {}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_once_refuses_to_overwrite_and_keeps_the_original() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.json");
+        write_once(&p, b"first", 0o644).unwrap();
+        let err = write_once(&p, b"second", 0o644).unwrap_err();
+        assert!(format!("{err:#}").contains("refusing to overwrite"), "{err:#}");
+        assert_eq!(fs::read(&p).unwrap(), b"first");
+        // No temporaries left behind.
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn replace_swaps_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("cursor");
+        replace(&p, b"one", 0o600).unwrap();
+        replace(&p, b"two", 0o600).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+    }
+}

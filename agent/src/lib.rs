@@ -1,0 +1,27 @@
+//! `msp-agent`: the HIPAA compliance agent that runs on every clinic server.
+//!
+//! The data flow (see `ARCHITECTURE.md` at the repository root for the full map):
+//! journald and probes → [`detect`] → [`incident`] → runbook plan → guard →
+//! [`runbook`] execution → [`evidence`] bundle, signed with [`keys`] → local store →
+//! [`worm`] upload. The [`baseline`] module checks and renders the HIPAA baseline that the
+//! NixOS modules enforce.
+//!
+//! Every module here owns one concern; the binary (`main.rs`) only parses the command line
+//! ([`cli`]) and maps results onto the exit codes in [`exit`].
+
+pub mod baseline;
+pub mod cli;
+pub mod detect;
+pub mod evidence;
+pub mod exit;
+pub mod fsutil;
+pub mod incident;
+pub mod journal;
+pub mod keys;
+pub mod paths;
+pub mod runbook;
+pub mod scrub;
+pub mod worm;
+
+/// The agent's version, recorded in every evidence bundle's `provenance.agent_version`.
+pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -10,11 +10,13 @@
 //! ([`cli`]) and maps results onto the exit codes in [`exit`].
 
 pub mod baseline;
+pub mod config;
 pub mod cli;
 pub mod detect;
 pub mod evidence;
 pub mod exit;
 pub mod fsutil;
+pub mod guard;
 pub mod incident;
 pub mod journal;
 pub mod keys;
@@ -22,6 +24,7 @@ pub mod paths;
 pub mod runbook;
 pub mod scrub;
 pub mod worm;
+pub mod yamlutil;
 
 /// The agent's version, recorded in every evidence bundle's `provenance.agent_version`.
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,331 @@
+//! The daemon's configuration file (`/etc/msp/agent.yaml`): strict YAML, every key documented
+//! in the README ("Configuration"), every section optional except `client_id`.
+//!
+//! Unknown keys are errors (a typo must not silently fall back to a default in a compliance
+//! product), and every error names the file, line and key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::guard::{GuardConfig, Permission};
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The clinic this host belongs to, e.g. `clinic-001`. Appears in every bundle.
+    pub client_id: String,
+    /// Host name recorded in evidence; default: the kernel host name.
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// Directory of runbook YAML files.
+    #[serde(default = "default_runbooks_dir")]
+    pub runbooks_dir: PathBuf,
+    /// The MSP-approved set: runbook id → SHA-256 of the exact runbook file.
+    #[serde(default)]
+    pub approved_runbooks: BTreeMap<String, String>,
+    /// What this client allows per runbook: `auto`, `manual` or `deny`. Missing = not permitted.
+    #[serde(default)]
+    pub client_permissions: BTreeMap<String, Permission>,
+    /// Root of the evidence store.
+    #[serde(default = "default_evidence_dir")]
+    pub evidence_dir: PathBuf,
+    /// Cursor, guard state, incident counters, outbox.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// The private signing key. Default: `$CREDENTIALS_DIRECTORY/evidence-signing.key` when
+    /// systemd passed it as a credential, else `/etc/msp/signing-keys/evidence-signing.key`.
+    #[serde(default)]
+    pub signing_key_file: Option<PathBuf>,
+    /// Cooldown and backoff.
+    #[serde(default)]
+    pub guard: GuardConfig,
+    /// How many runbooks may run at once (on different targets).
+    #[serde(default = "default_max_concurrent")]
+    pub max_concurrent_runbooks: usize,
+    /// The journal source.
+    #[serde(default)]
+    pub journal: JournalConfig,
+    /// Periodic probes.
+    #[serde(default)]
+    pub probes: ProbesConfig,
+    /// Where escalations and failed remediations are sent.
+    #[serde(default)]
+    pub alert: AlertConfig,
+}
+
+/// `journal:` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JournalConfig {
+    /// Read the system journal (false: probes only).
+    pub enabled: bool,
+    /// Read this journal directory instead of the system journal (replay, tests).
+    pub directory: Option<PathBuf>,
+    /// Unit-name globs whose failures are backup failures rather than service crashes.
+    pub backup_unit_patterns: Vec<String>,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        JournalConfig {
+            enabled: true,
+            directory: None,
+            backup_unit_patterns: vec!["restic-backups-*.service".into(), "*backup*.service".into()],
+        }
+    }
+}
+
+/// `probes:` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProbesConfig {
+    /// Seconds between probe rounds.
+    pub interval_seconds: u64,
+    pub disk: DiskProbe,
+    pub cpu: CpuProbe,
+    pub certs: CertProbe,
+    pub restore_test: RestoreTestProbe,
+}
+
+impl Default for ProbesConfig {
+    fn default() -> Self {
+        ProbesConfig {
+            interval_seconds: 30,
+            disk: DiskProbe::default(),
+            cpu: CpuProbe::default(),
+            certs: CertProbe::default(),
+            restore_test: RestoreTestProbe::default(),
+        }
+    }
+}
+
+/// `probes.disk`: filesystem usage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiskProbe {
+    pub enabled: bool,
+    /// Incident when a mount's used space is at or over this percentage.
+    pub threshold_percent: u8,
+    /// Mount points to watch.
+    pub mounts: Vec<PathBuf>,
+}
+
+impl Default for DiskProbe {
+    fn default() -> Self {
+        DiskProbe { enabled: true, threshold_percent: 90, mounts: vec![PathBuf::from("/")] }
+    }
+}
+
+/// `probes.cpu`: sustained CPU load, attributed to a unit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CpuProbe {
+    pub enabled: bool,
+    /// Percentage of one core's time a single unit may use before it counts as a hog.
+    pub threshold_percent: u32,
+    /// How long the load must last.
+    pub sustained_seconds: u64,
+}
+
+impl Default for CpuProbe {
+    fn default() -> Self {
+        CpuProbe { enabled: true, threshold_percent: 90, sustained_seconds: 120 }
+    }
+}
+
+/// `probes.certs`: certificate expiry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CertProbe {
+    pub enabled: bool,
+    /// Files or directories of PEM certificates.
+    pub paths: Vec<PathBuf>,
+    /// Incident when a certificate expires within this many days.
+    pub warn_days: u32,
+}
+
+impl Default for CertProbe {
+    fn default() -> Self {
+        CertProbe { enabled: true, paths: vec![PathBuf::from("/etc/ssl/msp")], warn_days: 14 }
+    }
+}
+
+/// `probes.restore_test`: the weekly restore test schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RestoreTestProbe {
+    pub enabled: bool,
+    /// The test is due this many days after the last one.
+    pub interval_days: u32,
+}
+
+impl Default for RestoreTestProbe {
+    fn default() -> Self {
+        RestoreTestProbe { enabled: true, interval_days: 7 }
+    }
+}
+
+/// `alert:` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertConfig {
+    /// JSON POST target for escalations and failed remediations; none = journal only.
+    pub webhook_url: Option<String>,
+    /// Attempts per alert (with exponential backoff between them).
+    pub retries: u32,
+    /// Per-attempt timeout.
+    pub timeout_seconds: u64,
+}
+
+impl Default for AlertConfig {
+    fn default() -> Self {
+        AlertConfig { webhook_url: None, retries: 3, timeout_seconds: 10 }
+    }
+}
+
+fn default_runbooks_dir() -> PathBuf {
+    PathBuf::from(crate::paths::RUNBOOK_DIR)
+}
+fn default_evidence_dir() -> PathBuf {
+    PathBuf::from(crate::paths::EVIDENCE_DIR)
+}
+fn default_state_dir() -> PathBuf {
+    PathBuf::from(crate::paths::STATE_DIR)
+}
+fn default_max_concurrent() -> usize {
+    2
+}
+
+impl Config {
+    /// Read and validate `path`.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
+        Config::parse(path, &text)
+    }
+
+    /// Parse and validate `text`; `path` is used in error messages only.
+    pub fn parse(path: &Path, text: &str) -> Result<Config> {
+        let config: Config = crate::yamlutil::from_str(path, text)?;
+        config.validate(path, text)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path, text: &str) -> Result<()> {
+        let at = |key: &str| crate::yamlutil::key_location(path, text, key);
+        if !valid_name(&self.client_id) {
+            bail!("{}: client_id: {:?} must be 1-64 characters of A-Z a-z 0-9 . _ -", at("client_id"), self.client_id);
+        }
+        if let Some(h) = &self.hostname {
+            if !valid_name(h) {
+                bail!("{}: hostname: {h:?} must be 1-64 characters of A-Z a-z 0-9 . _ -", at("hostname"));
+            }
+        }
+        for (id, hash) in &self.approved_runbooks {
+            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                bail!("{}: approved_runbooks.{id}: expected a SHA-256 in hex (64 characters)", at(id));
+            }
+        }
+        if self.max_concurrent_runbooks == 0 {
+            bail!("{}: max_concurrent_runbooks: must be at least 1", at("max_concurrent_runbooks"));
+        }
+        if self.probes.interval_seconds == 0 {
+            bail!("{}: probes.interval_seconds: must be at least 1", at("interval_seconds"));
+        }
+        if !(1..=100).contains(&self.probes.disk.threshold_percent) {
+            bail!("{}: probes.disk.threshold_percent: must be 1-100", at("threshold_percent"));
+        }
+        if let Some(url) = &self.alert.webhook_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                bail!("{}: alert.webhook_url: must be an http(s) URL", at("webhook_url"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The host name to record: configured, else the kernel's.
+    pub fn effective_hostname(&self) -> Result<String> {
+        if let Some(h) = &self.hostname {
+            return Ok(h.clone());
+        }
+        let h = nix::unistd::gethostname().context("reading the host name")?;
+        Ok(h.to_string_lossy().into_owned())
+    }
+
+    /// Where the private signing key is, per the rules documented on `signing_key_file`.
+    pub fn effective_signing_key_file(&self) -> PathBuf {
+        if let Some(p) = &self.signing_key_file {
+            return p.clone();
+        }
+        if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
+            let p = Path::new(&dir).join("evidence-signing.key");
+            if p.exists() {
+                return p;
+            }
+        }
+        Path::new(crate::paths::KEY_DIR).join("evidence-signing.key")
+    }
+}
+
+/// Client ids and host names: they end up in file names and S3 keys.
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && !s.starts_with('.')
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::parse(Path::new("/etc/msp/agent.yaml"), text)
+    }
+
+    #[test]
+    fn minimal_config_gets_documented_defaults() {
+        let c = parse("client_id: clinic-001\n").unwrap();
+        assert_eq!(c.guard.cooldown_seconds, 300);
+        assert_eq!(c.evidence_dir, PathBuf::from("/var/lib/msp/evidence"));
+        assert_eq!(c.probes.disk.threshold_percent, 90);
+        assert!(c.journal.enabled);
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let err = parse("client_id: c\nguard:\n  cooldown_secs: 5\n").unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.starts_with("/etc/msp/agent.yaml:3:"), "{msg}");
+        assert!(msg.contains("guard: unknown field `cooldown_secs`"), "{msg}");
+    }
+
+    #[test]
+    fn wrong_type_names_file_line_and_key() {
+        let err = parse("client_id: c\nprobes:\n  disk:\n    threshold_percent: lots\n").unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.starts_with("/etc/msp/agent.yaml:4:"), "{msg}");
+        assert!(msg.contains("probes.disk.threshold_percent"), "{msg}");
+    }
+
+    #[test]
+    fn semantic_errors_name_the_line() {
+        let err = parse("client_id: c\napproved_runbooks:\n  RB-DISK-001: abc\n").unwrap_err();
+        assert_eq!(
+            format!("{err:#}"),
+            "/etc/msp/agent.yaml:3: approved_runbooks.RB-DISK-001: expected a SHA-256 in hex (64 characters)"
+        );
+        let err = parse("client_id: \"bad id; rm -rf /\"\n").unwrap_err();
+        assert!(format!("{err:#}").starts_with("/etc/msp/agent.yaml:1: client_id:"), "{err:#}");
+    }
+
+    #[test]
+    fn missing_client_id_is_an_error() {
+        let err = parse("hostname: srv\n").unwrap_err();
+        assert!(format!("{err:#}").contains("missing field `client_id`"), "{err:#}");
+    }
+}

@@ -99,18 +99,58 @@ struct RawRunbook {
 
 // ---- small validated newtypes: their errors carry serde_yaml_ng's path and line ----
 
-/// Implements `Deserialize` for a newtype over `$inner` through a check function.
+/// Implements `Deserialize` for a newtype over `String` or `u64` through a check function.
+/// The check runs inside the visitor, i.e. while serde_yaml_ng is still positioned on the
+/// scalar, so the error carries the scalar's own path and line.
 macro_rules! checked_newtype {
-    ($(#[$m:meta])* $name:ident($inner:ty), $check:expr) => {
+    ($(#[$m:meta])* $name:ident(String), $check:expr) => {
         $(#[$m])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(pub $inner);
+        pub struct $name(pub String);
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let v = <$inner>::deserialize(d)?;
-                let check: fn(&$inner) -> Result<(), String> = $check;
-                check(&v).map_err(serde::de::Error::custom)?;
-                Ok($name(v))
+                struct V;
+                impl serde::de::Visitor<'_> for V {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str("a string")
+                    }
+                    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<$name, E> {
+                        let check: fn(&String) -> Result<(), String> = $check;
+                        let v = v.to_string();
+                        check(&v).map_err(E::custom)?;
+                        Ok($name(v))
+                    }
+                }
+                d.deserialize_str(V)
+            }
+        }
+    };
+    ($(#[$m:meta])* $name:ident(u64), $check:expr) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(pub u64);
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl serde::de::Visitor<'_> for V {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str("u64")
+                    }
+                    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<$name, E> {
+                        let check: fn(&u64) -> Result<(), String> = $check;
+                        check(&v).map_err(E::custom)?;
+                        Ok($name(v))
+                    }
+                    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<$name, E> {
+                        match u64::try_from(v) {
+                            Ok(u) => self.visit_u64(u),
+                            Err(_) => Err(E::invalid_value(serde::de::Unexpected::Signed(v), &self)),
+                        }
+                    }
+                }
+                d.deserialize_u64(V)
             }
         }
     };
@@ -207,18 +247,40 @@ pub struct NonEmpty<T>(pub Vec<T>);
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for NonEmpty<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = Vec::<T>::deserialize(d)?;
-        if v.is_empty() {
-            return Err(serde::de::Error::custom("must not be empty"));
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for V<T> {
+            type Value = NonEmpty<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a non-empty sequence")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<NonEmpty<T>, A::Error> {
+                let mut v = Vec::new();
+                while let Some(x) = seq.next_element()? {
+                    v.push(x);
+                }
+                if v.is_empty() {
+                    return Err(serde::de::Error::custom("must not be empty"));
+                }
+                Ok(NonEmpty(v))
+            }
         }
-        Ok(NonEmpty(v))
+        d.deserialize_seq(V(std::marker::PhantomData))
     }
 }
 
 impl<'de> Deserialize<'de> for Criteria {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Criteria::parse(&s).map_err(|e| serde::de::Error::custom(format!("invalid success criteria {s:?}: {e}")))
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Criteria;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a success-criteria expression string")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Criteria, E> {
+                Criteria::parse(s).map_err(|e| E::custom(format!("invalid success criteria {s:?}: {e}")))
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 

@@ -105,8 +105,7 @@ struct RawParamSpec {
 /// A checked parameter spec. Built only through deserialisation, which checks that the
 /// options fit the type, the pattern compiles, the roots are clean absolute paths and the
 /// default itself is valid.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(try_from = "RawParamSpec")]
+#[derive(Debug, Clone)]
 pub struct ParamSpec {
     /// The parameter's type.
     pub kind: ParamType,
@@ -128,6 +127,25 @@ pub struct ParamSpec {
     pub max: Option<i64>,
     /// `unit` or a key of `incident.details`.
     pub from_incident: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for ParamSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ParamSpec, D::Error> {
+        // The checks run inside the visitor (not via `#[serde(try_from)]`) so that
+        // serde_yaml_ng attaches this mapping's own path and line to their errors.
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ParamSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a parameter spec (a mapping with `type`)")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<ParamSpec, A::Error> {
+                let raw = RawParamSpec::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                ParamSpec::try_from(raw).map_err(de::Error::custom)
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 impl TryFrom<RawParamSpec> for ParamSpec {

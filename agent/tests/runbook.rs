@@ -486,8 +486,21 @@ fn the_six_runbooks_and_the_template_load() {
             .collect();
         let declared: std::collections::BTreeSet<String> = rb.parameters.keys().cloned().collect();
         assert_eq!(used, declared, "{}", f.display());
-        // Defaults bind without an incident.
-        rb.bind_params(None, &[]).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        // Defaults bind without an incident; required parameters get a sample value.
+        let samples: Vec<(String, String)> = rb
+            .parameters
+            .iter()
+            .filter(|(_, spec)| spec.required && spec.default.is_none())
+            .map(|(name, spec)| {
+                let v = match spec.kind {
+                    msp_agent::runbook::params::ParamType::Unit => "nginx.service".to_string(),
+                    msp_agent::runbook::params::ParamType::Path => format!("{}/cert.pem", spec.allowed_roots[0].display()),
+                    other => panic!("{}: no sample for a required {other} parameter", f.display()),
+                };
+                (name.clone(), v)
+            })
+            .collect();
+        rb.bind_params(None, &samples).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
     }
 }
 
@@ -505,7 +518,7 @@ fn lint_cli_exit_codes() {
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 2, "every error printed: {stdout}");
     assert_eq!(lines[0], format!("{}:7: sla_minutes: invalid type: string \"thirty\", expected u64", d.path().join("RB-A-001.yaml").display()));
-    assert!(lines[1].starts_with(&format!("{}:20: steps[0].success_criteria: invalid success criteria", d.path().join("RB-B-001.yaml").display())), "{stdout}");
+    assert!(lines[1].starts_with(&format!("{}:19: steps[0].success_criteria: invalid success criteria", d.path().join("RB-B-001.yaml").display())), "{stdout}");
 
     let out = Command::new(bin()).args(["runbook", "lint", "/nonexistent/RB-X-001.yaml"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));

@@ -426,6 +426,10 @@ fn check_artifacts(path: &Path, bundle: &Bundle, bad: &mut impl FnMut(String)) -
 }
 
 /// Chain rules over the parsed bundles; problems are pushed, summaries returned.
+///
+/// Bundles are grouped by (client_id, hostname) and then by sequence. When two bundles share
+/// a sequence (a fork), the one the next bundle links to is taken as the chain's and the other
+/// is named; with no successor to decide, the later name is named.
 fn check_chains(
     links: Vec<Link>,
     heads: &[PathBuf],
@@ -439,62 +443,88 @@ fn check_chains(
     let mut summaries = Vec::new();
     for ((client_id, hostname), mut chain) in groups {
         chain.sort_by(|a, b| (a.sequence, a.name, &a.path).cmp(&(b.sequence, b.name, &b.path)));
-        let mut by_prev: HashMap<&str, &Link> = HashMap::new();
-        for (i, l) in chain.iter().enumerate() {
-            if let Some(other) = by_prev.insert(l.prev.as_str(), l) {
-                let (first, second) = if other.name <= l.name { (other, l) } else { (l, other) };
-                problems.push(problem(
-                    &second.path,
-                    format!("fork: same prev_bundle_sha256 as {} (two bundles claim one predecessor)", first.file_name),
-                ));
-            }
-            let Some(prev) = i.checked_sub(1).map(|j| &chain[j]) else {
-                if l.sequence == 1 && l.prev != GENESIS_PREV_HASH {
-                    problems.push(problem(&l.path, "chain broken: sequence 1 must have the genesis prev_bundle_sha256".into()));
-                } else if l.sequence != 1 && !opts.partial {
-                    problems.push(problem(
-                        &l.path,
-                        format!(
-                            "chain broken: the chain starts at sequence {} (bundles 1 to {} missing or not given; --partial checks part of a chain)",
-                            l.sequence,
-                            l.sequence.saturating_sub(1)
-                        ),
-                    ));
-                }
-                continue;
+        let mut by_seq: BTreeMap<u64, Vec<&Link>> = BTreeMap::new();
+        for l in &chain {
+            by_seq.entry(l.sequence).or_default().push(l);
+        }
+        // Forks: one sequence used twice. `kept` is the bundle the chain continues from.
+        let mut kept: BTreeMap<u64, &Link> = BTreeMap::new();
+        for (seq, same) in &by_seq {
+            let linked: Vec<&Link> = match by_seq.get(&(seq + 1)) {
+                Some(next) => same.iter().copied().filter(|l| next.iter().any(|n| n.prev == l.sha256)).collect(),
+                None => Vec::new(),
             };
-            if l.sequence == prev.sequence {
-                let (first, second) = if prev.name <= l.name { (prev, l) } else { (l, prev) };
-                problems.push(problem(&second.path, format!("fork: sequence {} is also used by {}", l.sequence, first.file_name)));
-            } else if l.sequence > prev.sequence + 1 {
-                problems.push(problem(
-                    &l.path,
-                    format!(
-                        "chain broken: sequence {} follows sequence {} ({}): {} bundle(s) missing",
-                        l.sequence,
-                        prev.sequence,
-                        prev.file_name,
-                        l.sequence - prev.sequence - 1
-                    ),
-                ));
-            } else if l.prev != prev.sha256 {
-                problems.push(problem(
-                    &l.path,
-                    format!("chain broken: prev_bundle_sha256 does not match {}", prev.file_name),
-                ));
+            let keep = linked.first().copied().unwrap_or(same[0]);
+            kept.insert(*seq, keep);
+            for l in same.iter().filter(|l| l.path != keep.path) {
+                problems.push(problem(&l.path, format!("fork: sequence {seq} is also used by {}", keep.file_name)));
             }
-            if l.sequence != 1 && l.prev == GENESIS_PREV_HASH {
-                problems.push(problem(&l.path, "chain broken: a second genesis bundle".into()));
-            }
-            // Same day: the per-day number must grow with the sequence.
-            if let (Some(a), Some(b)) = (prev.name, l.name) {
-                if a.day == b.day && b.n < a.n && l.sequence > prev.sequence {
+        }
+        // Forks: one predecessor claimed twice (with different sequences).
+        let mut by_prev: HashMap<&str, &Link> = HashMap::new();
+        for l in &chain {
+            if let Some(other) = by_prev.insert(l.prev.as_str(), l) {
+                if other.sequence != l.sequence {
                     problems.push(problem(
                         &l.path,
-                        format!("out of order: sequence {} has a lower number than {} (sequence {})", l.sequence, prev.file_name, prev.sequence),
+                        format!("fork: same prev_bundle_sha256 as {} (two bundles claim one predecessor)", other.file_name),
                     ));
                 }
             }
+        }
+        // Links between consecutive sequences.
+        let mut prev_seq: Option<(u64, &Link)> = None;
+        for (seq, same) in &by_seq {
+            for l in same {
+                match prev_seq {
+                    None => {
+                        if *seq == 1 && l.prev != GENESIS_PREV_HASH {
+                            problems.push(problem(&l.path, "chain broken: sequence 1 must have the genesis prev_bundle_sha256".into()));
+                        } else if *seq != 1 && !opts.partial {
+                            problems.push(problem(
+                                &l.path,
+                                format!(
+                                    "chain broken: the chain starts at sequence {seq} (bundles 1 to {} missing or not given; --partial checks part of a chain)",
+                                    seq - 1
+                                ),
+                            ));
+                        }
+                    }
+                    Some((pseq, named)) => {
+                        if *seq > pseq + 1 {
+                            problems.push(problem(
+                                &l.path,
+                                format!(
+                                    "chain broken: sequence {seq} follows sequence {pseq} ({}): {} bundle(s) missing",
+                                    named.file_name,
+                                    seq - pseq - 1
+                                ),
+                            ));
+                        } else if named.sha256 != l.prev {
+                            problems.push(problem(
+                                &l.path,
+                                format!("chain broken: prev_bundle_sha256 does not match {}", named.file_name),
+                            ));
+                        }
+                        if l.prev == GENESIS_PREV_HASH {
+                            problems.push(problem(&l.path, "chain broken: a second genesis bundle".into()));
+                        }
+                        // Same day: the per-day number must grow with the sequence.
+                        if let (Some(a), Some(n)) = (named.name, l.name) {
+                            if a.day == n.day && n.n < a.n {
+                                problems.push(problem(
+                                    &l.path,
+                                    format!(
+                                        "out of order: sequence {seq} has a lower number than {} (sequence {pseq})",
+                                        named.file_name
+                                    ),
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+            prev_seq = kept.get(seq).map(|k| (*seq, *k));
         }
         if let (Some(first), Some(last)) = (chain.first(), chain.last()) {
             summaries.push(ChainSummary {

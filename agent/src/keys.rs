@@ -1,12 +1,53 @@
 //! Evidence signing keys (DESIGN.md 3, "Signing keys"): generation, rotation, loading.
-//! SKELETON: the API below is the contract other modules code against; bodies to be written.
+//!
+//! A key directory holds:
+//!
+//! | file | what |
+//! |---|---|
+//! | `evidence-signing.key` | private key, PKCS#8 PEM, mode 0400 |
+//! | `evidence-signing.pub.pem` | public key, SPKI PEM (`openssl pkeyutl -verify -pubin -rawin`) |
+//! | `evidence-signing.pub` | public key, OpenSSH line |
+//! | `allowed_signers` | every key (current and archived) with its `valid-after`/`valid-before` window |
+//! | `key-info.json` | [`KeyInfo`] of the current key (`valid_until: null`) |
+//! | `archive/<safe-id>.pub`, `.pub.pem`, `.json` | each retired public key and its [`KeyInfo`] |
+//!
+//! Validity windows are whole seconds, inclusive at both ends, like `ssh-keygen -Y verify`'s
+//! `valid-after`/`valid-before` checks; rotating at time T ends the old window and starts the
+//! new one at T.
 
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use clap::Subcommand;
+use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
+use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use ssh_key::{HashAlg, LineEnding, PublicKey, SshSig};
 
 use crate::exit::Exit;
+use crate::fsutil;
+
+/// Private key file name.
+pub const PRIVATE_KEY_FILE: &str = "evidence-signing.key";
+/// SPKI PEM public key file name.
+pub const PUBLIC_PEM_FILE: &str = "evidence-signing.pub.pem";
+/// OpenSSH public key file name.
+pub const PUBLIC_SSH_FILE: &str = "evidence-signing.pub";
+/// `ssh-keygen -Y verify -f` file name.
+pub const ALLOWED_SIGNERS_FILE: &str = "allowed_signers";
+/// Key metadata file name.
+pub const KEY_INFO_FILE: &str = "key-info.json";
+/// Sub-directory holding retired public keys.
+pub const ARCHIVE_DIR: &str = "archive";
+/// Principal in `allowed_signers` and the `-I` argument of `ssh-keygen -Y verify`.
+pub const PRINCIPAL: &str = "msp-evidence";
+/// SSHSIG namespace (`-n` of `ssh-keygen -Y`).
+pub const NAMESPACE: &str = "msp-evidence";
+/// `signing.algorithm` in bundles and `algorithm` in [`KeyInfo`].
+pub const ALGORITHM: &str = "ed25519";
 
 /// `msp-agent key ...`
 #[derive(Debug, Subcommand)]
@@ -24,31 +65,364 @@ pub enum KeyCmd {
 }
 
 impl KeyCmd {
+    /// Run the key command.
     pub fn run(self) -> Result<Exit> {
-        bail!("key commands are not implemented yet")
+        let now = Utc::now();
+        match self {
+            KeyCmd::Generate { out } => {
+                let info = generate(&out, now)?;
+                println!("generated {} in {}", info.key_id, out.display());
+            }
+            KeyCmd::Rotate { key_dir } => {
+                let (old, new) = rotate(&key_dir, now)?;
+                println!(
+                    "rotated {}: archived {} (valid until {}), new key {}",
+                    key_dir.display(),
+                    old.key_id,
+                    old.valid_until.as_deref().unwrap_or("?"),
+                    new.key_id
+                );
+            }
+        }
+        Ok(Exit::Ok)
     }
+}
+
+/// Metadata of one key: `key-info.json` for the current key, `archive/<safe-id>.json` for
+/// retired ones. Times are RFC 3339 UTC, whole seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyInfo {
+    /// `SHA256:<base64>` fingerprint, as `ssh-keygen -l` prints it.
+    pub key_id: String,
+    /// Always `ed25519`.
+    pub algorithm: String,
+    /// The public key as an OpenSSH line (so the info file alone identifies the key).
+    pub public_key: String,
+    /// When the key was generated.
+    pub created: String,
+    /// First second at which the key may sign.
+    pub valid_from: String,
+    /// Last second at which the key may sign; `null` for the current key.
+    pub valid_until: Option<String>,
+}
+
+impl KeyInfo {
+    /// `valid_from` parsed.
+    pub fn valid_from_time(&self) -> Result<DateTime<Utc>> {
+        parse_time(&self.valid_from).with_context(|| format!("key {}: valid_from", self.key_id))
+    }
+    /// `valid_until` parsed (`None` = open-ended).
+    pub fn valid_until_time(&self) -> Result<Option<DateTime<Utc>>> {
+        self.valid_until
+            .as_deref()
+            .map(parse_time)
+            .transpose()
+            .with_context(|| format!("key {}: valid_until", self.key_id))
+    }
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>> {
+    Ok(DateTime::parse_from_rfc3339(s)
+        .with_context(|| format!("{s:?} is not an RFC 3339 time"))?
+        .with_timezone(&Utc))
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// `YYYYMMDDHHMMSSZ`, the form `allowed_signers` takes for `valid-after`/`valid-before`.
+fn ssh_time(t: DateTime<Utc>) -> String {
+    t.format("%Y%m%d%H%M%SZ").to_string()
+}
+
+/// `SHA256:ab+/cd` as a file name: `SHA256-ab-_cd`.
+pub fn key_id_file_stem(key_id: &str) -> String {
+    key_id.replace(':', "-").replace('+', "-").replace('/', "_")
+}
+
+/// The OpenSSH public key for an Ed25519 verifying key (comment `msp-evidence`).
+pub fn ssh_public_key(vk: &VerifyingKey) -> PublicKey {
+    let data = ssh_key::public::KeyData::Ed25519(ssh_key::public::Ed25519PublicKey(vk.to_bytes()));
+    PublicKey::new(data, PRINCIPAL)
+}
+
+/// `SHA256:...` fingerprint of an Ed25519 verifying key, as `ssh-keygen -l` prints it.
+pub fn key_id_of(vk: &VerifyingKey) -> String {
+    ssh_public_key(vk).fingerprint(HashAlg::Sha256).to_string()
+}
+
+/// One `allowed_signers` line for a key and its window.
+fn allowed_signers_line(info: &KeyInfo) -> Result<String> {
+    let mut opts = format!(
+        "namespaces=\"{NAMESPACE}\",valid-after=\"{}\"",
+        ssh_time(info.valid_from_time()?)
+    );
+    if let Some(until) = info.valid_until_time()? {
+        opts.push_str(&format!(",valid-before=\"{}\"", ssh_time(until)));
+    }
+    // The key line without its comment: `ssh-ed25519 AAAA...`.
+    let mut parts = info.public_key.split_whitespace();
+    let (alg, b64) = match (parts.next(), parts.next()) {
+        (Some(a), Some(b)) => (a, b),
+        _ => bail!("key {}: public_key {:?} is not an OpenSSH line", info.key_id, info.public_key),
+    };
+    Ok(format!("{PRINCIPAL} {opts} {alg} {b64}\n"))
+}
+
+fn write_public_files(dir: &Path, stem: &str, vk: &VerifyingKey, once: bool) -> Result<()> {
+    let pem = vk
+        .to_public_key_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+        .context("encoding the public key as SPKI PEM")?;
+    let ssh = ssh_public_key(vk).to_openssh().context("encoding the public key for OpenSSH")?;
+    let write = if once { fsutil::write_once } else { fsutil::replace };
+    write(&dir.join(format!("{stem}.pub.pem")), pem.as_bytes(), 0o644)?;
+    write(&dir.join(format!("{stem}.pub")), format!("{ssh}\n").as_bytes(), 0o644)?;
+    Ok(())
+}
+
+fn info_json(info: &KeyInfo) -> Result<Vec<u8>> {
+    let mut v = serde_json::to_vec_pretty(info).context("serialising key info")?;
+    v.push(b'\n');
+    Ok(v)
+}
+
+fn new_key_info(vk: &VerifyingKey, now: DateTime<Utc>) -> Result<KeyInfo> {
+    let now = now.trunc_subsecs(0);
+    Ok(KeyInfo {
+        key_id: key_id_of(vk),
+        algorithm: ALGORITHM.to_string(),
+        public_key: ssh_public_key(vk).to_openssh().context("encoding the public key")?,
+        created: rfc3339(now),
+        valid_from: rfc3339(now),
+        valid_until: None,
+    })
+}
+
+fn write_allowed_signers(dir: &Path, keys: &[KeyInfo]) -> Result<()> {
+    let mut text = String::from(
+        "# msp-evidence signing keys with their validity windows (written by msp-agent key).\n\
+         # ssh-keygen -Y verify -f allowed_signers -I msp-evidence -n msp-evidence \
+         -s X.json.sshsig -Overify-time=YYYYMMDDHHMMSS < X.json\n",
+    );
+    for k in keys {
+        text.push_str(&allowed_signers_line(k)?);
+    }
+    fsutil::replace(&dir.join(ALLOWED_SIGNERS_FILE), text.as_bytes(), 0o644)
+}
+
+/// Generate a new key in `dir` (created if missing) valid from `now`. Refuses to overwrite an
+/// existing key. The private key is written last so that a directory with a private key is
+/// always complete.
+pub fn generate(dir: &Path, now: DateTime<Utc>) -> Result<KeyInfo> {
+    let key_path = dir.join(PRIVATE_KEY_FILE);
+    if key_path.exists() || dir.join(KEY_INFO_FILE).exists() {
+        bail!(
+            "{} already holds a signing key; refusing to overwrite it (use `msp-agent key rotate`)",
+            dir.display()
+        );
+    }
+    fsutil::create_dir_all(dir, 0o755)?;
+    let sk = SigningKey::generate(&mut rand_core::OsRng);
+    let info = new_key_info(&sk.verifying_key(), now)?;
+    write_public_files(dir, "evidence-signing", &sk.verifying_key(), false)?;
+    fsutil::replace(&dir.join(KEY_INFO_FILE), &info_json(&info)?, 0o644)?;
+    write_allowed_signers(dir, std::slice::from_ref(&info))?;
+    write_private_key(&key_path, &sk, true)?;
+    Ok(info)
+}
+
+fn write_private_key(path: &Path, sk: &SigningKey, once: bool) -> Result<()> {
+    // PKCS#8 v1 (no embedded public key): the form `openssl genpkey` writes and OpenSSL 3.0
+    // reads; the v2 form ed25519-dalek writes by default is rejected by `openssl pkey`.
+    let bytes = ed25519_dalek::pkcs8::KeypairBytes { secret_key: sk.to_bytes(), public_key: None };
+    let pem = bytes
+        .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+        .context("encoding the private key as PKCS#8 PEM")?;
+    if once {
+        fsutil::write_once(path, pem.as_bytes(), 0o400)
+    } else {
+        fsutil::replace(path, pem.as_bytes(), 0o400)
+    }
+}
+
+/// Read `key-info.json` from a key directory.
+pub fn read_key_info(path: &Path) -> Result<KeyInfo> {
+    let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// The retired keys' infos in `dir/archive`, oldest first.
+pub fn read_archive(dir: &Path) -> Result<Vec<KeyInfo>> {
+    let adir = dir.join(ARCHIVE_DIR);
+    let mut out = Vec::new();
+    let rd = match fs::read_dir(&adir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", adir.display())),
+    };
+    for entry in rd {
+        let entry = entry.with_context(|| format!("reading {}", adir.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".json") && !name.starts_with(fsutil::TMP_PREFIX) {
+            out.push(read_key_info(&entry.path())?);
+        }
+    }
+    out.sort_by(|a, b| a.valid_from.cmp(&b.valid_from));
+    Ok(out)
+}
+
+/// Rotate the key in `dir` at `now`: archive the current public key with `valid_until = now`,
+/// generate a new key valid from `now`, rewrite `allowed_signers` with every key's window.
+/// Returns (retired key, new key).
+///
+/// Order: archive files (write-once), then the new private key under a temporary name, then
+/// the public files and `key-info.json`, then `allowed_signers`, then the private key is
+/// renamed into place. [`Signer::load`] refuses a private key that does not match
+/// `evidence-signing.pub`, so an interrupted rotation is loud, never a silent wrong key.
+pub fn rotate(dir: &Path, now: DateTime<Utc>) -> Result<(KeyInfo, KeyInfo)> {
+    let now = now.trunc_subsecs(0);
+    let mut old = read_key_info(&dir.join(KEY_INFO_FILE))?;
+    if old.valid_from_time()? > now {
+        bail!("{}: current key is valid from {}, after the rotation time {}", dir.display(), old.valid_from, rfc3339(now));
+    }
+    // Check the public files really are the key the info names before archiving them.
+    let pem_path = dir.join(PUBLIC_PEM_FILE);
+    let pem = fs::read_to_string(&pem_path).with_context(|| format!("reading {}", pem_path.display()))?;
+    let old_vk = VerifyingKey::from_public_key_pem(&pem).with_context(|| format!("parsing {}", pem_path.display()))?;
+    if key_id_of(&old_vk) != old.key_id {
+        bail!("{} is key {}, but {} names {}", pem_path.display(), key_id_of(&old_vk), KEY_INFO_FILE, old.key_id);
+    }
+    old.valid_until = Some(rfc3339(now));
+
+    let adir = dir.join(ARCHIVE_DIR);
+    fsutil::create_dir_all(&adir, 0o755)?;
+    let stem = key_id_file_stem(&old.key_id);
+    write_public_files(&adir, &stem, &old_vk, true)?;
+    fsutil::write_once(&adir.join(format!("{stem}.json")), &info_json(&old)?, 0o644)?;
+
+    let sk = SigningKey::generate(&mut rand_core::OsRng);
+    let new = new_key_info(&sk.verifying_key(), now)?;
+    let staged = dir.join(format!("{}{PRIVATE_KEY_FILE}.new", fsutil::TMP_PREFIX));
+    let _ = fs::remove_file(&staged);
+    write_private_key(&staged, &sk, false)?;
+    write_public_files(dir, "evidence-signing", &sk.verifying_key(), false)?;
+    fsutil::replace(&dir.join(KEY_INFO_FILE), &info_json(&new)?, 0o644)?;
+    let mut all = read_archive(dir)?;
+    all.push(new.clone());
+    write_allowed_signers(dir, &all)?;
+    fs::rename(&staged, dir.join(PRIVATE_KEY_FILE))
+        .with_context(|| format!("moving the new private key into {}", dir.join(PRIVATE_KEY_FILE).display()))?;
+    fsutil::sync_dir(dir)?;
+    Ok((old, new))
 }
 
 /// The loaded private signing key.
 pub struct Signer {
-    _private: (),
+    key: SigningKey,
+    key_id: String,
+    ssh_public: PublicKey,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print key material.
+        f.debug_struct("Signer").field("key_id", &self.key_id).finish_non_exhaustive()
+    }
 }
 
 impl Signer {
-    /// Load `evidence-signing.key` from `key_dir`, refusing a key readable by group or others.
+    /// Load `evidence-signing.key` from `key_dir`, refusing a key readable by group or others,
+    /// and a key that does not match `evidence-signing.pub` when that file exists.
     pub fn load(key_dir: &Path) -> Result<Signer> {
-        bail!("loading keys from {} is not implemented yet", key_dir.display())
+        let path = key_dir.join(PRIVATE_KEY_FILE);
+        let meta = fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?;
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            bail!(
+                "{} has mode {mode:04o}; it must not be readable by group or others (chmod 0400)",
+                path.display()
+            );
+        }
+        let pem = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let key = SigningKey::from_pkcs8_pem(&pem)
+            .with_context(|| format!("{} is not a PKCS#8 PEM Ed25519 private key", path.display()))?;
+        let signer = Signer::from_signing_key(key);
+        let pub_path = key_dir.join(PUBLIC_SSH_FILE);
+        if let Ok(text) = fs::read_to_string(&pub_path) {
+            let on_disk = PublicKey::from_openssh(text.trim())
+                .with_context(|| format!("parsing {}", pub_path.display()))?;
+            if on_disk.key_data() != signer.ssh_public.key_data() {
+                bail!(
+                    "{} (key {}) does not match {} (key {}); was a rotation interrupted?",
+                    path.display(),
+                    signer.key_id,
+                    pub_path.display(),
+                    on_disk.fingerprint(HashAlg::Sha256)
+                );
+            }
+        }
+        Ok(signer)
     }
+
+    /// Wrap an in-memory key (tests and benchmarks; production code uses [`Signer::load`]).
+    pub fn from_signing_key(key: SigningKey) -> Signer {
+        let vk = key.verifying_key();
+        Signer { key_id: key_id_of(&vk), ssh_public: ssh_public_key(&vk), key }
+    }
+
     /// `SHA256:...` fingerprint, as `ssh-keygen -l` prints it.
     pub fn key_id(&self) -> &str {
-        ""
+        &self.key_id
     }
+
+    /// The public half.
+    pub fn verifying_key(&self) -> VerifyingKey {
+        self.key.verifying_key()
+    }
+
     /// Raw 64-byte Ed25519 signature of `msg` (verifiable with `openssl pkeyutl -rawin`).
-    pub fn sign_raw(&self, _msg: &[u8]) -> [u8; 64] {
-        [0; 64]
+    pub fn sign_raw(&self, msg: &[u8]) -> [u8; 64] {
+        self.key.sign(msg).to_bytes()
     }
-    /// SSHSIG (PEM armoured) over `msg` with namespace `msp-evidence`.
-    pub fn sign_sshsig(&self, _msg: &[u8]) -> Result<String> {
-        bail!("not implemented yet")
+
+    /// SSHSIG (PEM armoured) over `msg` with namespace `msp-evidence`, hash SHA-512 (what
+    /// `ssh-keygen -Y sign` uses).
+    pub fn sign_sshsig(&self, msg: &[u8]) -> Result<String> {
+        let data = SshSig::signed_data(NAMESPACE, HashAlg::Sha512, msg).context("building SSHSIG signed data")?;
+        let sig = self.key.sign(&data);
+        let ssh_sig = ssh_key::Signature::new(ssh_key::Algorithm::Ed25519, sig.to_bytes().to_vec())
+            .context("wrapping the Ed25519 signature")?;
+        let sshsig = SshSig::new(self.ssh_public.key_data().clone(), NAMESPACE, HashAlg::Sha512, ssh_sig)
+            .context("building SSHSIG")?;
+        let mut pem = sshsig.to_pem(LineEnding::LF).context("encoding SSHSIG")?;
+        if !pem.ends_with('\n') {
+            pem.push('\n');
+        }
+        Ok(pem)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_id_file_stem_is_a_plain_name() {
+        assert_eq!(key_id_file_stem("SHA256:a+b/c"), "SHA256-a-b_c");
+    }
+
+    #[test]
+    fn load_refuses_group_readable_key_and_names_file_and_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        generate(dir.path(), Utc::now()).unwrap();
+        let key = dir.path().join(PRIVATE_KEY_FILE);
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
+        let err = format!("{:#}", Signer::load(dir.path()).unwrap_err());
+        assert!(err.contains("evidence-signing.key has mode 0644"), "{err}");
+        assert!(err.contains("chmod 0400"), "{err}");
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o400)).unwrap();
+        Signer::load(dir.path()).unwrap();
     }
 }

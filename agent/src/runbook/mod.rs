@@ -1,22 +1,39 @@
-//! Runbooks: the strict loader, parameter validation, success criteria and the executor.
-//! SKELETON: bodies to be written.
+//! Runbooks: the strict loader ([`model`]), parameter validation ([`params`]), success
+//! criteria ([`expr`]) and the executor ([`exec`]); plus `msp-agent runbook lint|run`.
 
-use std::path::PathBuf;
+pub mod exec;
+pub mod expr;
+pub mod model;
+pub mod params;
 
-use anyhow::{bail, Result};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 
+pub use exec::{execute, to_new_bundle, BundleContext, ExecConfig, ExecutionReport, ResolutionStatus, ResolutionType, StepResult};
+pub use model::{LoadError, Runbook, Step};
+pub use params::{BindError, Params};
+
 use crate::exit::Exit;
+use crate::incident::{Incident, IncidentSource};
 
 /// `msp-agent runbook ...`
 #[derive(Debug, Subcommand)]
 pub enum RunbookCmd {
     /// Check runbook files: strict schema, expressions, step ids.
+    ///
+    /// Exit 0 when every runbook is valid, 1 when any is invalid (every error is printed as
+    /// FILE:LINE: FIELD: message), 2 when a path cannot be read.
     Lint {
+        /// Runbook files, or directories whose `*.yaml`/`*.yml` files are checked (not recursive).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
     /// Run one runbook by hand (evidence `resolution_type: manual`).
+    ///
+    /// Prints the evidence bundle's path; exit 0 when resolved, 1 otherwise, 2 when nothing
+    /// could run (bad parameter, runbook, key or store).
     Run {
         /// Runbook id, e.g. RB-DISK-001.
         id: String,
@@ -29,11 +46,139 @@ pub enum RunbookCmd {
         evidence_dir: PathBuf,
         #[arg(long, value_name = "DIR", default_value = crate::paths::KEY_DIR)]
         key_dir: PathBuf,
+        /// Client id recorded in the bundle.
+        #[arg(long, value_name = "ID", env = "MSP_CLIENT_ID", default_value = "unassigned")]
+        client_id: String,
     },
 }
 
 impl RunbookCmd {
+    /// Run the subcommand.
     pub fn run(self) -> Result<Exit> {
-        bail!("runbook commands are not implemented yet")
+        match self {
+            RunbookCmd::Lint { paths } => lint(&paths),
+            RunbookCmd::Run { id, params, runbooks, evidence_dir, key_dir, client_id } => {
+                run_manual(&id, &params, &runbooks, &evidence_dir, &key_dir, &client_id)
+            }
+        }
     }
+}
+
+/// `runbook lint`: prints every error; see [`RunbookCmd::Lint`] for the exit codes.
+fn lint(paths: &[PathBuf]) -> Result<Exit> {
+    let mut errors: Vec<LoadError> = Vec::new();
+    let mut checked = 0usize;
+    for p in paths {
+        if p.is_dir() {
+            let (books, errs) = model::load_dir(p).with_context(|| format!("reading directory {}", p.display()))?;
+            checked += books.len() + errs.len();
+            errors.extend(errs);
+        } else {
+            let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+            checked += 1;
+            if let Err(e) = Runbook::from_bytes(p, &bytes) {
+                errors.push(e);
+            }
+        }
+    }
+    for e in &errors {
+        println!("{e}");
+    }
+    eprintln!("runbook lint: {checked} file(s) checked, {} invalid", errors.len());
+    Ok(if errors.is_empty() { Exit::Ok } else { Exit::CheckFailed })
+}
+
+/// Find runbook `id` in `dir`. Other broken files in the directory are reported as warnings;
+/// a broken or duplicated `id` is an error.
+pub fn find_runbook(dir: &Path, id: &str) -> Result<Runbook> {
+    let (books, errors) = model::load_dir(dir).with_context(|| format!("reading runbook directory {}", dir.display()))?;
+    for e in &errors {
+        if e.message.contains(&format!("{id:?}")) || e.file.file_stem().is_some_and(|s| s == id) {
+            bail!("runbook {id} is invalid: {e}");
+        }
+        tracing::warn!("ignoring invalid runbook: {e}");
+    }
+    books
+        .into_iter()
+        .find(|b| b.id == id)
+        .with_context(|| format!("no runbook with id {id} in {}", dir.display()))
+}
+
+/// The operator of a manual run: `$SUDO_USER`, else `$USER`, else `uid:<n>`.
+pub fn operator_name() -> String {
+    for var in ["SUDO_USER", "USER"] {
+        if let Ok(v) = std::env::var(var) {
+            let v = crate::scrub::scrub(v.trim());
+            if !v.is_empty() && !v.chars().any(char::is_control) && v.len() <= 64 {
+                return v;
+            }
+        }
+    }
+    format!("uid:{}", nix::unistd::getuid())
+}
+
+/// The host's name, or `localhost` when it cannot be read.
+pub fn hostname() -> String {
+    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".into())
+}
+
+/// Provenance of this agent: version and, on NixOS, the running system's store path.
+pub fn provenance() -> crate::evidence::bundle::Provenance {
+    crate::evidence::bundle::Provenance {
+        agent_version: crate::AGENT_VERSION.to_string(),
+        nixos_system: std::fs::read_link("/run/current-system").ok().map(|p| p.display().to_string()),
+        baseline_version: None,
+        baseline_sha256: None,
+    }
+}
+
+/// The incident a manual run is recorded under.
+pub fn manual_incident(runbook: &Runbook, host: &str) -> Incident {
+    let now = chrono::Utc::now();
+    let event_type = runbook.trigger_conditions.event_types.0.first().map(|e| e.0.clone()).unwrap_or_default();
+    let mut details = std::collections::BTreeMap::new();
+    details.insert("trigger".to_string(), serde_json::Value::String("manual".into()));
+    Incident {
+        incident_id: format!("INC-{}", now.format("%Y%m%d-%H%M")),
+        event_type,
+        severity: runbook.severity,
+        host: host.to_string(),
+        detected_at: now,
+        source: IncidentSource::Manual,
+        unit: None,
+        details,
+    }
+}
+
+fn run_manual(id: &str, raw_params: &[String], dir: &Path, evidence_dir: &Path, key_dir: &Path, client_id: &str) -> Result<Exit> {
+    let overrides = raw_params
+        .iter()
+        .map(|s| params::parse_override(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    let runbook = find_runbook(dir, id)?;
+    // Refuse bad parameters before anything runs (and before touching keys or the store).
+    let params = runbook.bind_params(None, &overrides).with_context(|| format!("runbook {id}"))?;
+    // Load the key and open the store first: a remediation whose evidence cannot be written
+    // must not run.
+    let signer = crate::keys::Signer::load(key_dir)?;
+    let mut store = crate::evidence::store::EvidenceStore::open(evidence_dir)?;
+
+    let host = hostname();
+    let incident = manual_incident(&runbook, &host);
+    let work = tempfile::Builder::new().prefix("msp-run-").tempdir().context("creating the run directory")?;
+    let cfg = ExecConfig::new(work.path())?;
+    let report = execute(&runbook, &params, &incident, &cfg)?;
+    let ctx = BundleContext {
+        client_id: client_id.to_string(),
+        hostname: host,
+        operator: operator_name(),
+        resolution_type: ResolutionType::Manual,
+        provenance: provenance(),
+    };
+    let bundle = to_new_bundle(&report, &incident, &runbook, &ctx);
+    let written = store.append(bundle, &signer, chrono::Utc::now())?;
+    println!("{}", written.path.display());
+    eprintln!("runbook {id}: {}", report.status.as_str());
+    Ok(if report.status == ResolutionStatus::Resolved { Exit::Ok } else { Exit::CheckFailed })
 }

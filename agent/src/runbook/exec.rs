@@ -1,0 +1,662 @@
+//! The executor: runs a runbook's steps as bash scripts in their own process groups, with a
+//! clean environment, bounded output and hard timeouts; then rollback and the closed-loop
+//! verification; and turns the result into an evidence bundle's content.
+//!
+//! Execution model (see ARCH-runbook.md for the reasoning):
+//! * `bash --noprofile --norc -e -u -o pipefail -c SCRIPT msp-step`: strict mode is set with
+//!   bash's own flags, so the script text run is byte-for-byte the runbook's (its SHA-256 is
+//!   the recorded `script_hash`), and no profile or rc file can change behaviour.
+//! * Own process group (`setpgid(0, 0)`), stdin `/dev/null`, environment cleared and rebuilt
+//!   from `PATH`, `LANG`/`LC_ALL=C`, `HOME`, `TMPDIR`, `MSP_*` only.
+//! * At `timeout_seconds` the whole group gets SIGTERM, then SIGKILL after a grace period.
+//!   The group leader is observed with `waitid(WNOWAIT)` and reaped only after the group
+//!   has been signalled, so its pid (= the group id) cannot be reused in between. When a step
+//!   ends normally, anything it left running in its group is killed too: no step outlives
+//!   its record.
+//! * stdout and stderr are captured in memory up to [`ExecConfig::output_cap`] bytes each; a
+//!   step that writes more is killed and failed (large outputs belong in `$MSP_ARTIFACTS`), so
+//!   `output_hash` always covers the complete output.
+
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, SecondsFormat, Utc};
+use nix::sys::signal::{killpg, Signal};
+use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::model::{Runbook, Step};
+use super::params::Params;
+use crate::evidence::bundle::{Action, ExecutionSection, IncidentSection, Outputs, Provenance, RunbookSection};
+use crate::evidence::store::NewBundle;
+use crate::incident::{Incident, IncidentSource};
+use crate::scrub;
+
+/// `PATH` given to scripts: NixOS system paths first, then the FHS ones (any systemd host).
+pub const SCRIPT_PATH: &str =
+    "/run/wrappers/bin:/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// How steps are run.
+#[derive(Debug, Clone)]
+pub struct ExecConfig {
+    /// The bash binary, resolved once (see [`find_bash`]).
+    pub bash: PathBuf,
+    /// Run directory: scripts' working directory, `HOME` and `TMPDIR` (`tmp/`); artifacts go
+    /// to `artifacts/` below it. Must exist, owned by the agent, not shared.
+    pub work_dir: PathBuf,
+    /// `PATH` for scripts.
+    pub path_env: String,
+    /// Between SIGTERM and SIGKILL of a timed-out step's group.
+    pub kill_grace: Duration,
+    /// Per stream, in bytes.
+    pub output_cap: usize,
+    /// Excerpt size per stream, in bytes.
+    pub excerpt_bytes: usize,
+}
+
+impl ExecConfig {
+    /// Defaults for a run in `work_dir`: bash found on this host, 2 s grace, 4 MiB output
+    /// cap per stream, 4 KiB excerpts.
+    pub fn new(work_dir: &Path) -> Result<ExecConfig> {
+        Ok(ExecConfig {
+            bash: find_bash()?,
+            work_dir: work_dir.to_path_buf(),
+            path_env: SCRIPT_PATH.to_string(),
+            kill_grace: Duration::from_secs(2),
+            output_cap: 4 << 20,
+            excerpt_bytes: 4096,
+        })
+    }
+
+    /// `$MSP_ARTIFACTS` of this run.
+    pub fn artifacts_dir(&self) -> PathBuf {
+        self.work_dir.join("artifacts")
+    }
+}
+
+/// Find bash: the NixOS system profile, then the usual FHS locations. Not `$PATH`: the agent's
+/// own environment is not trusted to pick the interpreter of root scripts.
+pub fn find_bash() -> Result<PathBuf> {
+    const CANDIDATES: [&str; 4] = ["/run/current-system/sw/bin/bash", "/usr/bin/bash", "/bin/bash", "/usr/local/bin/bash"];
+    CANDIDATES
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .with_context(|| format!("no bash found (looked at {})", CANDIDATES.join(", ")))
+}
+
+/// A step's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepResult {
+    Success,
+    Failed,
+    Timeout,
+    /// Not run because an earlier step failed.
+    Skipped,
+}
+
+impl StepResult {
+    /// The bundle's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepResult::Success => "success",
+            StepResult::Failed => "failed",
+            StepResult::Timeout => "timeout",
+            StepResult::Skipped => "skipped",
+        }
+    }
+}
+
+/// An artifact collected after a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ArtifactRecord {
+    pub filename: String,
+    pub path: PathBuf,
+    pub sha256: String,
+    pub size_bytes: u64,
+}
+
+/// What happened in one step.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRecord {
+    /// 1-based position in its list (steps or rollback; 1 for the verification).
+    pub step: u32,
+    pub step_id: String,
+    pub action: String,
+    pub script_hash: String,
+    pub result: StepResult,
+    pub exit_code: Option<i32>,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: u64,
+    pub stdout_excerpt: String,
+    pub stderr_excerpt: String,
+    /// SHA-256 of the complete stdout followed by the complete stderr.
+    pub output_hash: String,
+    pub error_message: Option<String>,
+    pub artifacts: Vec<ArtifactRecord>,
+}
+
+impl StepRecord {
+    /// The bundle's `Action`.
+    pub fn to_action(&self) -> Action {
+        Action {
+            step: self.step,
+            step_id: self.step_id.clone(),
+            action: self.action.clone(),
+            script_hash: self.script_hash.clone(),
+            result: self.result.as_str().to_string(),
+            exit_code: self.exit_code,
+            timestamp: rfc3339(self.started_at),
+            duration_ms: self.duration_ms,
+            stdout_excerpt: self.stdout_excerpt.clone(),
+            stderr_excerpt: self.stderr_excerpt.clone(),
+            output_hash: self.output_hash.clone(),
+            error_message: self.error_message.clone(),
+        }
+    }
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResolutionStatus {
+    /// Every step succeeded (or failed with `continue_on_failure`) and verification passed.
+    Resolved,
+    /// A step failed and the rollback ran cleanly and verification passed: the host is back
+    /// where it was, the problem is not fixed.
+    RolledBack,
+    /// Anything else: needs a human.
+    Failed,
+}
+
+impl ResolutionStatus {
+    /// The bundle's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResolutionStatus::Resolved => "resolved",
+            ResolutionStatus::RolledBack => "rolled_back",
+            ResolutionStatus::Failed => "failed",
+        }
+    }
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExecutionReport {
+    pub runbook_id: String,
+    pub incident_id: String,
+    pub detected_at: DateTime<Utc>,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
+    /// One record per runbook step, skipped ones included.
+    pub steps: Vec<StepRecord>,
+    /// Records of the rollback steps that ran (empty when no rollback was needed).
+    pub rollback: Vec<StepRecord>,
+    pub verification: StepRecord,
+    pub status: ResolutionStatus,
+    pub mttr_seconds: f64,
+    pub sla_target_seconds: u64,
+    pub sla_met: bool,
+}
+
+impl ExecutionReport {
+    /// Steps of `steps` that actually ran.
+    pub fn steps_executed(&self) -> u32 {
+        self.steps.iter().filter(|s| s.result != StepResult::Skipped).count() as u32
+    }
+
+    /// Unique artifact files collected during the run, in collection order.
+    pub fn artifact_files(&self) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = Vec::new();
+        let all = self.steps.iter().chain(self.rollback.iter()).chain(std::iter::once(&self.verification));
+        for a in all.flat_map(|s| s.artifacts.iter()) {
+            if !out.contains(&a.path) {
+                out.push(a.path.clone());
+            }
+        }
+        out
+    }
+}
+
+/// Run a runbook with already-bound parameters. Never runs anything when `params` did not
+/// come from [`Runbook::bind_params`] (the type only exists after validation).
+///
+/// Returns `Err` only when the run directory cannot be prepared; a step that cannot start is a
+/// failed step in the report.
+pub fn execute(runbook: &Runbook, params: &Params, incident: &Incident, cfg: &ExecConfig) -> Result<ExecutionReport> {
+    let artifacts = cfg.artifacts_dir();
+    for d in [&artifacts, &cfg.work_dir.join("tmp")] {
+        crate::fsutil::create_dir_all(d, 0o700)?;
+    }
+    let ctx = RunCtx { runbook, params, incident, cfg };
+    let started_at = Utc::now();
+    let mut steps = Vec::new();
+    let mut failed_at = None;
+    for (i, step) in runbook.steps.iter().enumerate() {
+        if failed_at.is_some() {
+            steps.push(skipped(i, step, "not run: an earlier step failed"));
+            continue;
+        }
+        let rec = ctx.run_step(i, step);
+        if rec.result != StepResult::Success && !step.continue_on_failure {
+            failed_at = Some(i);
+        }
+        steps.push(rec);
+    }
+    let mut rollback = Vec::new();
+    let mut rollback_ok = true;
+    if failed_at.is_some() {
+        for (i, step) in runbook.rollback.iter().enumerate() {
+            if !rollback_ok {
+                rollback.push(skipped(i, step, "not run: an earlier rollback step failed"));
+                continue;
+            }
+            let rec = ctx.run_step(i, step);
+            if rec.result != StepResult::Success && !step.continue_on_failure {
+                rollback_ok = false;
+            }
+            rollback.push(rec);
+        }
+    }
+    let verification = ctx.run_step(0, &runbook.verification);
+    let verified = verification.result == StepResult::Success;
+    let status = match (failed_at, verified) {
+        (None, true) => ResolutionStatus::Resolved,
+        (Some(_), true) if rollback_ok && !runbook.rollback.is_empty() => ResolutionStatus::RolledBack,
+        _ => ResolutionStatus::Failed,
+    };
+    let ended_at = Utc::now();
+    let mttr_seconds = ((ended_at - incident.detected_at).num_milliseconds().max(0) as f64) / 1000.0;
+    let sla_target_seconds = runbook.sla_minutes * 60;
+    Ok(ExecutionReport {
+        runbook_id: runbook.id.clone(),
+        incident_id: incident.incident_id.clone(),
+        detected_at: incident.detected_at,
+        started_at,
+        ended_at,
+        steps,
+        rollback,
+        verification,
+        status,
+        mttr_seconds,
+        sla_target_seconds,
+        sla_met: status == ResolutionStatus::Resolved && mttr_seconds <= sla_target_seconds as f64,
+    })
+}
+
+fn skipped(i: usize, step: &Step, why: &str) -> StepRecord {
+    StepRecord {
+        step: i as u32 + 1,
+        step_id: step.id.0.clone(),
+        action: step.action.clone(),
+        script_hash: sha256_hex(step.script.as_bytes()),
+        result: StepResult::Skipped,
+        exit_code: None,
+        started_at: Utc::now(),
+        duration_ms: 0,
+        stdout_excerpt: String::new(),
+        stderr_excerpt: String::new(),
+        output_hash: sha256_hex(b""),
+        error_message: Some(why.to_string()),
+        artifacts: Vec::new(),
+    }
+}
+
+struct RunCtx<'a> {
+    runbook: &'a Runbook,
+    params: &'a Params,
+    incident: &'a Incident,
+    cfg: &'a ExecConfig,
+}
+
+/// What the process did, before criteria.
+struct Outcome {
+    exit_code: Option<i32>,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    /// Set when the step was killed or could not run.
+    problem: Option<(StepResult, String)>,
+}
+
+impl RunCtx<'_> {
+    fn run_step(&self, index: usize, step: &Step) -> StepRecord {
+        let started_at = Utc::now();
+        let t0 = Instant::now();
+        let out = self.spawn_and_wait(step);
+        let duration_ms = t0.elapsed().as_millis() as u64;
+        let mut output_hasher = Sha256::new();
+        output_hasher.update(&out.stdout);
+        output_hasher.update(&out.stderr);
+        let (result, mut error_message) = match out.problem {
+            Some((r, msg)) => (r, Some(msg)),
+            None => {
+                let stdout = String::from_utf8_lossy(&out.stdout);
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                let obs = super::expr::Observed { exit_code: out.exit_code, stdout: &stdout, stderr: &stderr };
+                if step.success_criteria.eval(&obs) {
+                    (StepResult::Success, None)
+                } else {
+                    let code = out.exit_code.map_or("none (killed by a signal)".to_string(), |c| c.to_string());
+                    (
+                        StepResult::Failed,
+                        Some(format!("success criteria not met: {} (exit code {code})", step.success_criteria.source())),
+                    )
+                }
+            }
+        };
+        let (artifacts, artifact_problems) = collect_artifacts(&self.cfg.artifacts_dir(), step);
+        if !artifact_problems.is_empty() {
+            let joined = artifact_problems.join("; ");
+            error_message = Some(match error_message {
+                Some(m) => format!("{m}; {joined}"),
+                None => joined,
+            });
+        }
+        StepRecord {
+            step: index as u32 + 1,
+            step_id: step.id.0.clone(),
+            action: step.action.clone(),
+            script_hash: sha256_hex(step.script.as_bytes()),
+            result,
+            exit_code: out.exit_code,
+            started_at,
+            duration_ms,
+            stdout_excerpt: scrub::excerpt(&out.stdout, self.cfg.excerpt_bytes),
+            stderr_excerpt: scrub::excerpt(&out.stderr, self.cfg.excerpt_bytes),
+            output_hash: hex::encode(output_hasher.finalize()),
+            // Error messages can quote output (criteria text, file names): scrub them too.
+            error_message: error_message.map(|m| scrub::scrub(&m)),
+            artifacts,
+        }
+    }
+
+    fn command(&self, step: &Step) -> Command {
+        let cfg = self.cfg;
+        let mut cmd = Command::new(&cfg.bash);
+        cmd.args(["--noprofile", "--norc", "-e", "-u", "-o", "pipefail", "-c"])
+            .arg(&step.script)
+            .arg(format!("msp-{}-{}", self.runbook.id, step.id.0))
+            .env_clear()
+            .env("PATH", &cfg.path_env)
+            .env("LANG", "C")
+            .env("LC_ALL", "C")
+            .env("HOME", &cfg.work_dir)
+            .env("TMPDIR", cfg.work_dir.join("tmp"))
+            .env("MSP_ARTIFACTS", cfg.artifacts_dir())
+            .env("MSP_RUNBOOK_ID", &self.runbook.id)
+            .env("MSP_STEP_ID", &step.id.0)
+            .env("MSP_INCIDENT_ID", &self.incident.incident_id)
+            .envs(self.params.env())
+            .current_dir(&cfg.work_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        cmd
+    }
+
+    fn spawn_and_wait(&self, step: &Step) -> Outcome {
+        let fail = |msg: String| Outcome { exit_code: None, stdout: Vec::new(), stderr: Vec::new(), problem: Some((StepResult::Failed, msg)) };
+        let mut child = match self.command(step).spawn() {
+            Ok(c) => c,
+            Err(e) => return fail(format!("could not start {}: {e}", self.cfg.bash.display())),
+        };
+        let pid = Pid::from_raw(child.id() as i32);
+        let overflow = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = mpsc::channel();
+        for (name, stream) in [("stdout", child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>)), ("stderr", child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>))] {
+            if let Some(stream) = stream {
+                let tx = tx.clone();
+                let overflow = Arc::clone(&overflow);
+                let cap = self.cfg.output_cap;
+                std::thread::spawn(move || {
+                    let buf = read_capped(stream, cap, &overflow);
+                    let _ = tx.send((name, buf));
+                });
+            }
+        }
+        drop(tx);
+
+        let deadline = Instant::now() + Duration::from_secs(step.timeout_seconds.0);
+        let mut problem = None;
+        let mut nap = Duration::from_millis(1);
+        loop {
+            if leader_exited(pid) {
+                break;
+            }
+            if overflow.load(Ordering::Relaxed) {
+                problem = Some((
+                    StepResult::Failed,
+                    format!("output exceeded {} bytes on a stream; process group killed (write large output to $MSP_ARTIFACTS)", self.cfg.output_cap),
+                ));
+                self.terminate_group(pid);
+                break;
+            }
+            if Instant::now() >= deadline {
+                problem = Some((StepResult::Timeout, format!("timed out after {} s; process group killed", step.timeout_seconds.0)));
+                self.terminate_group(pid);
+                break;
+            }
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(Duration::from_millis(20));
+        }
+        // Whatever the step left behind in its group dies with it. The leader is not reaped
+        // yet, so the group id still names this group.
+        let _ = killpg(pid, Signal::SIGKILL);
+        let exit_code = match reap(&mut child) {
+            Ok(code) => code,
+            Err(e) => {
+                problem.get_or_insert((StepResult::Failed, format!("waiting for the step: {e}")));
+                None
+            }
+        };
+        // The pipes close once every process holding them is gone; a process that escaped the
+        // group (setsid) could hold them open, so do not wait for ever.
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        let until = Instant::now() + Duration::from_secs(2);
+        for _ in 0..2 {
+            match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                Ok(("stdout", b)) => stdout = b,
+                Ok((_, b)) => stderr = b,
+                Err(_) => {
+                    problem.get_or_insert((
+                        StepResult::Failed,
+                        "output still held open by a process outside the step's process group".into(),
+                    ));
+                    break;
+                }
+            }
+        }
+        Outcome { exit_code, stdout, stderr, problem }
+    }
+
+    /// SIGTERM the group, give it `kill_grace` to exit, then SIGKILL (done by the caller).
+    fn terminate_group(&self, pid: Pid) {
+        let _ = killpg(pid, Signal::SIGTERM);
+        let until = Instant::now() + self.cfg.kill_grace;
+        while Instant::now() < until && !leader_exited(pid) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = killpg(pid, Signal::SIGKILL);
+    }
+}
+
+/// Has the group leader exited? Observed without reaping it (`WNOWAIT`).
+fn leader_exited(pid: Pid) -> bool {
+    loop {
+        match waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT) {
+            Ok(WaitStatus::StillAlive) => return false,
+            Ok(_) => return true,
+            Err(nix::errno::Errno::EINTR) => continue,
+            // ECHILD: already reaped (cannot happen here) or not ours; treat as gone.
+            Err(_) => return true,
+        }
+    }
+}
+
+fn reap(child: &mut Child) -> std::io::Result<Option<i32>> {
+    Ok(child.wait()?.code())
+}
+
+/// Read a stream to its end, keeping at most `cap` bytes; past the cap, keep draining (so
+/// the writer never blocks) and raise `overflow`.
+fn read_capped(mut r: impl Read, cap: usize, overflow: &AtomicBool) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        match r.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => {
+                let room = cap.saturating_sub(buf.len());
+                if n > room {
+                    overflow.store(true, Ordering::Relaxed);
+                }
+                buf.extend_from_slice(&chunk[..n.min(room)]);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+    }
+    buf
+}
+
+/// Hash the step's `evidence_capture` files. Refuses symlinks and anything that is not a
+/// regular file directly inside the artifacts directory; problems are returned as text for
+/// the step's `error_message` (a missing artifact does not change the step's result).
+fn collect_artifacts(dir: &Path, step: &Step) -> (Vec<ArtifactRecord>, Vec<String>) {
+    let mut found = Vec::new();
+    let mut problems = Vec::new();
+    for name in &step.evidence_capture {
+        let name = &name.0;
+        let path = dir.join(name);
+        match hash_regular_file(&path) {
+            Ok((sha256, size_bytes)) => found.push(ArtifactRecord { filename: name.clone(), path, sha256, size_bytes }),
+            Err(e) => problems.push(format!("evidence {name}: {e}")),
+        }
+    }
+    (found, problems)
+}
+
+fn hash_regular_file(path: &Path) -> std::result::Result<(String, u64), String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let meta = std::fs::symlink_metadata(path).map_err(|e| format!("not collected: {e}"))?;
+    if meta.file_type().is_symlink() {
+        return Err("not collected: is a symlink".into());
+    }
+    if !meta.is_file() {
+        return Err("not collected: not a regular file".into());
+    }
+    // O_NOFOLLOW closes the race where the name is swapped for a symlink after the check.
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| format!("not collected: {e}"))?;
+    let mut h = Sha256::new();
+    let size = std::io::copy(&mut f, &mut h).map_err(|e| format!("not collected: reading: {e}"))?;
+    Ok((hex::encode(h.finalize()), size))
+}
+
+/// SHA-256 as lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// RFC 3339 UTC with milliseconds, as every timestamp in a bundle.
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Who ran it: the bundle's `execution.resolution_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResolutionType {
+    /// Started by the agent for a detected incident.
+    Automatic,
+    /// Started by an operator (`msp-agent runbook run`).
+    Manual,
+}
+
+impl ResolutionType {
+    /// The bundle's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResolutionType::Automatic => "automatic",
+            ResolutionType::Manual => "manual",
+        }
+    }
+}
+
+/// What the bundle needs beyond the run itself.
+#[derive(Debug, Clone)]
+pub struct BundleContext {
+    pub client_id: String,
+    pub hostname: String,
+    /// `msp-agent` for automatic runs, the invoking user for manual ones.
+    pub operator: String,
+    pub resolution_type: ResolutionType,
+    pub provenance: Provenance,
+}
+
+/// The bundle's `incident.source` spelling.
+pub fn source_label(s: &IncidentSource) -> String {
+    match s {
+        IncidentSource::Journal { .. } => "journal".into(),
+        IncidentSource::Probe { probe } => format!("probe:{probe}"),
+        IncidentSource::Manual => "manual".into(),
+    }
+}
+
+/// Turn a run into the content of an evidence bundle (the store adds id, chain, signature).
+pub fn to_new_bundle(report: &ExecutionReport, incident: &Incident, runbook: &Runbook, ctx: &BundleContext) -> NewBundle {
+    let mut details = serde_json::Map::new();
+    for (k, v) in &incident.details {
+        details.insert(k.clone(), v.clone());
+    }
+    if let Some(unit) = &incident.unit {
+        details.entry("unit").or_insert_with(|| serde_json::Value::String(unit.clone()));
+    }
+    NewBundle {
+        client_id: ctx.client_id.clone(),
+        hostname: ctx.hostname.clone(),
+        incident: IncidentSection {
+            incident_id: incident.incident_id.clone(),
+            event_type: incident.event_type.clone(),
+            severity: incident.severity.to_string(),
+            detected_at: rfc3339(incident.detected_at),
+            source: source_label(&incident.source),
+            details: serde_json::Value::Object(details),
+            hipaa_controls: runbook.hipaa_controls.clone(),
+        },
+        runbook: RunbookSection {
+            runbook_id: runbook.id.clone(),
+            runbook_version: runbook.version.clone(),
+            runbook_hash: runbook.runbook_hash.clone(),
+            steps_total: runbook.steps.len() as u32,
+            steps_executed: report.steps_executed(),
+        },
+        execution: ExecutionSection {
+            timestamp_start: rfc3339(report.started_at),
+            timestamp_end: rfc3339(report.ended_at),
+            operator: ctx.operator.clone(),
+            mttr_seconds: report.mttr_seconds,
+            sla_target_seconds: report.sla_target_seconds,
+            sla_met: report.sla_met,
+            resolution_type: ctx.resolution_type.as_str().to_string(),
+        },
+        actions_taken: report.steps.iter().map(StepRecord::to_action).collect(),
+        rollback: report.rollback.iter().map(StepRecord::to_action).collect(),
+        verification: serde_json::to_value(report.verification.to_action()).unwrap_or(serde_json::Value::Null),
+        outputs: Outputs { resolution_status: report.status.as_str().to_string() },
+        provenance: ctx.provenance.clone(),
+        artifact_files: report.artifact_files(),
+    }
+}

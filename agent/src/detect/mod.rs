@@ -1,12 +1,56 @@
 //! Detection: journal entries and probe readings in, incidents out.
-//! SKELETON: bodies to be written.
+//!
+//! * [`rules`]: the table of journal rules (plain names, easy to extend).
+//! * [`detector`]: [`Detector`] applies the rules, validates unit names, maps backup units,
+//!   dedupes the several lines systemd logs for one failure, allocates incident ids.
+//! * [`probes`]: disk usage, sustained CPU (naming the unit), certificate expiry, restore
+//!   schedule.
+//! * [`ids`]: `INC-YYYYMMDD-NNNN` allocator. [`unit_name`]: systemd unit-name grammar.
+//! * `msp-agent detect`: what the agent would do with a journal; executes nothing.
 
+pub mod detector;
+pub mod ids;
+pub mod probes;
+pub mod rules;
+pub mod text;
+pub mod unit_name;
+
+use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
+use serde_json::json;
+
+pub use detector::{DetectConfig, Detector};
+pub use ids::IncidentIds;
+pub use probes::Finding;
 
 use crate::exit::Exit;
+use crate::incident::{event_type, Incident, IncidentSource};
+use crate::journal::{self, Input, JournalSource, SourceConfig};
+
+/// The journal fields the detector reads; pass as [`SourceConfig::output_fields`] so
+/// journalctl formats only these (the always-present `__CURSOR`, `__REALTIME_TIMESTAMP`,
+/// `__MONOTONIC_TIMESTAMP` and `_BOOT_ID` come anyway).
+pub const FIELDS: &[&str] = &[
+    "MESSAGE", "MESSAGE_ID", "PRIORITY", "UNIT", "_SYSTEMD_UNIT", "_PID", "_TRANSPORT", "_COMM",
+    "SYSLOG_IDENTIFIER", "UNIT_RESULT", "EXIT_CODE", "EXIT_STATUS", "JOB_RESULT", "_HOSTNAME",
+];
+
+/// The runbook for an incident type until the planner (runbook selection by
+/// `trigger_conditions`) replaces it. `None` for an unknown type.
+pub fn default_runbook_for(event: &str) -> Option<&'static str> {
+    Some(match event {
+        event_type::SERVICE_CRASH => "RB-SERVICE-001",
+        event_type::BACKUP_FAILURE => "RB-BACKUP-001",
+        event_type::DISK_FULL => "RB-DISK-001",
+        event_type::CERT_EXPIRY => "RB-CERT-001",
+        event_type::HIGH_CPU => "RB-CPU-001",
+        event_type::RESTORE_TEST_DUE => "RB-RESTORE-001",
+        _ => return None,
+    })
+}
 
 /// `msp-agent detect`
 #[derive(Debug, Args)]
@@ -14,7 +58,7 @@ pub struct DetectCmd {
     /// Journal files to read (as `journalctl --file`).
     #[arg(long = "journal-file", value_name = "FILE")]
     pub journal_files: Vec<PathBuf>,
-    /// Journal directories to read (as `journalctl --directory`).
+    /// Journal directories to read (their `*.journal` files and those of their subdirectories).
     #[arg(long = "journal-dir", value_name = "DIR")]
     pub journal_dirs: Vec<PathBuf>,
     /// One JSON object per line.
@@ -23,7 +67,76 @@ pub struct DetectCmd {
 }
 
 impl DetectCmd {
+    /// Read the journals once, print one line per incident. Exit 0 whether or not there were
+    /// incidents; 2 when a journal cannot be read.
     pub fn run(self) -> Result<Exit> {
-        bail!("detect is not implemented yet")
+        let mut files = self.journal_files.clone();
+        for d in &self.journal_dirs {
+            let found = journal::journal_files_in(d)?;
+            if found.is_empty() {
+                bail!("journal directory {} holds no *.journal files", d.display());
+            }
+            files.extend(found);
+        }
+        if files.is_empty() {
+            bail!("give at least one --journal-file or --journal-dir");
+        }
+        let mut cfg = SourceConfig::new(Input::Files(files));
+        cfg.output_fields = Some(FIELDS.iter().map(|s| s.to_string()).collect());
+        let mut source = JournalSource::start(&cfg)?;
+        let mut detector = Detector::new(DetectConfig::new(), IncidentIds::in_memory());
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        while let Some(entry) = source.next().context("reading the journal")? {
+            if let Some(inc) = detector.observe(&entry, chrono::Utc::now())? {
+                let line = if self.json { json_line(&inc)? } else { text_line(&inc) };
+                writeln!(out, "{line}").context("writing to stdout")?;
+            }
+        }
+        out.flush().context("writing to stdout")?;
+        Ok(Exit::Ok)
     }
+}
+
+fn journal_pos(inc: &Incident) -> (String, Option<u64>) {
+    match &inc.source {
+        IncidentSource::Journal { cursor, realtime_usec } => (cursor.clone(), Some(*realtime_usec)),
+        _ => (String::new(), None),
+    }
+}
+
+/// The `--json` line: the incident's fields plus `runbook_id`, `__CURSOR`, `__REALTIME_TIMESTAMP`.
+pub fn json_line(inc: &Incident) -> Result<String> {
+    let (cursor, realtime) = journal_pos(inc);
+    let v = json!({
+        "incident_id": inc.incident_id,
+        "event_type": inc.event_type,
+        "severity": inc.severity,
+        "runbook_id": default_runbook_for(&inc.event_type),
+        "unit": inc.unit,
+        "host": inc.host,
+        "__CURSOR": cursor,
+        "__REALTIME_TIMESTAMP": realtime.map(|t| t.to_string()),
+        "detected_at": inc.detected_at,
+        "details": inc.details,
+    });
+    serde_json::to_string(&v).context("encoding incident")
+}
+
+/// The readable line. Every value here is already cleaned of control characters; `{:?}`
+/// quotes the message so a hostile one cannot fake extra lines or columns.
+pub fn text_line(inc: &Incident) -> String {
+    let (cursor, realtime) = journal_pos(inc);
+    let msg = inc.details.get("message").and_then(|m| m.as_str()).unwrap_or("");
+    format!(
+        "{} {} {} runbook={} unit={} __REALTIME_TIMESTAMP={} __CURSOR={} message={:?}",
+        inc.incident_id,
+        inc.event_type,
+        inc.severity,
+        default_runbook_for(&inc.event_type).unwrap_or("-"),
+        inc.unit.as_deref().unwrap_or("-"),
+        realtime.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
+        cursor,
+        msg,
+    )
 }

@@ -1,0 +1,254 @@
+//! The detector: applies [`super::rules::RULES`] to journal entries and turns probe
+//! findings into incidents, with incident ids, unit validation and dedupe.
+
+use std::collections::{BTreeMap, HashMap};
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use super::ids::IncidentIds;
+use super::probes::Finding;
+use super::rules::{first_match, Rule, UnitFrom, RULES};
+use super::text::{clean, MAX_DETAIL_CHARS};
+use super::unit_name::is_valid_unit_name;
+use crate::incident::{event_type, Incident, IncidentSource, Severity};
+use crate::journal::Entry;
+
+/// Detector settings.
+#[derive(Debug, Clone)]
+pub struct DetectConfig {
+    /// This host's name, recorded in every incident.
+    pub host: String,
+    /// Unit-name globs (`*` matches any run of characters) whose failures are
+    /// `backup_failure` rather than `service_crash`.
+    pub backup_units: Vec<String>,
+    /// Lines about the same failure (same event type and unit) within this many seconds of
+    /// the first one are one incident: systemd logs "Main process exited", "Failed with
+    /// result", "Start request repeated too quickly" and "Failed to start" for one failure.
+    pub dedupe_window_secs: u64,
+}
+
+impl DetectConfig {
+    /// Defaults: this machine's hostname, backup units `restic-backups-*.service` and
+    /// `*backup*.service`, a 60 s dedupe window.
+    pub fn new() -> DetectConfig {
+        let host = nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "localhost".to_string());
+        DetectConfig {
+            host,
+            backup_units: vec!["restic-backups-*.service".into(), "*backup*.service".into()],
+            dedupe_window_secs: 60,
+        }
+    }
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Fields copied into `details` when present (besides `MESSAGE`), each bounded and cleaned.
+const DETAIL_FIELDS: &[(&str, &str)] = &[
+    ("MESSAGE_ID", "message_id"),
+    ("UNIT_RESULT", "unit_result"),
+    ("EXIT_CODE", "exit_code"),
+    ("EXIT_STATUS", "exit_status"),
+    ("JOB_RESULT", "job_result"),
+    ("SYSLOG_IDENTIFIER", "syslog_identifier"),
+    ("_COMM", "comm"),
+    ("PRIORITY", "priority"),
+    ("_BOOT_ID", "boot_id"),
+    ("_HOSTNAME", "journal_hostname"),
+];
+
+/// Characters kept of a detail field other than the message.
+const MAX_FIELD_CHARS: usize = 256;
+
+/// Turns entries and findings into incidents.
+#[derive(Debug)]
+pub struct Detector {
+    cfg: DetectConfig,
+    rules: &'static [Rule],
+    ids: IncidentIds,
+    /// (event type, unit key) → realtime (µs) of the first line of the current episode.
+    recent: HashMap<(&'static str, String), u64>,
+}
+
+impl Detector {
+    /// A detector with the standard [`RULES`].
+    pub fn new(cfg: DetectConfig, ids: IncidentIds) -> Detector {
+        Detector { cfg, rules: RULES, ids, recent: HashMap::new() }
+    }
+
+    /// Look at one entry; `Some` when it is a new incident (`None` for ordinary traffic and
+    /// for further lines of an incident already raised). `now` becomes `detected_at` and
+    /// picks the day of the incident id. Errors only come from persisting the id counter.
+    pub fn observe(&mut self, e: &Entry, now: DateTime<Utc>) -> Result<Option<Incident>> {
+        let Some(rule) = first_match(self.rules, e) else { return Ok(None) };
+        let mut details: BTreeMap<String, Value> = BTreeMap::new();
+        details.insert("rule".into(), json!(rule.name));
+        if let Some(m) = e.get("MESSAGE") {
+            details.insert("message".into(), json!(clean(m, MAX_DETAIL_CHARS)));
+        }
+        for (field, key) in DETAIL_FIELDS {
+            if let Some(v) = e.get(field) {
+                details.insert((*key).into(), json!(clean(v, MAX_FIELD_CHARS)));
+            }
+        }
+        let raw_unit = match rule.unit {
+            UnitFrom::UnitField => e.get("UNIT"),
+            UnitFrom::OwnUnit => e.get("_SYSTEMD_UNIT"),
+            UnitFrom::None => None,
+        };
+        let unit = raw_unit.and_then(|u| std::str::from_utf8(u).ok()).filter(|u| is_valid_unit_name(u)).map(str::to_string);
+        if let (Some(raw), None) = (raw_unit, &unit) {
+            // Keep what the entry claimed, defanged, for the auditor; never as a target.
+            details.insert("unit_invalid".into(), json!(clean(raw, MAX_FIELD_CHARS)));
+        }
+        let mut event = rule.event_type;
+        if rule.unit_failure && unit.as_deref().is_some_and(|u| self.is_backup_unit(u)) {
+            event = event_type::BACKUP_FAILURE;
+        }
+        let realtime = e.realtime_usec().unwrap_or_else(|| now.timestamp_micros().max(0) as u64);
+        let key_unit = unit.clone().or_else(|| details.get("unit_invalid").and_then(|v| v.as_str()).map(str::to_string)).unwrap_or_default();
+        if self.is_repeat(event, key_unit, realtime) {
+            return Ok(None);
+        }
+        if e.truncated() {
+            details.insert("entry_truncated".into(), json!(true));
+        }
+        let incident_id = self.ids.next(now)?;
+        Ok(Some(Incident {
+            incident_id,
+            event_type: event.to_string(),
+            severity: rule.severity,
+            host: self.cfg.host.clone(),
+            detected_at: now,
+            source: IncidentSource::Journal { cursor: e.cursor().unwrap_or_default().to_string(), realtime_usec: realtime },
+            unit,
+            details,
+        }))
+    }
+
+    /// An incident for a probe finding (probes run on the daemon's schedule; suppressing
+    /// repeats of a standing condition is the guard's cooldown, not the detector's).
+    pub fn probe_incident(&mut self, finding: &Finding, now: DateTime<Utc>) -> Result<Incident> {
+        let (event, severity, probe, unit, details) = finding.describe();
+        let unit = unit.filter(|u| is_valid_unit_name(u));
+        Ok(Incident {
+            incident_id: self.ids.next(now)?,
+            event_type: event.to_string(),
+            severity,
+            host: self.cfg.host.clone(),
+            detected_at: now,
+            source: IncidentSource::Probe { probe: probe.to_string() },
+            unit,
+            details,
+        })
+    }
+
+    fn is_backup_unit(&self, unit: &str) -> bool {
+        self.cfg.backup_units.iter().any(|p| glob_match(p, unit))
+    }
+
+    /// True when (event, unit) already raised an incident within the dedupe window.
+    fn is_repeat(&mut self, event: &'static str, unit: String, realtime: u64) -> bool {
+        let window = self.cfg.dedupe_window_secs.saturating_mul(1_000_000);
+        if self.recent.len() > 4096 {
+            // Bound memory under a flood of distinct (hostile) unit names.
+            self.recent.retain(|_, t| realtime.saturating_sub(*t) <= window);
+            if self.recent.len() > 4096 {
+                self.recent.clear();
+            }
+        }
+        match self.recent.get(&(event, unit.clone())) {
+            Some(&first) if realtime >= first && realtime - first <= window => true,
+            _ => {
+                self.recent.insert((event, unit), realtime);
+                false
+            }
+        }
+    }
+}
+
+/// `*` matches any run of characters (including none); everything else literally.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Severity helper for probes (kept here so all severities are in the detect module).
+pub(crate) fn cert_severity(days_left: i64) -> Severity {
+    if days_left <= 7 { Severity::Critical } else { Severity::High }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("restic-backups-*.service", "restic-backups-daily.service"));
+        assert!(glob_match("*backup*.service", "pg-backup.service"));
+        assert!(glob_match("*backup*.service", "backup.service"));
+        assert!(!glob_match("*backup*.service", "nginx.service"));
+        assert!(!glob_match("restic-backups-*.service", "restic-backups-.timer"));
+        assert!(glob_match("a", "a"));
+    }
+
+    fn pid1(unit: &str, msg: &str, id: Option<&str>, t: u64) -> Entry {
+        let t = t.to_string();
+        let mut f: Vec<(&str, &[u8])> = vec![
+            ("__CURSOR", b"s=x;i=1"), ("__REALTIME_TIMESTAMP", t.as_bytes()), ("_PID", b"1"),
+            ("_SYSTEMD_UNIT", b"init.scope"), ("UNIT", unit.as_bytes()), ("MESSAGE", msg.as_bytes()),
+        ];
+        if let Some(id) = id {
+            f.push(("MESSAGE_ID", id.as_bytes()));
+        }
+        Entry::from_fields(f)
+    }
+
+    #[test]
+    fn one_failure_is_one_incident_and_success_is_none() {
+        let mut d = Detector::new(DetectConfig::new(), IncidentIds::in_memory());
+        let now = Utc::now();
+        let a = pid1("nginx.service", "nginx.service: Main process exited, code=exited, status=1/FAILURE", Some(super::super::rules::MSG_UNIT_PROCESS_EXIT), 1_000_000);
+        let b = pid1("nginx.service", "nginx.service: Failed with result 'exit-code'.", Some(super::super::rules::MSG_UNIT_FAILURE_RESULT), 1_000_500);
+        let i = d.observe(&a, now).unwrap().unwrap();
+        assert_eq!(i.unit.as_deref(), Some("nginx.service"));
+        assert!(d.observe(&b, now).unwrap().is_none());
+        // Same unit much later: a new failure.
+        let c = pid1("nginx.service", "nginx.service: Failed with result 'exit-code'.", None, 1_000_000 + 120_000_000);
+        assert!(d.observe(&c, now).unwrap().is_some());
+        let ok = pid1("x.service", "x.service: Main process exited, code=killed, status=15/TERM (success)", Some(super::super::rules::MSG_UNIT_PROCESS_EXIT), 5);
+        assert!(d.observe(&ok, now).unwrap().is_none());
+    }
+
+    #[test]
+    fn forged_pid1_fields_from_a_service_do_not_count() {
+        let mut d = Detector::new(DetectConfig::new(), IncidentIds::in_memory());
+        let e = Entry::from_fields([
+            ("_PID", &b"4242"[..]), ("_SYSTEMD_UNIT", b"evil.service"), ("UNIT", b"sshd.service"),
+            ("MESSAGE_ID", super::super::rules::MSG_UNIT_FAILURE_RESULT.as_bytes()), ("MESSAGE", b"sshd.service: Failed with result 'exit-code'."),
+        ]);
+        assert!(d.observe(&e, Utc::now()).unwrap().is_none());
+    }
+}

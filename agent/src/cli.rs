@@ -19,6 +19,8 @@ pub struct Cli {
 /// The top-level commands (DESIGN.md 3, "CLI").
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The daemon: follow the journal, run probes, remediate, record evidence.
+    Run(crate::daemon::RunCmd),
     /// Evidence signing keys: generate, rotate.
     #[command(subcommand)]
     Key(crate::keys::KeyCmd),
@@ -42,6 +44,7 @@ impl Command {
     /// Run the command. `Ok` carries the verdict; `Err` is a usage, configuration or I/O error.
     pub fn run(self) -> anyhow::Result<Exit> {
         match self {
+            Command::Run(c) => c.run(),
             Command::Key(c) => c.run(),
             Command::Evidence(c) => c.run(),
             Command::Runbook(c) => c.run(),

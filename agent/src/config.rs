@@ -55,6 +55,24 @@ pub struct Config {
     /// Where escalations and failed remediations are sent.
     #[serde(default)]
     pub alert: AlertConfig,
+    /// The baseline this host was built against, recorded in every bundle's provenance.
+    #[serde(default)]
+    pub baseline: Option<BaselineRef>,
+}
+
+/// `baseline:` section (the NixOS module fills it from the rendered baseline).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineRef {
+    /// e.g. `1.0.0`.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// SHA-256 of `hipaa-v1.yaml`'s exact bytes.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// The expected-state manifest for drift detection.
+    #[serde(default)]
+    pub manifest: Option<PathBuf>,
 }
 
 /// `journal:` section.
@@ -262,12 +280,12 @@ impl Config {
             return p.clone();
         }
         if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
-            let p = Path::new(&dir).join("evidence-signing.key");
+            let p = Path::new(&dir).join(crate::keys::PRIVATE_KEY_FILE);
             if p.exists() {
                 return p;
             }
         }
-        Path::new(crate::paths::KEY_DIR).join("evidence-signing.key")
+        Path::new(crate::paths::KEY_DIR).join(crate::keys::PRIVATE_KEY_FILE)
     }
 }
 

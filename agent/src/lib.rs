@@ -12,6 +12,7 @@
 pub mod alert;
 pub mod baseline;
 pub mod config;
+pub mod daemon;
 pub mod cli;
 pub mod detect;
 pub mod evidence;
@@ -22,6 +23,7 @@ pub mod incident;
 pub mod journal;
 pub mod keys;
 pub mod paths;
+pub mod plan;
 pub mod runbook;
 pub mod scrub;
 pub mod worm;

@@ -151,6 +151,12 @@ impl Detector {
         })
     }
 
+    /// A fresh incident id (for records that are not about one detected incident, such as
+    /// a suppression summary).
+    pub fn next_incident_id(&mut self, now: DateTime<Utc>) -> Result<String> {
+        self.ids.next(now)
+    }
+
     fn is_backup_unit(&self, unit: &str) -> bool {
         self.cfg.backup_units.iter().any(|p| glob_match(p, unit))
     }

@@ -1,0 +1,689 @@
+//! The daemon (`msp-agent run --config FILE`): the loop that runs on every clinic server.
+//!
+//! One thread owns all decisions (this module's [`Daemon`]): it reads journal entries, runs
+//! the probes on their schedule, detects, plans, asks the guard, writes escalation and
+//! suppression records, and dispatches runbook executions to worker threads (at most
+//! `max_concurrent_runbooks`, at most one per target). Workers execute, write the bundle, and
+//! report back over a channel. Only the owner thread touches the cursor and the guard, so
+//! their invariants need no locks; the evidence store is shared behind a mutex (it also holds
+//! a file lock against other processes, e.g. a manual `runbook run`).
+//!
+//! Cursor rule: the committed cursor is the last entry read when nothing is in flight, else
+//! the entry just before the oldest entry whose runbook is still running. Guard state is saved
+//! before each cursor commit, and the evidence mark (see [`recovery`]) after it.
+
+pub mod records;
+pub mod recovery;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use chrono::Utc;
+use clap::Args;
+use libsystemd::daemon::NotifyState;
+
+use crate::alert::{Alert, Alerter};
+use crate::config::Config;
+use crate::detect::detector::{DetectConfig, Detector};
+use crate::detect::ids::IncidentIds;
+use crate::detect::probes::{self, CpuProbe, Finding, RestoreSchedule};
+use crate::evidence::bundle::Provenance;
+use crate::evidence::store::{EvidenceStore, NewBundle, Written};
+use crate::exit::Exit;
+use crate::guard::{Guard, GuardKey, Verdict};
+use crate::incident::{event_type, Incident};
+use crate::journal::{Checkpoint, Input, JournalSource, Next, SourceConfig, StartAt};
+use crate::keys::Signer;
+use crate::plan::{plan, Plan};
+use crate::runbook::exec::{execute, to_new_bundle, BundleContext, ExecConfig, ResolutionStatus, ResolutionType};
+use crate::runbook::model::Runbook;
+use crate::runbook::params::Params;
+use records::RecordContext;
+use recovery::EvidenceMark;
+
+/// `msp-agent run`
+#[derive(Debug, Args)]
+pub struct RunCmd {
+    /// The configuration file.
+    #[arg(long, value_name = "FILE", default_value = crate::paths::CONFIG_FILE)]
+    pub config: PathBuf,
+}
+
+impl RunCmd {
+    /// Run until SIGTERM/SIGINT; exit 0 after a clean shutdown.
+    pub fn run(self) -> Result<Exit> {
+        let config = Config::load(&self.config)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+            signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handlers")?;
+        }
+        let mut daemon = Daemon::start(config, stop)?;
+        daemon.run_loop()?;
+        daemon.shutdown()?;
+        Ok(Exit::Ok)
+    }
+}
+
+/// State files under `state_dir`.
+struct StatePaths {
+    cursor: PathBuf,
+    mark: PathBuf,
+    guard: PathBuf,
+    incident_ids: PathBuf,
+    restore: PathBuf,
+    runs: PathBuf,
+}
+
+impl StatePaths {
+    fn new(dir: &Path) -> StatePaths {
+        StatePaths {
+            cursor: dir.join("journal.cursor"),
+            mark: dir.join("evidence-mark.json"),
+            guard: dir.join("guard.json"),
+            incident_ids: dir.join("incident-ids.json"),
+            restore: dir.join("restore-schedule.json"),
+            runs: dir.join("runs"),
+        }
+    }
+}
+
+/// A journal entry whose incident's runbook is still running.
+struct InFlightEntry {
+    /// Cursor of the entry read just before it (what may be committed while it runs).
+    prev_cursor: Option<String>,
+    /// The store's head sequence when it was read (the evidence mark while it is oldest).
+    head_at_read: u64,
+}
+
+/// What a worker reports.
+struct Done {
+    entry: Option<u64>,
+    key: GuardKey,
+    incident: Incident,
+    runbook_id: String,
+    result: Result<(ResolutionStatus, Written)>,
+}
+
+/// Counters for `STATUS=` and the shutdown log line.
+#[derive(Default)]
+struct Stats {
+    entries: u64,
+    incidents: u64,
+    runs: u64,
+    suppressed: u64,
+    escalated: u64,
+}
+
+/// The daemon's state; see the module docs.
+pub struct Daemon {
+    cfg: Config,
+    host: String,
+    provenance: Provenance,
+    paths: StatePaths,
+    runbooks: Arc<Vec<Runbook>>,
+    signer: Arc<Signer>,
+    store: Arc<Mutex<EvidenceStore>>,
+    guard: Guard,
+    alerter: Option<Alerter>,
+    checkpoint: Checkpoint,
+    detector: Detector,
+    /// Cursors already recorded in evidence before a crash (skipped once when read again).
+    handled: HashSet<String>,
+    source: Option<JournalSource>,
+    source_retry_at: Option<Instant>,
+    next_entry: u64,
+    last_read_cursor: Option<String>,
+    in_flight: BTreeMap<u64, InFlightEntry>,
+    running: usize,
+    done_tx: Sender<Done>,
+    done_rx: Receiver<Done>,
+    stop: Arc<AtomicBool>,
+    watchdog: Option<Duration>,
+    last_ping: Instant,
+    last_flush: Instant,
+    next_probe: Instant,
+    cpu: CpuProbe,
+    restore: RestoreSchedule,
+    stats: Stats,
+}
+
+/// How often the cursor and guard state are made durable when nothing forces it sooner.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// How long one wait for a journal entry may last (bounds the watchdog and probe latency).
+const POLL: Duration = Duration::from_millis(200);
+
+impl Daemon {
+    /// Open everything, start the journal source, tell systemd we are ready.
+    pub fn start(cfg: Config, stop: Arc<AtomicBool>) -> Result<Daemon> {
+        let host = cfg.effective_hostname()?;
+        let paths = StatePaths::new(&cfg.state_dir);
+        crate::fsutil::create_dir_all(&cfg.state_dir, 0o700)?;
+        crate::fsutil::create_dir_all(&paths.runs, 0o700)?;
+
+        let key_file = cfg.effective_signing_key_file();
+        let signer = Arc::new(load_signer(&key_file)?);
+        let store = EvidenceStore::open(&cfg.evidence_dir)?;
+
+        let (runbooks, errors) = crate::runbook::model::load_dir(&cfg.runbooks_dir)
+            .with_context(|| format!("reading runbook directory {}", cfg.runbooks_dir.display()))?;
+        let mut guard = Guard::new(cfg.guard.clone(), cfg.approved_runbooks.clone(), cfg.client_permissions.clone());
+        guard.load_state(&paths.guard)?;
+        let checkpoint = Checkpoint::open(&paths.cursor)?;
+        let mark = EvidenceMark::load(&paths.mark)?;
+        let handled = recovery::handled_cursors(&cfg.evidence_dir, mark)?;
+        let mut detect_cfg = DetectConfig::new();
+        detect_cfg.host = host.clone();
+        detect_cfg.backup_units = cfg.journal.backup_unit_patterns.clone();
+        let detector = Detector::new(detect_cfg, IncidentIds::open(&paths.incident_ids)?);
+        let restore = RestoreSchedule::load(&paths.restore)?;
+        let cpu = CpuProbe::new(
+            f64::from(cfg.probes.cpu.threshold_percent),
+            (cfg.probes.cpu.sustained_seconds / cfg.probes.interval_seconds.max(1)).max(1) as u32,
+        );
+        let alerter = Alerter::new(&cfg.alert)?;
+        let mut provenance = crate::runbook::provenance();
+        if let Some(b) = &cfg.baseline {
+            provenance.baseline_version = b.version.clone();
+            provenance.baseline_sha256 = b.sha256.clone();
+        }
+        let (done_tx, done_rx) = channel();
+        let last_read_cursor = checkpoint.cursor().map(str::to_string);
+        let mut daemon = Daemon {
+            host,
+            provenance,
+            paths,
+            runbooks: Arc::new(runbooks),
+            signer,
+            store: Arc::new(Mutex::new(store)),
+            guard,
+            alerter: Some(alerter),
+            checkpoint,
+            detector,
+            handled,
+            source: None,
+            source_retry_at: None,
+            next_entry: 0,
+            last_read_cursor,
+            in_flight: BTreeMap::new(),
+            running: 0,
+            done_tx,
+            done_rx,
+            stop,
+            watchdog: libsystemd::daemon::watchdog_enabled(false),
+            last_ping: Instant::now(),
+            last_flush: Instant::now(),
+            next_probe: Instant::now(),
+            cpu,
+            restore,
+            stats: Stats::default(),
+            cfg,
+        };
+        for e in &errors {
+            daemon.raise("runbook_invalid", None, None, None, format!("runbook not loaded: {e}"));
+        }
+        if daemon.cfg.journal.enabled {
+            daemon.start_source()?;
+        }
+        tracing::info!(
+            host = %daemon.host,
+            runbooks = daemon.runbooks.len(),
+            resumed_after = daemon.last_read_cursor.as_deref().unwrap_or("(none: starting at the journal's tail)"),
+            recovered = daemon.handled.len(),
+            "msp-agent ready"
+        );
+        notify(&[NotifyState::Ready, NotifyState::Status("watching the journal".into())]);
+        Ok(daemon)
+    }
+
+    fn start_source(&mut self) -> Result<()> {
+        let input = match &self.cfg.journal.directory {
+            Some(d) => Input::Directory(d.clone()),
+            None => Input::System,
+        };
+        let mut sc = SourceConfig::new(input);
+        sc.follow = true;
+        sc.after_cursor = self.last_read_cursor.clone();
+        // A first-ever start does not act on history: only what happens from now on.
+        sc.start_at = StartAt::Tail;
+        sc.output_fields = Some(crate::detect::FIELDS.iter().map(|f| f.to_string()).collect());
+        self.source = Some(JournalSource::start(&sc)?);
+        Ok(())
+    }
+
+    /// The main loop; returns when a stop signal arrives.
+    pub fn run_loop(&mut self) -> Result<()> {
+        while !self.stop.load(Ordering::Relaxed) {
+            self.drain_done(Duration::ZERO)?;
+            self.read_journal()?;
+            if Instant::now() >= self.next_probe {
+                self.run_probes()?;
+                self.next_probe = Instant::now() + Duration::from_secs(self.cfg.probes.interval_seconds);
+            }
+            for summary in self.guard.flush_closed_windows(Utc::now()) {
+                self.write_summary(&summary)?;
+            }
+            if self.last_flush.elapsed() >= FLUSH_EVERY {
+                self.flush()?;
+            }
+            self.keepalive();
+        }
+        Ok(())
+    }
+
+    /// Read entries for up to [`POLL`]; restart a dead source with a delay.
+    fn read_journal(&mut self) -> Result<()> {
+        if self.source.is_none() {
+            if !self.cfg.journal.enabled {
+                std::thread::sleep(POLL);
+                return Ok(());
+            }
+            match self.source_retry_at {
+                Some(t) if Instant::now() < t => {
+                    std::thread::sleep(POLL);
+                    return Ok(());
+                }
+                _ => {}
+            }
+            if let Err(e) = self.start_source() {
+                self.source_failed(e);
+                return Ok(());
+            }
+        }
+        let deadline = Instant::now() + POLL;
+        loop {
+            let Some(source) = self.source.as_mut() else { return Ok(()) };
+            let wait = deadline.saturating_duration_since(Instant::now());
+            match source.next_timeout(wait) {
+                Ok(Next::Entry(e)) => self.on_entry(&e)?,
+                Ok(Next::Idle) => return Ok(()),
+                Ok(Next::End) => {
+                    self.source_failed(anyhow!("journalctl ended while following"));
+                    return Ok(());
+                }
+                Err(e) => {
+                    self.source_failed(e);
+                    return Ok(());
+                }
+            }
+            if Instant::now() >= deadline || self.stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+        }
+    }
+
+    /// A dead source is an alert, never a silent stall; retry in 5 s from the last entry read.
+    fn source_failed(&mut self, err: anyhow::Error) {
+        self.source = None;
+        self.source_retry_at = Some(Instant::now() + Duration::from_secs(5));
+        self.raise("journal_source_failed", None, None, None, format!("journal source stopped: {err:#}; retrying in 5 s"));
+    }
+
+    fn on_entry(&mut self, e: &crate::journal::Entry) -> Result<()> {
+        self.stats.entries += 1;
+        let idx = self.next_entry;
+        self.next_entry += 1;
+        let Some(cursor) = e.cursor().map(str::to_string) else {
+            tracing::warn!("journal entry without a cursor ignored");
+            return Ok(());
+        };
+        let prev_cursor = self.last_read_cursor.replace(cursor.clone());
+        if self.handled.remove(&cursor) {
+            tracing::info!(cursor = %cursor, "entry already handled before a restart; not handling it again");
+            return Ok(());
+        }
+        let Some(incident) = self.detector.observe(e, Utc::now())? else { return Ok(()) };
+        let head = self.head_sequence();
+        if self.handle_incident(incident, Some(idx))? {
+            self.in_flight.insert(idx, InFlightEntry { prev_cursor, head_at_read: head });
+        }
+        Ok(())
+    }
+
+    fn run_probes(&mut self) -> Result<()> {
+        let now = Utc::now();
+        let p = self.cfg.probes.clone();
+        let mut findings: Vec<Finding> = Vec::new();
+        let mut errors: Vec<String> = Vec::new();
+        if p.disk.enabled {
+            match probes::probe_disks(&p.disk.mounts, f64::from(p.disk.threshold_percent)) {
+                Ok(f) => findings.extend(f),
+                Err(e) => errors.push(format!("disk probe: {e:#}")),
+            }
+        }
+        if p.cpu.enabled {
+            match self.cpu.sample() {
+                Ok(f) => findings.extend(f),
+                Err(e) => errors.push(format!("cpu probe: {e:#}")),
+            }
+        }
+        if p.certs.enabled {
+            for path in &p.certs.paths {
+                let r = if path.is_dir() {
+                    probes::probe_certs(path, i64::from(p.certs.warn_days), now)
+                } else if path.exists() {
+                    probes::check_cert_file(path, i64::from(p.certs.warn_days), now)
+                } else {
+                    continue;
+                };
+                match r {
+                    Ok(f) => findings.extend(f),
+                    Err(e) => errors.push(format!("certificate probe: {e:#}")),
+                }
+            }
+        }
+        if p.restore_test.enabled {
+            findings.extend(self.restore.check(p.restore_test.interval_days, now));
+        }
+        for e in errors {
+            tracing::warn!("{e}");
+        }
+        for f in findings {
+            let incident = self.detector.probe_incident(&f, now)?;
+            self.handle_incident(incident, None)?;
+        }
+        Ok(())
+    }
+
+    /// Plan, guard, and either dispatch (returns true) or record why not (false).
+    fn handle_incident(&mut self, incident: Incident, entry: Option<u64>) -> Result<bool> {
+        self.stats.incidents += 1;
+        let now = Utc::now();
+        let runbooks = Arc::clone(&self.runbooks);
+        let rb = match plan(&incident, &runbooks) {
+            Plan::Escalate { reason, .. } => {
+                self.escalate(&incident, None, &reason)?;
+                return Ok(false);
+            }
+            Plan::Run(rb) => rb,
+        };
+        let key = GuardKey {
+            client_id: self.cfg.client_id.clone(),
+            host: self.host.clone(),
+            runbook_id: rb.id.clone(),
+            target: target_of(&incident),
+        };
+        match self.guard.decide(&key, &rb.runbook_hash, now) {
+            Verdict::Refused { reason } => {
+                self.escalate(&incident, Some(rb), &reason)?;
+                Ok(false)
+            }
+            Verdict::Suppressed { reason, until, record } => {
+                self.stats.suppressed += 1;
+                tracing::debug!(incident = %incident.incident_id, runbook = %rb.id, ?reason, %until, "suppressed");
+                if record {
+                    let nb = records::suppression(&self.record_ctx(), &incident, rb, reason, until, now);
+                    self.append(nb)?;
+                }
+                Ok(false)
+            }
+            Verdict::Run => {
+                let params = match rb.bind_params(Some(&incident), &[]) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        self.escalate(&incident, Some(rb), &format!("parameters refused: {e}"))?;
+                        return Ok(false);
+                    }
+                };
+                self.wait_for_capacity()?;
+                if let Some(summary) = self.guard.started(&key, now) {
+                    self.write_summary(&summary)?;
+                }
+                self.dispatch(incident, rb.clone(), params, key, entry)?;
+                Ok(true)
+            }
+        }
+    }
+
+    fn dispatch(&mut self, incident: Incident, rb: Runbook, params: Params, key: GuardKey, entry: Option<u64>) -> Result<()> {
+        self.stats.runs += 1;
+        self.running += 1;
+        tracing::info!(incident = %incident.incident_id, runbook = %rb.id, target = %key.target, "running runbook");
+        let work_dir = self.paths.runs.join(&incident.incident_id);
+        let ctx = BundleContext {
+            client_id: self.cfg.client_id.clone(),
+            hostname: self.host.clone(),
+            operator: "msp-agent".into(),
+            resolution_type: ResolutionType::Automatic,
+            provenance: self.provenance.clone(),
+        };
+        let store = Arc::clone(&self.store);
+        let signer = Arc::clone(&self.signer);
+        let tx = self.done_tx.clone();
+        std::thread::Builder::new()
+            .name(format!("run-{}", rb.id))
+            .spawn(move || {
+                let result = run_and_record(&rb, &params, &incident, &work_dir, &ctx, &store, &signer);
+                if result.is_ok() {
+                    // Artifacts are copied into the store; the run directory has served.
+                    let _ = std::fs::remove_dir_all(&work_dir);
+                }
+                let _ = tx.send(Done { entry, key, incident, runbook_id: rb.id.clone(), result });
+            })
+            .context("starting a runbook worker thread")?;
+        Ok(())
+    }
+
+    /// Block (keeping the watchdog fed) until a worker slot is free.
+    fn wait_for_capacity(&mut self) -> Result<()> {
+        while self.running >= self.cfg.max_concurrent_runbooks {
+            self.drain_done(POLL)?;
+            self.keepalive();
+        }
+        Ok(())
+    }
+
+    /// Handle finished runs, waiting up to `wait` for the first one.
+    fn drain_done(&mut self, wait: Duration) -> Result<()> {
+        let mut wait = wait;
+        loop {
+            let done = match self.done_rx.recv_timeout(wait) {
+                Ok(d) => d,
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            };
+            wait = Duration::ZERO;
+            self.running -= 1;
+            self.on_done(done)?;
+        }
+    }
+
+    fn on_done(&mut self, done: Done) -> Result<()> {
+        match done.result {
+            Ok((status, written)) => {
+                let ok = status == ResolutionStatus::Resolved;
+                self.guard.finished(&done.key, ok);
+                if let Some(idx) = done.entry {
+                    self.in_flight.remove(&idx);
+                }
+                tracing::info!(
+                    incident = %done.incident.incident_id, runbook = %done.runbook_id,
+                    bundle = %written.bundle_id, status = status.as_str(), "runbook finished"
+                );
+                if ok && done.incident.event_type == event_type::RESTORE_TEST_DUE {
+                    self.restore.record_run(&self.paths.restore, Utc::now())?;
+                }
+                if !ok {
+                    self.raise(
+                        "remediation_failed",
+                        Some(&done.incident.incident_id),
+                        Some(&done.runbook_id),
+                        Some(&written.bundle_id),
+                        format!("{} ended {} for {}", done.runbook_id, status.as_str(), target_of(&done.incident)),
+                    );
+                }
+            }
+            Err(e) => {
+                // No evidence could be written: the entry stays in flight, so the cursor
+                // will not pass it and a restart handles it again.
+                self.guard.finished(&done.key, false);
+                self.raise(
+                    "evidence_write_failed",
+                    Some(&done.incident.incident_id),
+                    Some(&done.runbook_id),
+                    None,
+                    format!("running {} or recording its evidence failed: {e:#}", done.runbook_id),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn escalate(&mut self, incident: &Incident, rb: Option<&Runbook>, reason: &str) -> Result<()> {
+        self.stats.escalated += 1;
+        let nb = records::escalation(&self.record_ctx(), incident, rb, reason, Utc::now());
+        let written = self.append(nb)?;
+        self.raise(
+            "escalation",
+            Some(&incident.incident_id),
+            rb.map(|r| r.id.as_str()),
+            Some(&written.bundle_id),
+            format!("{} on {}: {reason}", incident.event_type, target_of(incident)),
+        );
+        Ok(())
+    }
+
+    fn write_summary(&mut self, summary: &crate::guard::SuppressionSummary) -> Result<()> {
+        let runbooks = Arc::clone(&self.runbooks);
+        let rb = runbooks.iter().find(|r| r.id == summary.key.runbook_id);
+        let id = self.detector.next_incident_id(Utc::now())?;
+        let nb = records::suppression_summary(&self.record_ctx(), summary, rb, id, Utc::now());
+        self.append(nb)?;
+        Ok(())
+    }
+
+    fn record_ctx(&self) -> RecordContext<'_> {
+        RecordContext { client_id: &self.cfg.client_id, hostname: &self.host, provenance: &self.provenance }
+    }
+
+    fn append(&self, nb: NewBundle) -> Result<Written> {
+        let mut store = self.store.lock().map_err(|_| anyhow!("evidence store lock poisoned"))?;
+        store.append(nb, &self.signer, Utc::now())
+    }
+
+    fn head_sequence(&self) -> u64 {
+        self.store.lock().ok().and_then(|s| s.head().map(|(seq, _)| seq)).unwrap_or(0)
+    }
+
+    /// Save guard state, then the cursor, then the evidence mark (this order; see module docs).
+    fn flush(&mut self) -> Result<()> {
+        self.guard.save(&self.paths.guard)?;
+        let target = match self.in_flight.values().next() {
+            Some(oldest) => oldest.prev_cursor.clone(),
+            None => self.last_read_cursor.clone(),
+        };
+        if let Some(c) = target {
+            if self.checkpoint.durable_cursor() != Some(c.as_str()) {
+                self.checkpoint.commit(&c)?;
+                let mark = match self.in_flight.values().next() {
+                    Some(oldest) => oldest.head_at_read,
+                    None => self.head_sequence(),
+                };
+                EvidenceMark { sequence: mark }.save(&self.paths.mark)?;
+            }
+        }
+        self.last_flush = Instant::now();
+        Ok(())
+    }
+
+    fn keepalive(&mut self) {
+        let Some(interval) = self.watchdog else { return };
+        if self.last_ping.elapsed() >= interval / 2 {
+            let s = &self.stats;
+            let status = format!(
+                "entries {} · incidents {} · runs {} (running {}) · suppressed {} · escalated {}",
+                s.entries, s.incidents, s.runs, self.running, s.suppressed, s.escalated
+            );
+            notify(&[NotifyState::Watchdog, NotifyState::Status(status)]);
+            self.last_ping = Instant::now();
+        }
+    }
+
+    /// Stop reading, let running runbooks finish (each bounded by its step timeouts), write
+    /// their evidence, save state, commit the cursor.
+    pub fn shutdown(mut self) -> Result<()> {
+        notify(&[NotifyState::Stopping, NotifyState::Status("stopping: finishing running runbooks".into())]);
+        self.source = None;
+        while self.running > 0 {
+            self.drain_done(POLL)?;
+            self.keepalive();
+        }
+        self.flush()?;
+        if let Some(a) = self.alerter.take() {
+            a.shutdown();
+        }
+        let s = &self.stats;
+        tracing::info!(entries = s.entries, incidents = s.incidents, runs = s.runs, suppressed = s.suppressed, escalated = s.escalated, "msp-agent stopped");
+        Ok(())
+    }
+
+    fn raise(&self, kind: &str, incident: Option<&str>, runbook: Option<&str>, bundle: Option<&str>, summary: String) {
+        if let Some(a) = &self.alerter {
+            a.raise(Alert {
+                kind: kind.into(),
+                client_id: self.cfg.client_id.clone(),
+                host: self.host.clone(),
+                incident_id: incident.map(str::to_string),
+                runbook_id: runbook.map(str::to_string),
+                bundle_id: bundle.map(str::to_string),
+                summary,
+                at: crate::runbook::exec::rfc3339(Utc::now()),
+            });
+        }
+    }
+}
+
+/// Execute and write the bundle (runs on a worker thread).
+fn run_and_record(
+    rb: &Runbook,
+    params: &Params,
+    incident: &Incident,
+    work_dir: &Path,
+    ctx: &BundleContext,
+    store: &Mutex<EvidenceStore>,
+    signer: &Signer,
+) -> Result<(ResolutionStatus, Written)> {
+    crate::fsutil::create_dir_all(work_dir, 0o700)?;
+    let exec = ExecConfig::new(work_dir)?;
+    let report = execute(rb, params, incident, &exec)?;
+    let mut nb = to_new_bundle(&report, incident, rb, ctx);
+    nb.incident = records::incident_section(incident, rb.hipaa_controls.clone());
+    let mut store = store.lock().map_err(|_| anyhow!("evidence store lock poisoned"))?;
+    let written = store.append(nb, signer, Utc::now())?;
+    Ok((report.status, written))
+}
+
+/// What a runbook acts on, for the one-run-per-target rule and cooldown keys.
+pub fn target_of(incident: &Incident) -> String {
+    if let Some(u) = &incident.unit {
+        return u.clone();
+    }
+    for k in ["mount", "path"] {
+        if let Some(v) = incident.details.get(k).and_then(|v| v.as_str()) {
+            return v.to_string();
+        }
+    }
+    "host".into()
+}
+
+/// Load the key at `path`; it must carry the standard file name, so that the public key
+/// beside it (when present) is checked against it by [`Signer::load`].
+fn load_signer(path: &Path) -> Result<Signer> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        anyhow::bail!("signing_key_file {} is not a file path", path.display());
+    };
+    if name != crate::keys::PRIVATE_KEY_FILE {
+        anyhow::bail!("signing_key_file {} must be named {}", path.display(), crate::keys::PRIVATE_KEY_FILE);
+    }
+    Signer::load(if dir.as_os_str().is_empty() { Path::new(".") } else { dir })
+}
+
+/// Tell systemd (no-op when not started by systemd).
+fn notify(states: &[NotifyState]) {
+    if let Err(e) = libsystemd::daemon::notify(false, states) {
+        tracing::warn!(error = %e, "sd_notify failed");
+    }
+}

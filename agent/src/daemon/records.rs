@@ -1,0 +1,173 @@
+//! Evidence for decisions that ran no runbook: escalations and suppressions. They are signed
+//! and chained like any bundle, with `steps_executed: 0`, so an auditor sees every "no" the
+//! agent said and why.
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use crate::evidence::bundle::{ExecutionSection, IncidentSection, Outputs, Provenance, RunbookSection};
+use crate::evidence::store::NewBundle;
+use crate::guard::{SuppressReason, SuppressionSummary};
+use crate::incident::{Incident, IncidentSource};
+use crate::runbook::exec::{rfc3339, source_label};
+use crate::runbook::model::Runbook;
+
+/// `runbook_id` of a record about an incident no runbook was chosen for.
+pub const NO_RUNBOOK_ID: &str = "none";
+
+/// Fields of every non-execution record.
+pub struct RecordContext<'a> {
+    pub client_id: &'a str,
+    pub hostname: &'a str,
+    pub provenance: &'a Provenance,
+}
+
+/// The incident section, with the journal cursor kept so a restart can tell the entry was
+/// handled (see `daemon::recovery`).
+pub fn incident_section(incident: &Incident, hipaa_controls: Vec<String>) -> IncidentSection {
+    let mut details = serde_json::Map::new();
+    for (k, v) in &incident.details {
+        details.insert(k.clone(), v.clone());
+    }
+    if let Some(unit) = &incident.unit {
+        details.entry("unit").or_insert_with(|| Value::String(unit.clone()));
+    }
+    if let IncidentSource::Journal { cursor, realtime_usec } = &incident.source {
+        details.insert("journal_cursor".into(), Value::String(cursor.clone()));
+        details.insert("journal_realtime_usec".into(), json!(realtime_usec));
+    }
+    IncidentSection {
+        incident_id: incident.incident_id.clone(),
+        event_type: incident.event_type.clone(),
+        severity: incident.severity.to_string(),
+        detected_at: rfc3339(incident.detected_at),
+        source: source_label(&incident.source),
+        details: Value::Object(details),
+        hipaa_controls,
+    }
+}
+
+fn runbook_section(runbook: Option<&Runbook>) -> RunbookSection {
+    match runbook {
+        Some(r) => RunbookSection {
+            runbook_id: r.id.clone(),
+            runbook_version: r.version.clone(),
+            runbook_hash: r.runbook_hash.clone(),
+            steps_total: r.steps.len() as u32,
+            steps_executed: 0,
+        },
+        None => RunbookSection {
+            runbook_id: NO_RUNBOOK_ID.into(),
+            runbook_version: "0".into(),
+            runbook_hash: crate::evidence::bundle::GENESIS_PREV_HASH.into(),
+            steps_total: 0,
+            steps_executed: 0,
+        },
+    }
+}
+
+fn non_execution(
+    ctx: &RecordContext<'_>,
+    incident: IncidentSection,
+    runbook: RunbookSection,
+    detected_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    resolution: &str,
+    verification: Value,
+) -> NewBundle {
+    NewBundle {
+        client_id: ctx.client_id.to_string(),
+        hostname: ctx.hostname.to_string(),
+        incident,
+        runbook,
+        execution: ExecutionSection {
+            timestamp_start: rfc3339(now),
+            timestamp_end: rfc3339(now),
+            operator: "msp-agent".into(),
+            mttr_seconds: (now - detected_at).num_milliseconds().max(0) as f64 / 1000.0,
+            sla_target_seconds: 0,
+            sla_met: false,
+            resolution_type: resolution.into(),
+        },
+        actions_taken: Vec::new(),
+        rollback: Vec::new(),
+        verification,
+        outputs: Outputs { resolution_status: resolution.into() },
+        provenance: ctx.provenance.clone(),
+        artifact_files: Vec::new(),
+    }
+}
+
+/// An incident handed to a person: no runbook, several, or the guard refused the one found.
+pub fn escalation(
+    ctx: &RecordContext<'_>,
+    incident: &Incident,
+    runbook: Option<&Runbook>,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> NewBundle {
+    let controls = runbook.map(|r| r.hipaa_controls.clone()).unwrap_or_default();
+    let verification = json!({ "decision": "escalated", "reason": reason });
+    non_execution(ctx, incident_section(incident, controls), runbook_section(runbook), incident.detected_at, now, "escalated", verification)
+}
+
+/// The first suppression of a cooldown window (later ones go into a [`suppression_summary`]).
+pub fn suppression(
+    ctx: &RecordContext<'_>,
+    incident: &Incident,
+    runbook: &Runbook,
+    reason: SuppressReason,
+    until: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> NewBundle {
+    let verification = json!({
+        "decision": "suppressed",
+        "reason": reason,
+        "suppressed_until": rfc3339(until),
+        "count": 1,
+    });
+    non_execution(
+        ctx,
+        incident_section(incident, runbook.hipaa_controls.clone()),
+        runbook_section(Some(runbook)),
+        incident.detected_at,
+        now,
+        "suppressed",
+        verification,
+    )
+}
+
+/// One record for all unrecorded suppressions of a closed window. Its incident section names
+/// the window, not one incident (there were many).
+pub fn suppression_summary(
+    ctx: &RecordContext<'_>,
+    summary: &SuppressionSummary,
+    runbook: Option<&Runbook>,
+    incident_id: String,
+    now: DateTime<Utc>,
+) -> NewBundle {
+    let incident = IncidentSection {
+        incident_id,
+        event_type: "suppression_summary".into(),
+        severity: "low".into(),
+        detected_at: rfc3339(summary.window_end),
+        source: "guard".into(),
+        details: json!({
+            "runbook_id": summary.key.runbook_id,
+            "target": summary.key.target,
+            "window_start": rfc3339(summary.window_start),
+            "window_end": rfc3339(summary.window_end),
+        }),
+        hipaa_controls: runbook.map(|r| r.hipaa_controls.clone()).unwrap_or_default(),
+    };
+    let mut rb = runbook_section(runbook);
+    if runbook.is_none() {
+        rb.runbook_id = summary.key.runbook_id.clone();
+    }
+    let verification = json!({
+        "decision": "suppressed",
+        "reason": "cooldown_window_summary",
+        "count": summary.unrecorded,
+    });
+    non_execution(ctx, incident, rb, summary.window_end, now, "suppressed", verification)
+}

@@ -77,6 +77,9 @@ struct StatePaths {
     incident_ids: PathBuf,
     restore: PathBuf,
     runs: PathBuf,
+    /// When the daemon first started on this host (UNIX seconds): where reading begins
+    /// until there is a cursor.
+    first_start: PathBuf,
 }
 
 impl StatePaths {
@@ -88,6 +91,7 @@ impl StatePaths {
             incident_ids: dir.join("incident-ids.json"),
             restore: dir.join("restore-schedule.json"),
             runs: dir.join("runs"),
+            first_start: dir.join("first-start"),
         }
     }
 }
@@ -248,8 +252,9 @@ impl Daemon {
         let mut sc = SourceConfig::new(input);
         sc.follow = true;
         sc.after_cursor = self.last_read_cursor.clone();
-        // A first-ever start does not act on history: only what happens from now on.
-        sc.start_at = StartAt::Tail;
+        // A first-ever start does not act on history: only what happens from its first start
+        // on (recorded once, so a crash before the first cursor loses nothing).
+        sc.start_at = StartAt::Since(first_start_secs(&self.paths.first_start)?);
         sc.output_fields = Some(crate::detect::FIELDS.iter().map(|f| f.to_string()).collect());
         self.source = Some(JournalSource::start(&sc)?);
         Ok(())
@@ -336,7 +341,7 @@ impl Daemon {
             tracing::info!(cursor = %cursor, "entry already handled before a restart; not handling it again");
             return Ok(());
         }
-        let Some(incident) = self.detector.observe(e, Utc::now())? else { return Ok(()) };
+        let Some(incident) = self.detector.observe_unnumbered(e, Utc::now()) else { return Ok(()) };
         let head = self.head_sequence();
         if self.handle_incident(incident, Some(idx))? {
             self.in_flight.insert(idx, InFlightEntry { prev_cursor, head_at_read: head });
@@ -383,19 +388,21 @@ impl Daemon {
             tracing::warn!("{e}");
         }
         for f in findings {
-            let incident = self.detector.probe_incident(&f, now)?;
+            let incident = self.detector.probe_incident_unnumbered(&f, now);
             self.handle_incident(incident, None)?;
         }
         Ok(())
     }
 
     /// Plan, guard, and either dispatch (returns true) or record why not (false).
-    fn handle_incident(&mut self, incident: Incident, entry: Option<u64>) -> Result<bool> {
+    /// `incident` arrives without an id; it gets one only when it leaves a record or runs.
+    fn handle_incident(&mut self, mut incident: Incident, entry: Option<u64>) -> Result<bool> {
         self.stats.incidents += 1;
         let now = Utc::now();
         let runbooks = Arc::clone(&self.runbooks);
         let rb = match plan(&incident, &runbooks) {
             Plan::Escalate { reason, .. } => {
+                self.number(&mut incident)?;
                 self.escalate(&incident, None, &reason)?;
                 return Ok(false);
             }
@@ -409,19 +416,22 @@ impl Daemon {
         };
         match self.guard.decide(&key, &rb.runbook_hash, now) {
             Verdict::Refused { reason } => {
+                self.number(&mut incident)?;
                 self.escalate(&incident, Some(rb), &reason)?;
                 Ok(false)
             }
             Verdict::Suppressed { reason, until, record } => {
                 self.stats.suppressed += 1;
-                tracing::debug!(incident = %incident.incident_id, runbook = %rb.id, ?reason, %until, "suppressed");
+                tracing::debug!(event = %incident.event_type, target = %key.target, runbook = %rb.id, ?reason, %until, "suppressed");
                 if record {
+                    self.number(&mut incident)?;
                     let nb = records::suppression(&self.record_ctx(), &incident, rb, reason, until, now);
                     self.append(nb)?;
                 }
                 Ok(false)
             }
             Verdict::Run => {
+                self.number(&mut incident)?;
                 let params = match rb.bind_params(Some(&incident), &[]) {
                     Ok(p) => p,
                     Err(e) => {
@@ -437,6 +447,13 @@ impl Daemon {
                 Ok(true)
             }
         }
+    }
+
+    fn number(&mut self, incident: &mut Incident) -> Result<()> {
+        if incident.incident_id.is_empty() {
+            incident.incident_id = self.detector.next_incident_id(incident.detected_at)?;
+        }
+        Ok(())
     }
 
     fn dispatch(&mut self, incident: Incident, rb: Runbook, params: Params, key: GuardKey, entry: Option<u64>) -> Result<()> {
@@ -633,6 +650,22 @@ impl Daemon {
                 at: crate::runbook::exec::rfc3339(Utc::now()),
             });
         }
+    }
+}
+
+/// The recorded first start, recording now if there is none.
+fn first_start_secs(path: &Path) -> Result<i64> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .with_context(|| format!("{}: expected UNIX seconds, found {:?}", path.display(), text.trim())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let now = Utc::now().timestamp();
+            crate::fsutil::replace(path, format!("{now}\n").as_bytes(), 0o600)?;
+            Ok(now)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
 }
 

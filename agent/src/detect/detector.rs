@@ -88,7 +88,20 @@ impl Detector {
     /// for further lines of an incident already raised). `now` becomes `detected_at` and
     /// picks the day of the incident id. Errors only come from persisting the id counter.
     pub fn observe(&mut self, e: &Entry, now: DateTime<Utc>) -> Result<Option<Incident>> {
-        let Some(rule) = first_match(self.rules, e) else { return Ok(None) };
+        match self.observe_unnumbered(e, now) {
+            Some(mut incident) => {
+                incident.incident_id = self.ids.next(now)?;
+                Ok(Some(incident))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// [`Detector::observe`] without allocating an incident id (`incident_id` is empty). The
+    /// daemon numbers an incident only when it leaves a record, so a storm of suppressed
+    /// repeats cannot exhaust the day's id sequence.
+    pub fn observe_unnumbered(&mut self, e: &Entry, now: DateTime<Utc>) -> Option<Incident> {
+        let Some(rule) = first_match(self.rules, e) else { return None };
         let mut details: BTreeMap<String, Value> = BTreeMap::new();
         details.insert("rule".into(), json!(rule.name));
         if let Some(m) = e.get("MESSAGE") {
@@ -116,14 +129,13 @@ impl Detector {
         let realtime = e.realtime_usec().unwrap_or_else(|| now.timestamp_micros().max(0) as u64);
         let key_unit = unit.clone().or_else(|| details.get("unit_invalid").and_then(|v| v.as_str()).map(str::to_string)).unwrap_or_default();
         if self.is_repeat(event, key_unit, realtime) {
-            return Ok(None);
+            return None;
         }
         if e.truncated() {
             details.insert("entry_truncated".into(), json!(true));
         }
-        let incident_id = self.ids.next(now)?;
-        Ok(Some(Incident {
-            incident_id,
+        Some(Incident {
+            incident_id: String::new(),
             event_type: event.to_string(),
             severity: rule.severity,
             host: self.cfg.host.clone(),
@@ -131,16 +143,23 @@ impl Detector {
             source: IncidentSource::Journal { cursor: e.cursor().unwrap_or_default().to_string(), realtime_usec: realtime },
             unit,
             details,
-        }))
+        })
     }
 
     /// An incident for a probe finding (probes run on the daemon's schedule; suppressing
     /// repeats of a standing condition is the guard's cooldown, not the detector's).
     pub fn probe_incident(&mut self, finding: &Finding, now: DateTime<Utc>) -> Result<Incident> {
+        let mut incident = self.probe_incident_unnumbered(finding, now);
+        incident.incident_id = self.ids.next(now)?;
+        Ok(incident)
+    }
+
+    /// [`Detector::probe_incident`] without an id (see [`Detector::observe_unnumbered`]).
+    pub fn probe_incident_unnumbered(&self, finding: &Finding, now: DateTime<Utc>) -> Incident {
         let (event, severity, probe, unit, details) = finding.describe();
         let unit = unit.filter(|u| is_valid_unit_name(u));
-        Ok(Incident {
-            incident_id: self.ids.next(now)?,
+        Incident {
+            incident_id: String::new(),
             event_type: event.to_string(),
             severity,
             host: self.cfg.host.clone(),
@@ -148,7 +167,7 @@ impl Detector {
             source: IncidentSource::Probe { probe: probe.to_string() },
             unit,
             details,
-        })
+        }
     }
 
     /// A fresh incident id (for records that are not about one detected incident, such as

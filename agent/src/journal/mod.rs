@@ -52,9 +52,12 @@ pub enum Input {
 pub enum StartAt {
     /// The oldest entry available (replay, tests, `detect`).
     Head,
-    /// Only entries written after the source starts (a first-ever daemon start, so it does
-    /// not act on history).
+    /// Only entries written after the source starts.
     Tail,
+    /// Entries from this wall-clock second on (UNIX seconds). The daemon's first-ever start
+    /// records its start time and uses this until it has a cursor, so a crash before the first
+    /// cursor commit does not skip what was logged meanwhile, and history is not acted on.
+    Since(i64),
 }
 
 /// How to run the source.
@@ -133,6 +136,10 @@ impl SourceConfig {
             // Without this, --follow starts with the last 10 entries only.
             (None, StartAt::Head) => a.push("--no-tail".into()),
             (None, StartAt::Tail) => a.push("--lines=0".into()),
+            (None, StartAt::Since(secs)) => {
+                a.push("--no-tail".into());
+                a.push(format!("--since=@{secs}"));
+            }
         }
         if let Some(fields) = &self.output_fields {
             a.push(format!("--output-fields={}", fields.join(",")));

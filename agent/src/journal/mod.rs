@@ -132,7 +132,13 @@ impl SourceConfig {
             a.push("--follow".into());
         }
         match (&self.after_cursor, self.start_at) {
-            (Some(c), _) => a.push(format!("--after-cursor={c}")),
+            (Some(c), _) => {
+                a.push(format!("--after-cursor={c}"));
+                // journalctl 252: --follow implies --lines=10 even with --after-cursor, which
+                // silently skips all but the last 10 entries after the cursor (found by the
+                // daemon's kill -9 test). --no-tail lifts it.
+                a.push("--no-tail".into());
+            }
             // Without this, --follow starts with the last 10 entries only.
             (None, StartAt::Head) => a.push("--no-tail".into()),
             (None, StartAt::Tail) => a.push("--lines=0".into()),

@@ -113,6 +113,11 @@ struct KeyState {
     /// Suppressions in the current window, and whether the first one was recorded.
     suppressed: u64,
     first_recorded: bool,
+    /// A run started and has not finished. Found true after a restart, it means the agent
+    /// died during the run: no evidence was written, so the window it opened must not
+    /// suppress the incident when it is read again.
+    #[serde(default)]
+    running: bool,
 }
 
 /// Persisted guard state.
@@ -151,6 +156,13 @@ impl Guard {
             Ok(bytes) => {
                 self.state = serde_json::from_slice(&bytes)
                     .with_context(|| format!("reading guard state {}", path.display()))?;
+                for entry in self.state.keys.values_mut() {
+                    if entry.running {
+                        entry.running = false;
+                        entry.window_end = None;
+                        self.dirty = true;
+                    }
+                }
                 Ok(())
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -232,6 +244,7 @@ impl Guard {
         entry.key = Some(key.clone());
         entry.last_started = Some(now);
         entry.window_end = Some(now + cooldown);
+        entry.running = true;
         self.dirty = true;
         summary
     }
@@ -243,6 +256,7 @@ impl Guard {
         let max = self.config.max_backoff_multiplier.max(1);
         let base = self.config.cooldown_seconds as i64;
         let entry = self.state.keys.entry(key.as_map_key()).or_default();
+        entry.running = false;
         if success {
             entry.consecutive_failures = 0;
         } else {
@@ -427,6 +441,20 @@ mod tests {
         cpu.runbook_id = "RB-CPU-001".into();
         assert!(matches!(g.decide(&cpu, HASH, t(1)), Verdict::Suppressed { reason: SuppressReason::InFlight, .. }));
         assert_eq!(g.decide(&key("postgresql.service"), HASH, t(1)), Verdict::Run);
+    }
+
+    #[test]
+    fn a_run_interrupted_by_a_crash_does_not_suppress_its_retry() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("guard.json");
+        let k = key("nginx.service");
+        let mut g = guard();
+        g.started(&k, t(0));
+        g.save(&path).unwrap();
+        // The agent dies here: no finished(), no evidence.
+        let mut g2 = guard();
+        g2.load_state(&path).unwrap();
+        assert_eq!(g2.decide(&k, HASH, t(1)), Verdict::Run, "the interrupted run is retried");
     }
 
     #[test]

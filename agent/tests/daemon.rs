@@ -60,6 +60,16 @@ verification:
     )
 }
 
+/// A running agent, killed if the test ends (or panics) while it still runs.
+struct Agent(Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 struct Fixture {
     _tmp: tempfile::TempDir,
     root: PathBuf,
@@ -108,7 +118,7 @@ impl Fixture {
     }
 
     /// Start the agent and wait until it says it is ready (its journal reader is running).
-    fn spawn(&self) -> Child {
+    fn spawn(&self) -> Agent {
         let before = self.log_text().matches("msp-agent ready").count();
         let child = self.spawn_nowait();
         wait_until(self, "the agent to be ready", Duration::from_secs(60), || {
@@ -117,16 +127,16 @@ impl Fixture {
         child
     }
 
-    fn spawn_nowait(&self) -> Child {
+    fn spawn_nowait(&self) -> Agent {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
-        Command::new(BIN)
+        Agent(Command::new(BIN)
             .args(["run", "--config"])
             .arg(&self.config)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .unwrap()
+            .unwrap())
     }
 
     fn log_text(&self) -> String {
@@ -192,11 +202,11 @@ fn wait_until(fx: &Fixture, what: &str, timeout: Duration, mut f: impl FnMut() -
     }
 }
 
-fn sigterm_and_wait(mut child: Child) -> std::process::ExitStatus {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+fn sigterm_and_wait(mut agent: Agent) -> std::process::ExitStatus {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(agent.0.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
     let t0 = Instant::now();
     loop {
-        if let Some(st) = child.try_wait().unwrap() {
+        if let Some(st) = agent.0.try_wait().unwrap() {
             return st;
         }
         assert!(t0.elapsed() < Duration::from_secs(60), "agent did not stop within 60 s of SIGTERM");
@@ -239,8 +249,8 @@ fn every_crash_is_handled_exactly_once_across_kill_9_at_random_points() {
         write_journal(&f.journal.join(format!("round-{round}.journal")), &batch);
         // Kill at a random point: before, during or after handling.
         std::thread::sleep(Duration::from_millis(rand(1500)));
-        child.kill().unwrap();
-        child.wait().unwrap();
+        child.0.kill().unwrap();
+        child.0.wait().unwrap();
         // Every other restart is not waited for, so later kills also land during start-up.
         child = if round % 2 == 0 { f.spawn_nowait() } else { f.spawn() };
         std::thread::sleep(Duration::from_millis(rand(300)));

@@ -763,3 +763,97 @@ fn backup_runbook_repository_steps_and_verification_with_real_restic() {
         assert!(report.verification.stdout_excerpt.starts_with("latest_snapshot="), "{}", report.verification.stdout_excerpt);
     }
 }
+
+// ---------------------------------------------------------------- end to end: runbook run
+
+fn run_ok(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{cmd:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+#[test]
+fn runbook_run_writes_a_bundle_that_stock_tools_verify() {
+    let d = tempfile::tempdir().unwrap();
+    let (rb_dir, ev, keys) = (d.path().join("runbooks"), d.path().join("evidence"), d.path().join("keys"));
+    std::fs::create_dir_all(&rb_dir).unwrap();
+    // The template is safe anywhere: its step prints its parameters into an artifact.
+    let template = std::fs::read(repo_root().join("runbooks/templates/runbook-template.yaml")).unwrap();
+    std::fs::write(rb_dir.join("RB-TEMPLATE-001.yaml"), &template).unwrap();
+    // A failing one, to check exit 1 and the recorded status.
+    let failing = runbook_yaml(NO_PARAMS, &step("a", 5, "echo 'patient ssn 123-45-6789' >&2; exit 4", ""), &step("undo", 5, "true", ""), OK_VERIFY);
+    std::fs::write(rb_dir.join("RB-TEST-001.yaml"), &failing).unwrap();
+    run_ok(Command::new(bin()).args(["key", "generate", "--out"]).arg(&keys));
+
+    let run = |id: &str, extra: &[&str]| {
+        Command::new(bin())
+            .args(["runbook", "run", id, "--runbooks"])
+            .arg(&rb_dir)
+            .arg("--evidence-dir")
+            .arg(&ev)
+            .arg("--key-dir")
+            .arg(&keys)
+            .args(["--client-id", "clinic-001"])
+            .args(extra)
+            .env("SUDO_USER", "alice")
+            .output()
+            .unwrap()
+    };
+    let out = run("RB-TEMPLATE-001", &["--param", "mode=fix", "--param", "unit=postgresql.service"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let bundle_path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    assert!(bundle_path.starts_with(&ev) && bundle_path.is_file(), "{bundle_path:?}");
+
+    // Stock tools, exactly as DESIGN.md 3 gives them to auditors.
+    let bundle_bytes = std::fs::read(&bundle_path).unwrap();
+    let sshsig = format!("{}.sshsig", bundle_path.display());
+    run_ok(
+        Command::new("ssh-keygen")
+            .args(["-Y", "verify", "-f"])
+            .arg(keys.join("allowed_signers"))
+            .args(["-I", "msp-evidence", "-n", "msp-evidence", "-s", &sshsig])
+            .stdin(std::fs::File::open(&bundle_path).unwrap()),
+    );
+    run_ok(
+        Command::new("openssl")
+            .args(["pkeyutl", "-verify", "-pubin", "-inkey"])
+            .arg(keys.join("evidence-signing.pub.pem"))
+            .args(["-rawin", "-in"])
+            .arg(&bundle_path)
+            .arg("-sigfile")
+            .arg(format!("{}.sig", bundle_path.display())),
+    );
+    // And our own verifier, including the runbook hash against the runbook files.
+    run_ok(Command::new(bin()).args(["evidence", "verify", "--keys"]).arg(&keys).arg("--runbooks").arg(&rb_dir).arg(&ev));
+
+    let b: serde_json::Value = serde_json::from_slice(&bundle_bytes).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(repo_root().join("agent/schema/evidence-bundle.schema.json")).unwrap()).unwrap();
+    let v = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = v.iter_errors(&b).map(|e| format!("{e} at {}", e.instance_path)).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(b["client_id"], "clinic-001");
+    assert_eq!(b["execution"]["resolution_type"], "manual");
+    assert_eq!(b["execution"]["operator"], "alice");
+    assert_eq!(b["incident"]["source"], "manual");
+    assert_eq!(b["outputs"]["resolution_status"], "resolved");
+    assert_eq!(b["runbook"]["runbook_hash"], hex::encode(Sha256::digest(&template)));
+    assert_eq!(b["actions_taken"][0]["stdout_excerpt"], "unit=postgresql.service mode=fix\n");
+    assert_eq!(b["verification"]["result"], "success");
+    assert_eq!(b["artifacts"][0]["filename"], "report.txt");
+    assert_eq!(b["artifacts"][0]["sha256"], hex::encode(Sha256::digest(b"unit=postgresql.service mode=fix\n")));
+
+    // A failing runbook: exit 1, a valid signed bundle that says so, with the PHI scrubbed.
+    let out = run("RB-TEST-001", &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let failed_path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let f: serde_json::Value = serde_json::from_slice(&std::fs::read(&failed_path).unwrap()).unwrap();
+    assert_eq!(f["outputs"]["resolution_status"], "rolled_back");
+    assert_eq!(f["actions_taken"][0]["result"], "failed");
+    assert_eq!(f["actions_taken"][0]["exit_code"], 4);
+    assert_eq!(f["actions_taken"][0]["stderr_excerpt"], "patient ssn [REDACTED:ssn]\n");
+    assert_eq!(f["rollback"][0]["result"], "success");
+    assert_eq!(f["chain"]["sequence"], 2);
+    assert_eq!(f["chain"]["prev_bundle_sha256"], hex::encode(Sha256::digest(&bundle_bytes)));
+    run_ok(Command::new(bin()).args(["evidence", "verify", "--keys"]).arg(&keys).arg(&ev));
+}

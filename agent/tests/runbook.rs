@@ -857,3 +857,234 @@ fn runbook_run_writes_a_bundle_that_stock_tools_verify() {
     assert_eq!(f["chain"]["prev_bundle_sha256"], hex::encode(Sha256::digest(&bundle_bytes)));
     run_ok(Command::new(bin()).args(["evidence", "verify", "--keys"]).arg(&keys).arg(&ev));
 }
+
+// ---------------------------------------------------------------- shipped runbooks on a real systemd
+
+/// Where `scripts/setup-machine` caches a debootstrapped Debian with systemd (DESIGN.md 5).
+const ROOTFS: &str = "/var/cache/msp-flake/rootfs-bookworm-systemd";
+
+/// A real systemd (PID 1 of its own PID, mount, UTS and IPC namespaces) booted from an
+/// overlay over the cached rootfs, so the cache stays pristine and tests do not share state.
+/// Steps run inside it through a bash wrapper (`ExecConfig::bash`) that enters its namespaces
+/// and chroot; the run directory is bind-mounted at the same path inside.
+struct SystemdContainer {
+    unshare: std::process::Child,
+    pid1: i32,
+    merged: PathBuf,
+    tmp: tempfile::TempDir,
+}
+
+impl SystemdContainer {
+    /// Boot one with `units` (name, unit file text) installed in /etc/systemd/system. `None`
+    /// (with a loud message) when this machine cannot: no cached rootfs or not root.
+    fn start(units: &[(&str, &str)]) -> Option<SystemdContainer> {
+        if !Path::new(ROOTFS).join("lib/systemd/systemd").exists() {
+            eprintln!("SKIPPED: no systemd rootfs at {ROOTFS} (scripts/setup-machine builds it with debootstrap)");
+            return None;
+        }
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIPPED: booting a systemd container needs root (unshare, mount)");
+            return None;
+        }
+        let tmp = tempfile::Builder::new().prefix("msp-systemd-").tempdir_in("/var/tmp").unwrap();
+        let (upper, work, merged, xchg) = (tmp.path().join("upper"), tmp.path().join("work"), tmp.path().join("merged"), tmp.path().join("xchg"));
+        for d in [&upper, &work, &merged, &xchg] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let unit_dir = upper.join("etc/systemd/system");
+        std::fs::create_dir_all(&unit_dir).unwrap();
+        for (name, text) in units {
+            std::fs::write(unit_dir.join(name), text).unwrap();
+        }
+        let launcher = tmp.path().join("launch.sh");
+        std::fs::write(
+            &launcher,
+            r#"set -euo pipefail
+lower=$1 upper=$2 work=$3 root=$4 xchg=$5
+mount --make-rprivate /
+mount -t overlay overlay -o "lowerdir=$lower,upperdir=$upper,workdir=$work" "$root"
+mount -t proc proc "$root/proc"
+mount --rbind /sys "$root/sys"
+mount -t tmpfs tmpfs "$root/run"
+mount -t tmpfs -o mode=755 tmpfs "$root/dev"
+for n in null zero random urandom tty full; do touch "$root/dev/$n"; mount --bind "/dev/$n" "$root/dev/$n"; done
+mkdir -p "$root$xchg"
+mount --bind "$xchg" "$root$xchg"
+exec chroot "$root" /usr/bin/env container=other /lib/systemd/systemd --system
+"#,
+        )
+        .unwrap();
+        let unshare = Command::new("unshare")
+            .args(["--pid", "--fork", "--mount", "--uts", "--ipc", "bash"])
+            .arg(&launcher)
+            .args([Path::new(ROOTFS), &upper, &work, &merged, &xchg])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // The container's PID 1 is unshare's only child.
+        let children = format!("/proc/{0}/task/{0}/children", unshare.id());
+        let mut pid1 = None;
+        for _ in 0..200 {
+            if let Some(p) = std::fs::read_to_string(&children).ok().and_then(|s| s.split_whitespace().next().map(|p| p.parse::<i32>().unwrap())) {
+                pid1 = Some(p);
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        let c = SystemdContainer { unshare, pid1: pid1.expect("container PID 1 appeared"), merged, tmp };
+        // Wait for boot: `running`, or `degraded` (some units of a minimal rootfs fail here).
+        for _ in 0..240 {
+            let out = c.sh("systemctl is-system-running 2>/dev/null || true");
+            let state = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if state == "running" || state == "degraded" {
+                return Some(c);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        panic!("systemd in the container did not finish booting");
+    }
+
+    fn enter(&self) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.args(["-t", &self.pid1.to_string(), "-m", "-p", "-u", "-i", "chroot"]).arg(&self.merged);
+        cmd
+    }
+
+    /// Run a shell snippet inside.
+    fn sh(&self, script: &str) -> std::process::Output {
+        self.enter().args(["/bin/bash", "-c", script]).output().unwrap()
+    }
+
+    fn sh_ok(&self, script: &str) -> String {
+        let out = self.sh(script);
+        assert!(out.status.success(), "{script}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// An executor configuration whose steps run inside the container.
+    fn exec_config(&self, name: &str) -> ExecConfig {
+        let work = self.tmp.path().join("xchg").join(name);
+        std::fs::create_dir_all(&work).unwrap();
+        let wrapper = self.tmp.path().join(format!("bash-in-container-{name}"));
+        std::fs::write(
+            &wrapper,
+            format!("#!/bin/bash\nexec /usr/bin/nsenter -t {} -m -p -u -i /usr/sbin/chroot {} /bin/bash \"$@\"\n", self.pid1, self.merged.display()),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut cfg = ExecConfig::new(&work).unwrap();
+        cfg.bash = wrapper;
+        cfg
+    }
+}
+
+impl Drop for SystemdContainer {
+    fn drop(&mut self) {
+        // SIGKILL to a PID namespace's init kills every process in it; then reap unshare.
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid1), nix::sys::signal::Signal::SIGKILL);
+        let _ = self.unshare.wait();
+    }
+}
+
+const SLEEPER_UNIT: &str = "[Service]\nExecStart=/bin/sleep infinity\n";
+const FLAKY_UNIT: &str = "[Service]\nExecStart=/bin/sh -c 'sleep 1; exit 1'\n";
+const HOG_UNIT: &str = "[Service]\nExecStart=/bin/sh -c 'while :; do :; done'\nCPUQuota=150%\n";
+
+#[test]
+fn service_and_cpu_runbooks_against_a_real_systemd() {
+    let Some(c) = SystemdContainer::start(&[("crashy.service", SLEEPER_UNIT), ("flaky.service", FLAKY_UNIT), ("hog.service", HOG_UNIT)]) else {
+        return;
+    };
+    let service = Runbook::load_file(&repo_root().join("runbooks/RB-SERVICE-001.yaml")).unwrap();
+
+    // A crash: the unit is killed and left failed. The runbook binds the unit from the incident.
+    c.sh_ok("systemctl start crashy.service && systemctl kill -s KILL crashy.service; sleep 0.5; systemctl is-failed crashy.service");
+    let mut inc = incident();
+    inc.unit = Some("crashy.service".into());
+    let params = service.bind_params(Some(&inc), &[("settle_seconds".into(), "2".into())]).unwrap();
+    let cfg = c.exec_config("service-ok");
+    let report = execute(&service, &params, &inc, &cfg).unwrap();
+    for s in &report.steps {
+        assert_eq!(s.result, StepResult::Success, "{}: {:?} {} {}", s.step_id, s.error_message, s.stdout_excerpt, s.stderr_excerpt);
+    }
+    assert_eq!(report.status, ResolutionStatus::Resolved, "{:?}", report.verification);
+    assert_eq!(report.verification.stdout_excerpt, "active\n");
+    let before = std::fs::read_to_string(cfg.artifacts_dir().join("service-state-before.txt")).unwrap();
+    assert!(before.contains("ActiveState=failed") && before.contains("Result=signal"), "{before}");
+    assert_eq!(c.sh_ok("systemctl is-active crashy.service"), "active\n");
+
+    // A unit that dies again right after every restart: the settle check catches it.
+    c.sh_ok("systemctl start flaky.service; sleep 1.5; systemctl is-failed flaky.service");
+    let mut inc = incident();
+    inc.unit = Some("flaky.service".into());
+    let params = service.bind_params(Some(&inc), &[("settle_seconds".into(), "4".into())]).unwrap();
+    let report = execute(&service, &params, &inc, &c.exec_config("service-flaky")).unwrap();
+    let results: Vec<_> = report.steps.iter().map(|s| (s.step_id.as_str(), s.result)).collect();
+    assert_eq!(
+        results,
+        [("capture-state", StepResult::Success), ("reset-failed", StepResult::Success), ("restart", StepResult::Success), ("settle", StepResult::Failed)],
+        "{:?}",
+        report.steps
+    );
+    assert!(report.steps[3].stderr_excerpt.contains("flaky.service left the active state"), "{}", report.steps[3].stderr_excerpt);
+    assert!(report.rollback.is_empty());
+    assert_eq!(report.verification.result, StepResult::Failed);
+    assert_eq!(report.status, ResolutionStatus::Failed);
+
+    // Protected units are refused before anything is done to them.
+    let mut inc = incident();
+    inc.unit = Some("msp-agent.service".into());
+    let params = service.bind_params(Some(&inc), &[]).unwrap();
+    let report = execute(&service, &params, &inc, &c.exec_config("service-protected")).unwrap();
+    assert_eq!(report.steps[0].result, StepResult::Failed);
+    assert!(report.steps[0].stderr_excerpt.starts_with("refusing to restart msp-agent.service"), "{}", report.steps[0].stderr_excerpt);
+    assert_eq!(report.steps[2].result, StepResult::Skipped);
+
+    // CPU hog: throttled to 20 %, the quota recorded before (150 % from the unit file) is the
+    // one the rollback restores.
+    c.sh_ok("systemctl start hog.service");
+    let cpu = Runbook::load_file(&repo_root().join("runbooks/RB-CPU-001.yaml")).unwrap();
+    let mut inc = incident();
+    inc.event_type = "high_cpu".into();
+    inc.unit = Some("hog.service".into());
+    let params = cpu.bind_params(Some(&inc), &[("cpu_quota_percent".into(), "20".into()), ("sample_seconds".into(), "3".into())]).unwrap();
+    // Rollback first (the quota is still the unit file's 150 %): a failing step after the
+    // throttle makes the rollback put the recorded quota back.
+    let mut cpu_fail = cpu.clone();
+    let mut boom = cpu.steps[1].clone();
+    boom.id = msp_agent::runbook::model::StepId("boom".into());
+    boom.script = "exit 1\n".into();
+    cpu_fail.steps.push(boom);
+    let cfg = c.exec_config("cpu-rollback");
+    let report = execute(&cpu_fail, &params, &inc, &cfg).unwrap();
+    assert_eq!(report.steps[2].result, StepResult::Failed);
+    assert_eq!(report.rollback[0].result, StepResult::Success, "{:?} {}", report.rollback[0].error_message, report.rollback[0].stderr_excerpt);
+    assert_eq!(c.sh_ok("systemctl show -p CPUQuotaPerSecUSec --value hog.service"), "1.500000s\n");
+    let restore = std::fs::read_to_string(cfg.artifacts_dir().join("cpu-quota-restore.txt")).unwrap();
+    assert_eq!(restore, "CPUQuota=150%\n");
+
+    // Then the real thing: throttled to 20 % and verified within it.
+    let cfg = c.exec_config("cpu");
+    let report = execute(&cpu, &params, &inc, &cfg).unwrap();
+    for s in &report.steps {
+        assert_eq!(s.result, StepResult::Success, "{}: {:?} {} {}", s.step_id, s.error_message, s.stdout_excerpt, s.stderr_excerpt);
+    }
+    assert_eq!(c.sh_ok("systemctl show -p CPUQuotaPerSecUSec --value hog.service"), "200ms\n");
+    assert_eq!(report.status, ResolutionStatus::Resolved, "{:?} {}", report.verification.error_message, report.verification.stdout_excerpt);
+    // The closed loop measures the unit's CPU use (CPUUsageNSec over the window) where systemd
+    // can account CPU; on this host's cgroup v1 layout (cpu and cpuacct mounted apart) it
+    // cannot, and the verification says so and checks the quota instead.
+    let v = &report.verification.stdout_excerpt;
+    if let Some(rest) = v.strip_prefix("cpu_used_percent=") {
+        let used: u64 = rest.split(' ').next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{v}"));
+        assert!(used <= 22, "{v}");
+    } else {
+        assert!(v.starts_with("CPU accounting unavailable") && v.contains("CPUQuotaPerSecUSec=200ms"), "{v}");
+        eprintln!("NOTE: CPU use not measurable in this container (no cpuacct for systemd); quota checked only");
+    }
+
+    c.sh_ok("systemctl stop hog.service");
+}

@@ -1088,3 +1088,123 @@ fn service_and_cpu_runbooks_against_a_real_systemd() {
 
     c.sh_ok("systemctl stop hog.service");
 }
+
+#[test]
+fn disk_and_cert_runbooks_against_a_real_systemd() {
+    // Port on the shared loopback for the served-certificate check (the container shares the
+    // host's network namespace); derived from our pid to keep parallel runs apart.
+    let port = 20000 + std::process::id() % 20000;
+    let tls_unit = format!(
+        "[Service]\nExecStart=/usr/bin/openssl s_server -accept {port} -cert /etc/ssl/msp-test/cert.pem -key /etc/ssl/msp-test/key.pem -www\n"
+    );
+    let renew = |days: u32| {
+        format!("[Service]\nType=oneshot\nExecStart=/usr/bin/openssl req -x509 -newkey ed25519 -nodes -keyout /etc/ssl/msp-test/key.pem -out /etc/ssl/msp-test/cert.pem -days {days} -subj /CN=clinic.test\n")
+    };
+    let (renew_good, renew_bad) = (renew(90), renew(2));
+    let Some(c) = SystemdContainer::start(&[("tls-test.service", &tls_unit), ("renew-good.service", &renew_good), ("renew-bad.service", &renew_bad)]) else {
+        return;
+    };
+
+    // ---- RB-DISK-001: cleans what it may, never the journal, audit logs or evidence.
+    c.sh_ok(
+        "set -e; mkdir -p /var/log/audit /var/log/journal/abc /var/log/nginx /var/lib/msp/evidence /var/lib/systemd/coredump
+         for f in /var/log/audit/audit.log.1.gz /var/log/journal/abc/old.gz /var/log/nginx/access.log.2.gz /var/log/nginx/error.log.1 \
+                  /var/log/nginx/access.log /var/lib/msp/evidence/old.gz /var/lib/systemd/coredump/core.x.zst; do
+           echo x > \"$f\"; touch -d '400 days ago' \"$f\"
+         done
+         echo recent > /var/log/nginx/access.log.1.gz",
+    );
+    let disk = Runbook::load_file(&repo_root().join("runbooks/RB-DISK-001.yaml")).unwrap();
+    let mut inc = incident();
+    inc.event_type = "disk_full".into();
+    inc.unit = None;
+    inc.details.insert("mount".into(), serde_json::json!("/"));
+    inc.details.insert("used_pct".into(), serde_json::json!(93.5));
+    let params = disk.bind_params(Some(&inc), &[("threshold_percent".into(), "99".into())]).unwrap();
+    assert_eq!(params.get("mount"), Some("/"));
+    let cfg = c.exec_config("disk");
+    let report = execute(&disk, &params, &inc, &cfg).unwrap();
+    for s in &report.steps {
+        if s.step_id != "clean-tmpfiles" {
+            assert_eq!(s.result, StepResult::Success, "{}: {:?} {} {}", s.step_id, s.error_message, s.stdout_excerpt, s.stderr_excerpt);
+        }
+    }
+    assert_eq!(report.status, ResolutionStatus::Resolved, "{:?}", report.verification);
+    let deleted = std::fs::read_to_string(cfg.artifacts_dir().join("deleted-logs.txt")).unwrap();
+    let mut deleted: Vec<&str> = deleted.lines().collect();
+    deleted.sort();
+    assert_eq!(deleted, ["/var/log/nginx/access.log.2.gz", "/var/log/nginx/error.log.1"]);
+    assert_eq!(std::fs::read_to_string(cfg.artifacts_dir().join("deleted-coredumps.txt")).unwrap(), "/var/lib/systemd/coredump/core.x.zst\n");
+    c.sh_ok(
+        "set -e; for f in /var/log/audit/audit.log.1.gz /var/log/journal/abc/old.gz /var/log/nginx/access.log \
+                          /var/log/nginx/access.log.1.gz /var/lib/msp/evidence/old.gz; do test -f \"$f\"; done",
+    );
+    assert!(std::fs::read_to_string(cfg.artifacts_dir().join("df-before.txt")).unwrap().contains("Filesystem"));
+    assert!(report.verification.stdout_excerpt.starts_with("used_percent="), "{}", report.verification.stdout_excerpt);
+
+    // ---- RB-CERT-001: a certificate valid for one more day, served by an `openssl s_server` unit.
+    c.sh_ok(
+        "set -e; mkdir -p /etc/ssl/msp-test
+         openssl req -x509 -newkey ed25519 -nodes -keyout /etc/ssl/msp-test/key.pem -out /etc/ssl/msp-test/cert.pem -days 1 -subj /CN=clinic.test 2>/dev/null
+         systemctl start tls-test.service",
+    );
+    let original = c.sh_ok("cat /etc/ssl/msp-test/cert.pem /etc/ssl/msp-test/key.pem");
+    let cert = Runbook::load_file(&repo_root().join("runbooks/RB-CERT-001.yaml")).unwrap();
+    let mut inc = incident();
+    inc.event_type = "cert_expiry".into();
+    inc.unit = None;
+    inc.details.insert("path".into(), serde_json::json!("/etc/ssl/msp-test/cert.pem"));
+    let overrides = |renew_unit: &str| -> Vec<(String, String)> {
+        [
+            ("key_path", "/etc/ssl/msp-test/key.pem".to_string()),
+            ("renew_unit", renew_unit.to_string()),
+            ("reload_unit", "tls-test.service".to_string()),
+            ("served_port", port.to_string()),
+            ("server_name", "clinic.test".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    };
+
+    // A renewal that yields a certificate still inside the window: validation fails, the
+    // rollback puts the original pair back and reloads; verification then fails (the original
+    // still expires), so the run is `failed`, not `resolved`.
+    let params = cert.bind_params(Some(&inc), &overrides("renew-bad.service")).unwrap();
+    assert_eq!(params.get("cert_path"), Some("/etc/ssl/msp-test/cert.pem"));
+    let report = execute(&cert, &params, &inc, &c.exec_config("cert-bad")).unwrap();
+    let results: Vec<_> = report.steps.iter().map(|s| (s.step_id.as_str(), s.result)).collect();
+    assert_eq!(
+        results,
+        [("inspect-and-backup", StepResult::Success), ("renew", StepResult::Success), ("validate", StepResult::Failed), ("reload", StepResult::Skipped)],
+        "{:?}",
+        report.steps
+    );
+    assert_eq!(report.rollback[0].result, StepResult::Success, "{:?}", report.rollback[0]);
+    assert!(report.rollback[0].stdout_excerpt.contains("certificate restored") && report.rollback[0].stdout_excerpt.contains("key restored"));
+    assert_eq!(c.sh_ok("cat /etc/ssl/msp-test/cert.pem /etc/ssl/msp-test/key.pem"), original, "original pair restored");
+    assert_eq!(report.status, ResolutionStatus::Failed);
+
+    // A good renewal: new certificate, key matches, reloaded, and the served certificate is
+    // the new one.
+    let params = cert.bind_params(Some(&inc), &overrides("renew-good.service")).unwrap();
+    let cfg = c.exec_config("cert-good");
+    let report = execute(&cert, &params, &inc, &cfg).unwrap();
+    for s in &report.steps {
+        assert_eq!(s.result, StepResult::Success, "{}: {:?} {} {}", s.step_id, s.error_message, s.stdout_excerpt, s.stderr_excerpt);
+    }
+    assert_eq!(report.status, ResolutionStatus::Resolved, "{:?}", report.verification);
+    assert!(report.steps[2].stdout_excerpt.contains("key matches certificate"));
+    assert!(report.verification.stdout_excerpt.contains("served: sha256 Fingerprint="), "{}", report.verification.stdout_excerpt);
+    assert_ne!(c.sh_ok("cat /etc/ssl/msp-test/cert.pem /etc/ssl/msp-test/key.pem"), original);
+    // The public certificate is evidence; the key never is.
+    let names: Vec<String> = report.artifact_files().iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, ["cert-before.txt", "cert-before.pem", "cert-after.txt"]);
+    for p in report.artifact_files() {
+        assert!(!std::fs::read_to_string(p).unwrap().contains("PRIVATE KEY"));
+    }
+    // Re-running is a no-op: the certificate is now outside the renewal window.
+    let report = execute(&cert, &params, &inc, &c.exec_config("cert-again")).unwrap();
+    assert_eq!(report.status, ResolutionStatus::Resolved);
+    assert!(report.steps[1].stdout_excerpt.contains("renewal not needed"), "{}", report.steps[1].stdout_excerpt);
+}

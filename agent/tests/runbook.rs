@@ -878,6 +878,11 @@ impl SystemdContainer {
     /// Boot one with `units` (name, unit file text) installed in /etc/systemd/system. `None`
     /// (with a loud message) when this machine cannot: no cached rootfs or not root.
     fn start(units: &[(&str, &str)]) -> Option<SystemdContainer> {
+        SystemdContainer::start_with(units, &[])
+    }
+
+    /// [`SystemdContainer::start`], also copying host files (`(path inside, host path)`) in.
+    fn start_with(units: &[(&str, &str)], files: &[(&str, &Path)]) -> Option<SystemdContainer> {
         if !Path::new(ROOTFS).join("lib/systemd/systemd").exists() {
             eprintln!("SKIPPED: no systemd rootfs at {ROOTFS} (scripts/setup-machine builds it with debootstrap)");
             return None;
@@ -895,6 +900,11 @@ impl SystemdContainer {
         std::fs::create_dir_all(&unit_dir).unwrap();
         for (name, text) in units {
             std::fs::write(unit_dir.join(name), text).unwrap();
+        }
+        for (inside, host) in files {
+            let dest = upper.join(inside.trim_start_matches('/'));
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            std::fs::copy(host, &dest).unwrap();
         }
         let launcher = tmp.path().join("launch.sh");
         std::fs::write(
@@ -1207,4 +1217,53 @@ fn disk_and_cert_runbooks_against_a_real_systemd() {
     let report = execute(&cert, &params, &inc, &c.exec_config("cert-again")).unwrap();
     assert_eq!(report.status, ResolutionStatus::Resolved);
     assert!(report.steps[1].stdout_excerpt.contains("renewal not needed"), "{}", report.steps[1].stdout_excerpt);
+}
+
+#[test]
+fn backup_runbook_end_to_end_against_a_real_systemd() {
+    // The host's restic (Go, linked against libc only) runs in the Debian container as is.
+    let Ok(restic) = which_restic() else {
+        eprintln!("SKIPPED: restic is not installed (scripts/setup-machine installs it)");
+        return;
+    };
+    let unit = "[Service]\nType=oneshot\nEnvironment=RESTIC_REPOSITORY=/srv/restic-repo\n\
+                Environment=RESTIC_PASSWORD_FILE=/etc/msp/secrets/restic-password\n\
+                ExecStart=/usr/bin/restic --no-cache backup /srv/data\n";
+    let Some(c) = SystemdContainer::start_with(&[("restic-backups-daily.service", unit)], &[("/usr/bin/restic", &restic)]) else {
+        return;
+    };
+    // The backup fails once (its data directory is not there yet, as after a late mount)...
+    c.sh_ok(
+        "set -e; mkdir -p /etc/msp/secrets; echo 'correct horse' > /etc/msp/secrets/restic-password
+         RESTIC_REPOSITORY=/srv/restic-repo RESTIC_PASSWORD_FILE=/etc/msp/secrets/restic-password restic --no-cache -q init
+         ! systemctl start --wait restic-backups-daily.service
+         systemctl is-failed restic-backups-daily.service
+         mkdir -p /srv/data; echo 'appointment schedule export' > /srv/data/export.csv",
+    );
+    // ...and the runbook, bound from the incident's unit, recovers it.
+    let rb = Runbook::load_file(&repo_root().join("runbooks/RB-BACKUP-001.yaml")).unwrap();
+    let mut inc = incident();
+    inc.event_type = "backup_failure".into();
+    inc.unit = Some("restic-backups-daily.service".into());
+    assert!(rb.matches(&inc));
+    let overrides = vec![
+        ("repository".to_string(), "/srv/restic-repo".to_string()),
+        ("password_file".to_string(), "/etc/msp/secrets/restic-password".to_string()),
+    ];
+    let params = rb.bind_params(Some(&inc), &overrides).unwrap();
+    let cfg = c.exec_config("backup");
+    let report = execute(&rb, &params, &inc, &cfg).unwrap();
+    for s in &report.steps {
+        assert_eq!(s.result, StepResult::Success, "{}: {:?} {} {}", s.step_id, s.error_message, s.stdout_excerpt, s.stderr_excerpt);
+    }
+    assert_eq!(report.status, ResolutionStatus::Resolved, "{:?}", report.verification);
+    let state = std::fs::read_to_string(cfg.artifacts_dir().join("backup-unit-state.txt")).unwrap();
+    assert!(state.contains("Result=exit-code"), "{state}");
+    assert!(report.steps[2].stdout_excerpt.contains("Result=success"));
+    assert!(report.verification.stdout_excerpt.contains("age_hours=0 "), "{}", report.verification.stdout_excerpt);
+    c.sh_ok("RESTIC_REPOSITORY=/srv/restic-repo RESTIC_PASSWORD_FILE=/etc/msp/secrets/restic-password restic --no-cache snapshots --json | grep -q /srv/data");
+}
+
+fn which_restic() -> Result<PathBuf, ()> {
+    ["/usr/bin/restic", "/usr/local/bin/restic"].iter().map(PathBuf::from).find(|p| p.is_file()).ok_or(())
 }

@@ -473,14 +473,14 @@ fn the_six_runbooks_and_the_template_load() {
     let files = shipped_runbooks();
     let ids: Vec<String> = files.iter().map(|f| Runbook::load_file(f).unwrap_or_else(|e| panic!("{e}")).id).collect();
     assert_eq!(ids, ["RB-BACKUP-001", "RB-CERT-001", "RB-CPU-001", "RB-DISK-001", "RB-RESTORE-001", "RB-SERVICE-001", "RB-TEMPLATE-001"]);
+    let param_re = regex::Regex::new(r"MSP_PARAM_([A-Z0-9_]+)").unwrap();
     for f in &files {
         let rb = Runbook::load_file(f).unwrap();
         assert_eq!(f.file_stem().unwrap().to_str().unwrap() == rb.id, rb.id != "RB-TEMPLATE-001", "file name = id");
         assert!(!rb.hipaa_controls.is_empty());
         // Every parameter a script uses is declared (and every declared one is used).
         let scripts: String = rb.all_steps().map(|s| s.script.as_str()).collect::<Vec<_>>().join("\n");
-        let used: std::collections::BTreeSet<String> = regex::Regex::new(r"MSP_PARAM_([A-Z0-9_]+)")
-            .unwrap()
+        let used: std::collections::BTreeSet<String> = param_re
             .captures_iter(&scripts)
             .map(|c| c[1].to_ascii_lowercase())
             .collect();

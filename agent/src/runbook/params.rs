@@ -365,9 +365,11 @@ impl Params {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("parameter `{name}` ({source_of}): {message}")]
 pub struct BindError {
+    /// The parameter.
     pub name: String,
     /// `default`, `incident unit`, `incident details.<key>` or `--param`.
     pub source_of: String,
+    /// What is wrong with the value.
     pub message: String,
 }
 

@@ -473,14 +473,14 @@ fn the_six_runbooks_and_the_template_load() {
     let files = shipped_runbooks();
     let ids: Vec<String> = files.iter().map(|f| Runbook::load_file(f).unwrap_or_else(|e| panic!("{e}")).id).collect();
     assert_eq!(ids, ["RB-BACKUP-001", "RB-CERT-001", "RB-CPU-001", "RB-DISK-001", "RB-RESTORE-001", "RB-SERVICE-001", "RB-TEMPLATE-001"]);
+    let param_re = regex::Regex::new(r"MSP_PARAM_([A-Z0-9_]+)").unwrap();
     for f in &files {
         let rb = Runbook::load_file(f).unwrap();
         assert_eq!(f.file_stem().unwrap().to_str().unwrap() == rb.id, rb.id != "RB-TEMPLATE-001", "file name = id");
         assert!(!rb.hipaa_controls.is_empty());
         // Every parameter a script uses is declared (and every declared one is used).
         let scripts: String = rb.all_steps().map(|s| s.script.as_str()).collect::<Vec<_>>().join("\n");
-        let used: std::collections::BTreeSet<String> = regex::Regex::new(r"MSP_PARAM_([A-Z0-9_]+)")
-            .unwrap()
+        let used: std::collections::BTreeSet<String> = param_re
             .captures_iter(&scripts)
             .map(|c| c[1].to_ascii_lowercase())
             .collect();
@@ -762,4 +762,508 @@ fn backup_runbook_repository_steps_and_verification_with_real_restic() {
         assert_eq!(report.verification.result, expect, "{:?} {}", report.verification.error_message, report.verification.stdout_excerpt);
         assert!(report.verification.stdout_excerpt.starts_with("latest_snapshot="), "{}", report.verification.stdout_excerpt);
     }
+}
+
+// ---------------------------------------------------------------- end to end: runbook run
+
+fn run_ok(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{cmd:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+#[test]
+fn runbook_run_writes_a_bundle_that_stock_tools_verify() {
+    let d = tempfile::tempdir().unwrap();
+    let (rb_dir, ev, keys) = (d.path().join("runbooks"), d.path().join("evidence"), d.path().join("keys"));
+    std::fs::create_dir_all(&rb_dir).unwrap();
+    // The template is safe anywhere: its step prints its parameters into an artifact.
+    let template = std::fs::read(repo_root().join("runbooks/templates/runbook-template.yaml")).unwrap();
+    std::fs::write(rb_dir.join("RB-TEMPLATE-001.yaml"), &template).unwrap();
+    // A failing one, to check exit 1 and the recorded status.
+    let failing = runbook_yaml(NO_PARAMS, &step("a", 5, "echo 'patient ssn 123-45-6789' >&2; exit 4", ""), &step("undo", 5, "true", ""), OK_VERIFY);
+    std::fs::write(rb_dir.join("RB-TEST-001.yaml"), &failing).unwrap();
+    run_ok(Command::new(bin()).args(["key", "generate", "--out"]).arg(&keys));
+
+    let run = |id: &str, extra: &[&str]| {
+        Command::new(bin())
+            .args(["runbook", "run", id, "--runbooks"])
+            .arg(&rb_dir)
+            .arg("--evidence-dir")
+            .arg(&ev)
+            .arg("--key-dir")
+            .arg(&keys)
+            .args(["--client-id", "clinic-001"])
+            .args(extra)
+            .env("SUDO_USER", "alice")
+            .output()
+            .unwrap()
+    };
+    let out = run("RB-TEMPLATE-001", &["--param", "mode=fix", "--param", "unit=postgresql.service"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let bundle_path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    assert!(bundle_path.starts_with(&ev) && bundle_path.is_file(), "{bundle_path:?}");
+
+    // Stock tools, exactly as DESIGN.md 3 gives them to auditors.
+    let bundle_bytes = std::fs::read(&bundle_path).unwrap();
+    let sshsig = format!("{}.sshsig", bundle_path.display());
+    run_ok(
+        Command::new("ssh-keygen")
+            .args(["-Y", "verify", "-f"])
+            .arg(keys.join("allowed_signers"))
+            .args(["-I", "msp-evidence", "-n", "msp-evidence", "-s", &sshsig])
+            .stdin(std::fs::File::open(&bundle_path).unwrap()),
+    );
+    run_ok(
+        Command::new("openssl")
+            .args(["pkeyutl", "-verify", "-pubin", "-inkey"])
+            .arg(keys.join("evidence-signing.pub.pem"))
+            .args(["-rawin", "-in"])
+            .arg(&bundle_path)
+            .arg("-sigfile")
+            .arg(format!("{}.sig", bundle_path.display())),
+    );
+    // And our own verifier, including the runbook hash against the runbook files.
+    run_ok(Command::new(bin()).args(["evidence", "verify", "--keys"]).arg(&keys).arg("--runbooks").arg(&rb_dir).arg(&ev));
+
+    let b: serde_json::Value = serde_json::from_slice(&bundle_bytes).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(repo_root().join("agent/schema/evidence-bundle.schema.json")).unwrap()).unwrap();
+    let v = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = v.iter_errors(&b).map(|e| format!("{e} at {}", e.instance_path)).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(b["client_id"], "clinic-001");
+    assert_eq!(b["execution"]["resolution_type"], "manual");
+    assert_eq!(b["execution"]["operator"], "alice");
+    assert_eq!(b["incident"]["source"], "manual");
+    assert_eq!(b["outputs"]["resolution_status"], "resolved");
+    assert_eq!(b["runbook"]["runbook_hash"], hex::encode(Sha256::digest(&template)));
+    assert_eq!(b["actions_taken"][0]["stdout_excerpt"], "unit=postgresql.service mode=fix\n");
+    assert_eq!(b["verification"]["result"], "success");
+    assert_eq!(b["artifacts"][0]["filename"], "report.txt");
+    assert_eq!(b["artifacts"][0]["sha256"], hex::encode(Sha256::digest(b"unit=postgresql.service mode=fix\n")));
+
+    // A failing runbook: exit 1, a valid signed bundle that says so, with the PHI scrubbed.
+    let out = run("RB-TEST-001", &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let failed_path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let f: serde_json::Value = serde_json::from_slice(&std::fs::read(&failed_path).unwrap()).unwrap();
+    assert_eq!(f["outputs"]["resolution_status"], "rolled_back");
+    assert_eq!(f["actions_taken"][0]["result"], "failed");
+    assert_eq!(f["actions_taken"][0]["exit_code"], 4);
+    assert_eq!(f["actions_taken"][0]["stderr_excerpt"], "patient ssn [REDACTED:ssn]\n");
+    assert_eq!(f["rollback"][0]["result"], "success");
+    assert_eq!(f["chain"]["sequence"], 2);
+    assert_eq!(f["chain"]["prev_bundle_sha256"], hex::encode(Sha256::digest(&bundle_bytes)));
+    run_ok(Command::new(bin()).args(["evidence", "verify", "--keys"]).arg(&keys).arg(&ev));
+}
+
+// ---------------------------------------------------------------- shipped runbooks on a real systemd
+
+/// Where `scripts/setup-machine` caches a debootstrapped Debian with systemd (DESIGN.md 5).
+const ROOTFS: &str = "/var/cache/msp-flake/rootfs-bookworm-systemd";
+
+/// A real systemd (PID 1 of its own PID, mount, UTS and IPC namespaces) booted from an
+/// overlay over the cached rootfs, so the cache stays pristine and tests do not share state.
+/// Steps run inside it through a bash wrapper (`ExecConfig::bash`) that enters its namespaces
+/// and chroot; the run directory is bind-mounted at the same path inside.
+struct SystemdContainer {
+    unshare: std::process::Child,
+    pid1: i32,
+    merged: PathBuf,
+    tmp: tempfile::TempDir,
+}
+
+impl SystemdContainer {
+    /// Boot one with `units` (name, unit file text) installed in /etc/systemd/system. `None`
+    /// (with a loud message) when this machine cannot: no cached rootfs or not root.
+    fn start(units: &[(&str, &str)]) -> Option<SystemdContainer> {
+        SystemdContainer::start_with(units, &[])
+    }
+
+    /// [`SystemdContainer::start`], also copying host files (`(path inside, host path)`) in.
+    fn start_with(units: &[(&str, &str)], files: &[(&str, &Path)]) -> Option<SystemdContainer> {
+        if !Path::new(ROOTFS).join("lib/systemd/systemd").exists() {
+            eprintln!("SKIPPED: no systemd rootfs at {ROOTFS} (scripts/setup-machine builds it with debootstrap)");
+            return None;
+        }
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIPPED: booting a systemd container needs root (unshare, mount)");
+            return None;
+        }
+        let tmp = tempfile::Builder::new().prefix("msp-systemd-").tempdir_in("/var/tmp").unwrap();
+        let (upper, work, merged, xchg) = (tmp.path().join("upper"), tmp.path().join("work"), tmp.path().join("merged"), tmp.path().join("xchg"));
+        for d in [&upper, &work, &merged, &xchg] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let unit_dir = upper.join("etc/systemd/system");
+        std::fs::create_dir_all(&unit_dir).unwrap();
+        for (name, text) in units {
+            std::fs::write(unit_dir.join(name), text).unwrap();
+        }
+        for (inside, host) in files {
+            let dest = upper.join(inside.trim_start_matches('/'));
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            std::fs::copy(host, &dest).unwrap();
+        }
+        let launcher = tmp.path().join("launch.sh");
+        std::fs::write(
+            &launcher,
+            r#"set -euo pipefail
+lower=$1 upper=$2 work=$3 root=$4 xchg=$5
+mount --make-rprivate /
+mount -t overlay overlay -o "lowerdir=$lower,upperdir=$upper,workdir=$work" "$root"
+mount -t proc proc "$root/proc"
+mount --rbind /sys "$root/sys"
+mount -t tmpfs tmpfs "$root/run"
+mount -t tmpfs -o mode=755 tmpfs "$root/dev"
+for n in null zero random urandom tty full; do touch "$root/dev/$n"; mount --bind "/dev/$n" "$root/dev/$n"; done
+mkdir -p "$root$xchg"
+mount --bind "$xchg" "$root$xchg"
+exec chroot "$root" /usr/bin/env container=other /lib/systemd/systemd --system
+"#,
+        )
+        .unwrap();
+        let unshare = Command::new("unshare")
+            .args(["--pid", "--fork", "--mount", "--uts", "--ipc", "bash"])
+            .arg(&launcher)
+            .args([Path::new(ROOTFS), &upper, &work, &merged, &xchg])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // The container's PID 1 is unshare's only child.
+        let children = format!("/proc/{0}/task/{0}/children", unshare.id());
+        let mut pid1 = None;
+        for _ in 0..200 {
+            if let Some(p) = std::fs::read_to_string(&children).ok().and_then(|s| s.split_whitespace().next().map(|p| p.parse::<i32>().unwrap())) {
+                pid1 = Some(p);
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        let c = SystemdContainer { unshare, pid1: pid1.expect("container PID 1 appeared"), merged, tmp };
+        // Wait for boot: `running`, or `degraded` (some units of a minimal rootfs fail here).
+        for _ in 0..240 {
+            let out = c.sh("systemctl is-system-running 2>/dev/null || true");
+            let state = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if state == "running" || state == "degraded" {
+                return Some(c);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        panic!("systemd in the container did not finish booting");
+    }
+
+    fn enter(&self) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.args(["-t", &self.pid1.to_string(), "-m", "-p", "-u", "-i", "chroot"]).arg(&self.merged);
+        cmd
+    }
+
+    /// Run a shell snippet inside.
+    fn sh(&self, script: &str) -> std::process::Output {
+        self.enter().args(["/bin/bash", "-c", script]).output().unwrap()
+    }
+
+    fn sh_ok(&self, script: &str) -> String {
+        let out = self.sh(script);
+        assert!(out.status.success(), "{script}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// An executor configuration whose steps run inside the container.
+    fn exec_config(&self, name: &str) -> ExecConfig {
+        let work = self.tmp.path().join("xchg").join(name);
+        std::fs::create_dir_all(&work).unwrap();
+        let wrapper = self.tmp.path().join(format!("bash-in-container-{name}"));
+        std::fs::write(
+            &wrapper,
+            format!("#!/bin/bash\nexec /usr/bin/nsenter -t {} -m -p -u -i /usr/sbin/chroot {} /bin/bash \"$@\"\n", self.pid1, self.merged.display()),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut cfg = ExecConfig::new(&work).unwrap();
+        cfg.bash = wrapper;
+        cfg
+    }
+}
+
+impl Drop for SystemdContainer {
+    fn drop(&mut self) {
+        // SIGKILL to a PID namespace's init kills every process in it; then reap unshare.
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid1), nix::sys::signal::Signal::SIGKILL);
+        let _ = self.unshare.wait();
+    }
+}
+
+const SLEEPER_UNIT: &str = "[Service]\nExecStart=/bin/sleep infinity\n";
+const FLAKY_UNIT: &str = "[Service]\nExecStart=/bin/sh -c 'sleep 1; exit 1'\n";
+const HOG_UNIT: &str = "[Service]\nExecStart=/bin/sh -c 'while :; do :; done'\nCPUQuota=150%\n";
+
+#[test]
+fn service_and_cpu_runbooks_against_a_real_systemd() {
+    let Some(c) = SystemdContainer::start(&[("crashy.service", SLEEPER_UNIT), ("flaky.service", FLAKY_UNIT), ("hog.service", HOG_UNIT)]) else {
+        return;
+    };
+    let service = Runbook::load_file(&repo_root().join("runbooks/RB-SERVICE-001.yaml")).unwrap();
+
+    // A crash: the unit is killed and left failed. The runbook binds the unit from the incident.
+    c.sh_ok("systemctl start crashy.service && systemctl kill -s KILL crashy.service; sleep 0.5; systemctl is-failed crashy.service");
+    let mut inc = incident();
+    inc.unit = Some("crashy.service".into());
+    let params = service.bind_params(Some(&inc), &[("settle_seconds".into(), "2".into())]).unwrap();
+    let cfg = c.exec_config("service-ok");
+    let report = execute(&service, &params, &inc, &cfg).unwrap();
+    for s in &report.steps {
+        assert_eq!(s.result, StepResult::Success, "{}: {:?} {} {}", s.step_id, s.error_message, s.stdout_excerpt, s.stderr_excerpt);
+    }
+    assert_eq!(report.status, ResolutionStatus::Resolved, "{:?}", report.verification);
+    assert_eq!(report.verification.stdout_excerpt, "active\n");
+    let before = std::fs::read_to_string(cfg.artifacts_dir().join("service-state-before.txt")).unwrap();
+    assert!(before.contains("ActiveState=failed") && before.contains("Result=signal"), "{before}");
+    assert_eq!(c.sh_ok("systemctl is-active crashy.service"), "active\n");
+
+    // A unit that dies again right after every restart: the settle check catches it.
+    c.sh_ok("systemctl start flaky.service; sleep 1.5; systemctl is-failed flaky.service");
+    let mut inc = incident();
+    inc.unit = Some("flaky.service".into());
+    let params = service.bind_params(Some(&inc), &[("settle_seconds".into(), "4".into())]).unwrap();
+    let report = execute(&service, &params, &inc, &c.exec_config("service-flaky")).unwrap();
+    let results: Vec<_> = report.steps.iter().map(|s| (s.step_id.as_str(), s.result)).collect();
+    assert_eq!(
+        results,
+        [("capture-state", StepResult::Success), ("reset-failed", StepResult::Success), ("restart", StepResult::Success), ("settle", StepResult::Failed)],
+        "{:?}",
+        report.steps
+    );
+    assert!(report.steps[3].stderr_excerpt.contains("flaky.service left the active state"), "{}", report.steps[3].stderr_excerpt);
+    assert!(report.rollback.is_empty());
+    assert_eq!(report.verification.result, StepResult::Failed);
+    assert_eq!(report.status, ResolutionStatus::Failed);
+
+    // Protected units are refused before anything is done to them.
+    let mut inc = incident();
+    inc.unit = Some("msp-agent.service".into());
+    let params = service.bind_params(Some(&inc), &[]).unwrap();
+    let report = execute(&service, &params, &inc, &c.exec_config("service-protected")).unwrap();
+    assert_eq!(report.steps[0].result, StepResult::Failed);
+    assert!(report.steps[0].stderr_excerpt.starts_with("refusing to restart msp-agent.service"), "{}", report.steps[0].stderr_excerpt);
+    assert_eq!(report.steps[2].result, StepResult::Skipped);
+
+    // CPU hog: throttled to 20 %, the quota recorded before (150 % from the unit file) is the
+    // one the rollback restores.
+    c.sh_ok("systemctl start hog.service");
+    let cpu = Runbook::load_file(&repo_root().join("runbooks/RB-CPU-001.yaml")).unwrap();
+    let mut inc = incident();
+    inc.event_type = "high_cpu".into();
+    inc.unit = Some("hog.service".into());
+    let params = cpu.bind_params(Some(&inc), &[("cpu_quota_percent".into(), "20".into()), ("sample_seconds".into(), "3".into())]).unwrap();
+    // Rollback first (the quota is still the unit file's 150 %): a failing step after the
+    // throttle makes the rollback put the recorded quota back.
+    let mut cpu_fail = cpu.clone();
+    let mut boom = cpu.steps[1].clone();
+    boom.id = msp_agent::runbook::model::StepId("boom".into());
+    boom.script = "exit 1\n".into();
+    cpu_fail.steps.push(boom);
+    let cfg = c.exec_config("cpu-rollback");
+    let report = execute(&cpu_fail, &params, &inc, &cfg).unwrap();
+    assert_eq!(report.steps[2].result, StepResult::Failed);
+    assert_eq!(report.rollback[0].result, StepResult::Success, "{:?} {}", report.rollback[0].error_message, report.rollback[0].stderr_excerpt);
+    assert_eq!(c.sh_ok("systemctl show -p CPUQuotaPerSecUSec --value hog.service"), "1.500000s\n");
+    let restore = std::fs::read_to_string(cfg.artifacts_dir().join("cpu-quota-restore.txt")).unwrap();
+    assert_eq!(restore, "CPUQuota=150%\n");
+
+    // Then the real thing: throttled to 20 % and verified within it.
+    let cfg = c.exec_config("cpu");
+    let report = execute(&cpu, &params, &inc, &cfg).unwrap();
+    for s in &report.steps {
+        assert_eq!(s.result, StepResult::Success, "{}: {:?} {} {}", s.step_id, s.error_message, s.stdout_excerpt, s.stderr_excerpt);
+    }
+    assert_eq!(c.sh_ok("systemctl show -p CPUQuotaPerSecUSec --value hog.service"), "200ms\n");
+    assert_eq!(report.status, ResolutionStatus::Resolved, "{:?} {}", report.verification.error_message, report.verification.stdout_excerpt);
+    // The closed loop measures the unit's CPU use (CPUUsageNSec over the window) where systemd
+    // can account CPU; on this host's cgroup v1 layout (cpu and cpuacct mounted apart) it
+    // cannot, and the verification says so and checks the quota instead.
+    let v = &report.verification.stdout_excerpt;
+    if let Some(rest) = v.strip_prefix("cpu_used_percent=") {
+        let used: u64 = rest.split(' ').next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{v}"));
+        assert!(used <= 22, "{v}");
+    } else {
+        assert!(v.starts_with("CPU accounting unavailable") && v.contains("CPUQuotaPerSecUSec=200ms"), "{v}");
+        eprintln!("NOTE: CPU use not measurable in this container (no cpuacct for systemd); quota checked only");
+    }
+
+    c.sh_ok("systemctl stop hog.service");
+}
+
+#[test]
+fn disk_and_cert_runbooks_against_a_real_systemd() {
+    // Port on the shared loopback for the served-certificate check (the container shares the
+    // host's network namespace); derived from our pid to keep parallel runs apart.
+    let port = 20000 + std::process::id() % 20000;
+    let tls_unit = format!(
+        "[Service]\nExecStart=/usr/bin/openssl s_server -accept {port} -cert /etc/ssl/msp-test/cert.pem -key /etc/ssl/msp-test/key.pem -www\n"
+    );
+    let renew = |days: u32| {
+        format!("[Service]\nType=oneshot\nExecStart=/usr/bin/openssl req -x509 -newkey ed25519 -nodes -keyout /etc/ssl/msp-test/key.pem -out /etc/ssl/msp-test/cert.pem -days {days} -subj /CN=clinic.test\n")
+    };
+    let (renew_good, renew_bad) = (renew(90), renew(2));
+    let Some(c) = SystemdContainer::start(&[("tls-test.service", &tls_unit), ("renew-good.service", &renew_good), ("renew-bad.service", &renew_bad)]) else {
+        return;
+    };
+
+    // ---- RB-DISK-001: cleans what it may, never the journal, audit logs or evidence.
+    c.sh_ok(
+        "set -e; mkdir -p /var/log/audit /var/log/journal/abc /var/log/nginx /var/lib/msp/evidence /var/lib/systemd/coredump
+         for f in /var/log/audit/audit.log.1.gz /var/log/journal/abc/old.gz /var/log/nginx/access.log.2.gz /var/log/nginx/error.log.1 \
+                  /var/log/nginx/access.log /var/lib/msp/evidence/old.gz /var/lib/systemd/coredump/core.x.zst; do
+           echo x > \"$f\"; touch -d '400 days ago' \"$f\"
+         done
+         echo recent > /var/log/nginx/access.log.1.gz",
+    );
+    let disk = Runbook::load_file(&repo_root().join("runbooks/RB-DISK-001.yaml")).unwrap();
+    let mut inc = incident();
+    inc.event_type = "disk_full".into();
+    inc.unit = None;
+    inc.details.insert("mount".into(), serde_json::json!("/"));
+    inc.details.insert("used_pct".into(), serde_json::json!(93.5));
+    let params = disk.bind_params(Some(&inc), &[("threshold_percent".into(), "99".into())]).unwrap();
+    assert_eq!(params.get("mount"), Some("/"));
+    let cfg = c.exec_config("disk");
+    let report = execute(&disk, &params, &inc, &cfg).unwrap();
+    for s in &report.steps {
+        if s.step_id != "clean-tmpfiles" {
+            assert_eq!(s.result, StepResult::Success, "{}: {:?} {} {}", s.step_id, s.error_message, s.stdout_excerpt, s.stderr_excerpt);
+        }
+    }
+    assert_eq!(report.status, ResolutionStatus::Resolved, "{:?}", report.verification);
+    let deleted = std::fs::read_to_string(cfg.artifacts_dir().join("deleted-logs.txt")).unwrap();
+    let mut deleted: Vec<&str> = deleted.lines().collect();
+    deleted.sort();
+    assert_eq!(deleted, ["/var/log/nginx/access.log.2.gz", "/var/log/nginx/error.log.1"]);
+    assert_eq!(std::fs::read_to_string(cfg.artifacts_dir().join("deleted-coredumps.txt")).unwrap(), "/var/lib/systemd/coredump/core.x.zst\n");
+    c.sh_ok(
+        "set -e; for f in /var/log/audit/audit.log.1.gz /var/log/journal/abc/old.gz /var/log/nginx/access.log \
+                          /var/log/nginx/access.log.1.gz /var/lib/msp/evidence/old.gz; do test -f \"$f\"; done",
+    );
+    assert!(std::fs::read_to_string(cfg.artifacts_dir().join("df-before.txt")).unwrap().contains("Filesystem"));
+    assert!(report.verification.stdout_excerpt.starts_with("used_percent="), "{}", report.verification.stdout_excerpt);
+
+    // ---- RB-CERT-001: a certificate valid for one more day, served by an `openssl s_server` unit.
+    c.sh_ok(
+        "set -e; mkdir -p /etc/ssl/msp-test
+         openssl req -x509 -newkey ed25519 -nodes -keyout /etc/ssl/msp-test/key.pem -out /etc/ssl/msp-test/cert.pem -days 1 -subj /CN=clinic.test 2>/dev/null
+         systemctl start tls-test.service",
+    );
+    let original = c.sh_ok("cat /etc/ssl/msp-test/cert.pem /etc/ssl/msp-test/key.pem");
+    let cert = Runbook::load_file(&repo_root().join("runbooks/RB-CERT-001.yaml")).unwrap();
+    let mut inc = incident();
+    inc.event_type = "cert_expiry".into();
+    inc.unit = None;
+    inc.details.insert("path".into(), serde_json::json!("/etc/ssl/msp-test/cert.pem"));
+    let overrides = |renew_unit: &str| -> Vec<(String, String)> {
+        [
+            ("key_path", "/etc/ssl/msp-test/key.pem".to_string()),
+            ("renew_unit", renew_unit.to_string()),
+            ("reload_unit", "tls-test.service".to_string()),
+            ("served_port", port.to_string()),
+            ("server_name", "clinic.test".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    };
+
+    // A renewal that yields a certificate still inside the window: validation fails, the
+    // rollback puts the original pair back and reloads; verification then fails (the original
+    // still expires), so the run is `failed`, not `resolved`.
+    let params = cert.bind_params(Some(&inc), &overrides("renew-bad.service")).unwrap();
+    assert_eq!(params.get("cert_path"), Some("/etc/ssl/msp-test/cert.pem"));
+    let report = execute(&cert, &params, &inc, &c.exec_config("cert-bad")).unwrap();
+    let results: Vec<_> = report.steps.iter().map(|s| (s.step_id.as_str(), s.result)).collect();
+    assert_eq!(
+        results,
+        [("inspect-and-backup", StepResult::Success), ("renew", StepResult::Success), ("validate", StepResult::Failed), ("reload", StepResult::Skipped)],
+        "{:?}",
+        report.steps
+    );
+    assert_eq!(report.rollback[0].result, StepResult::Success, "{:?}", report.rollback[0]);
+    assert!(report.rollback[0].stdout_excerpt.contains("certificate restored") && report.rollback[0].stdout_excerpt.contains("key restored"));
+    assert_eq!(c.sh_ok("cat /etc/ssl/msp-test/cert.pem /etc/ssl/msp-test/key.pem"), original, "original pair restored");
+    assert_eq!(report.status, ResolutionStatus::Failed);
+
+    // A good renewal: new certificate, key matches, reloaded, and the served certificate is
+    // the new one.
+    let params = cert.bind_params(Some(&inc), &overrides("renew-good.service")).unwrap();
+    let cfg = c.exec_config("cert-good");
+    let report = execute(&cert, &params, &inc, &cfg).unwrap();
+    for s in &report.steps {
+        assert_eq!(s.result, StepResult::Success, "{}: {:?} {} {}", s.step_id, s.error_message, s.stdout_excerpt, s.stderr_excerpt);
+    }
+    assert_eq!(report.status, ResolutionStatus::Resolved, "{:?}", report.verification);
+    assert!(report.steps[2].stdout_excerpt.contains("key matches certificate"));
+    assert!(report.verification.stdout_excerpt.contains("served: sha256 Fingerprint="), "{}", report.verification.stdout_excerpt);
+    assert_ne!(c.sh_ok("cat /etc/ssl/msp-test/cert.pem /etc/ssl/msp-test/key.pem"), original);
+    // The public certificate is evidence; the key never is.
+    let names: Vec<String> = report.artifact_files().iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, ["cert-before.txt", "cert-before.pem", "cert-after.txt"]);
+    for p in report.artifact_files() {
+        assert!(!std::fs::read_to_string(p).unwrap().contains("PRIVATE KEY"));
+    }
+    // Re-running is a no-op: the certificate is now outside the renewal window.
+    let report = execute(&cert, &params, &inc, &c.exec_config("cert-again")).unwrap();
+    assert_eq!(report.status, ResolutionStatus::Resolved);
+    assert!(report.steps[1].stdout_excerpt.contains("renewal not needed"), "{}", report.steps[1].stdout_excerpt);
+}
+
+#[test]
+fn backup_runbook_end_to_end_against_a_real_systemd() {
+    // The host's restic (Go, linked against libc only) runs in the Debian container as is.
+    let Ok(restic) = which_restic() else {
+        eprintln!("SKIPPED: restic is not installed (scripts/setup-machine installs it)");
+        return;
+    };
+    let unit = "[Service]\nType=oneshot\nEnvironment=RESTIC_REPOSITORY=/srv/restic-repo\n\
+                Environment=RESTIC_PASSWORD_FILE=/etc/msp/secrets/restic-password\n\
+                ExecStart=/usr/bin/restic --no-cache backup /srv/data\n";
+    let Some(c) = SystemdContainer::start_with(&[("restic-backups-daily.service", unit)], &[("/usr/bin/restic", &restic)]) else {
+        return;
+    };
+    // The backup fails once (its data directory is not there yet, as after a late mount)...
+    c.sh_ok(
+        "set -e; mkdir -p /etc/msp/secrets; echo 'correct horse' > /etc/msp/secrets/restic-password
+         RESTIC_REPOSITORY=/srv/restic-repo RESTIC_PASSWORD_FILE=/etc/msp/secrets/restic-password restic --no-cache -q init
+         ! systemctl start --wait restic-backups-daily.service
+         systemctl is-failed restic-backups-daily.service
+         mkdir -p /srv/data; echo 'appointment schedule export' > /srv/data/export.csv",
+    );
+    // ...and the runbook, bound from the incident's unit, recovers it.
+    let rb = Runbook::load_file(&repo_root().join("runbooks/RB-BACKUP-001.yaml")).unwrap();
+    let mut inc = incident();
+    inc.event_type = "backup_failure".into();
+    inc.unit = Some("restic-backups-daily.service".into());
+    assert!(rb.matches(&inc));
+    let overrides = vec![
+        ("repository".to_string(), "/srv/restic-repo".to_string()),
+        ("password_file".to_string(), "/etc/msp/secrets/restic-password".to_string()),
+    ];
+    let params = rb.bind_params(Some(&inc), &overrides).unwrap();
+    let cfg = c.exec_config("backup");
+    let report = execute(&rb, &params, &inc, &cfg).unwrap();
+    for s in &report.steps {
+        assert_eq!(s.result, StepResult::Success, "{}: {:?} {} {}", s.step_id, s.error_message, s.stdout_excerpt, s.stderr_excerpt);
+    }
+    assert_eq!(report.status, ResolutionStatus::Resolved, "{:?}", report.verification);
+    let state = std::fs::read_to_string(cfg.artifacts_dir().join("backup-unit-state.txt")).unwrap();
+    assert!(state.contains("Result=exit-code"), "{state}");
+    assert!(report.steps[2].stdout_excerpt.contains("Result=success"));
+    assert!(report.verification.stdout_excerpt.contains("age_hours=0 "), "{}", report.verification.stdout_excerpt);
+    c.sh_ok("RESTIC_REPOSITORY=/srv/restic-repo RESTIC_PASSWORD_FILE=/etc/msp/secrets/restic-password restic --no-cache snapshots --json | grep -q /srv/data");
+}
+
+fn which_restic() -> Result<PathBuf, ()> {
+    ["/usr/bin/restic", "/usr/local/bin/restic"].iter().map(PathBuf::from).find(|p| p.is_file()).ok_or(())
 }

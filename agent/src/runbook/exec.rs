@@ -97,8 +97,11 @@ pub fn find_bash() -> Result<PathBuf> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StepResult {
+    /// The success criteria held.
     Success,
+    /// The criteria did not hold, or the step could not run or overflowed its output.
     Failed,
+    /// Killed at `timeout_seconds` (with its process group).
     Timeout,
     /// Not run because an earlier step failed.
     Skipped,
@@ -119,9 +122,13 @@ impl StepResult {
 /// An artifact collected after a step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ArtifactRecord {
+    /// Name in `$MSP_ARTIFACTS`.
     pub filename: String,
+    /// Full path (what `NewBundle::artifact_files` receives).
     pub path: PathBuf,
+    /// SHA-256 (hex) when collected.
     pub sha256: String,
+    /// Size when collected.
     pub size_bytes: u64,
 }
 
@@ -130,18 +137,29 @@ pub struct ArtifactRecord {
 pub struct StepRecord {
     /// 1-based position in its list (steps or rollback; 1 for the verification).
     pub step: u32,
+    /// The step's `id`.
     pub step_id: String,
+    /// The step's `action` text.
     pub action: String,
+    /// SHA-256 of the `script` text exactly as run.
     pub script_hash: String,
+    /// Outcome.
     pub result: StepResult,
+    /// Exit code; `None` when killed by a signal, skipped or not started.
     pub exit_code: Option<i32>,
+    /// When the step started.
     pub started_at: DateTime<Utc>,
+    /// Wall time of the step.
     pub duration_ms: u64,
+    /// Last bytes of stdout, bounded and PHI-scrubbed.
     pub stdout_excerpt: String,
+    /// Last bytes of stderr, bounded and PHI-scrubbed.
     pub stderr_excerpt: String,
     /// SHA-256 of the complete stdout followed by the complete stderr.
     pub output_hash: String,
+    /// Why the step failed, timed out or was skipped; notes about missing evidence (scrubbed).
     pub error_message: Option<String>,
+    /// The step's `evidence_capture` files that were collected.
     pub artifacts: Vec<ArtifactRecord>,
 }
 
@@ -192,19 +210,29 @@ impl ResolutionStatus {
 /// The whole run.
 #[derive(Debug, Clone, Serialize)]
 pub struct ExecutionReport {
+    /// The runbook run.
     pub runbook_id: String,
+    /// The incident it ran for.
     pub incident_id: String,
+    /// The incident's detection time (start of MTTR).
     pub detected_at: DateTime<Utc>,
+    /// When the first step started.
     pub started_at: DateTime<Utc>,
+    /// When the verification ended (end of MTTR).
     pub ended_at: DateTime<Utc>,
     /// One record per runbook step, skipped ones included.
     pub steps: Vec<StepRecord>,
     /// Records of the rollback steps that ran (empty when no rollback was needed).
     pub rollback: Vec<StepRecord>,
+    /// The closed-loop verification; always runs.
     pub verification: StepRecord,
+    /// How the run ended.
     pub status: ResolutionStatus,
+    /// Detection to end of verification, in seconds.
     pub mttr_seconds: f64,
+    /// `sla_minutes` × 60.
     pub sla_target_seconds: u64,
+    /// Resolved within the SLA (a run that did not resolve never meets it).
     pub sla_met: bool,
 }
 
@@ -598,11 +626,15 @@ impl ResolutionType {
 /// What the bundle needs beyond the run itself.
 #[derive(Debug, Clone)]
 pub struct BundleContext {
+    /// The clinic (MSP client) this host belongs to.
     pub client_id: String,
+    /// This host.
     pub hostname: String,
     /// `msp-agent` for automatic runs, the invoking user for manual ones.
     pub operator: String,
+    /// Automatic (agent) or manual (operator).
     pub resolution_type: ResolutionType,
+    /// Agent version, NixOS system, baseline.
     pub provenance: Provenance,
 }
 

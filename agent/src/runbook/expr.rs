@@ -32,7 +32,9 @@ pub struct Criteria {
 pub struct Observed<'a> {
     /// `None` when the process was killed by a signal.
     pub exit_code: Option<i32>,
+    /// Captured stdout (lossy UTF-8).
     pub stdout: &'a str,
+    /// Captured stderr (lossy UTF-8).
     pub stderr: &'a str,
 }
 
@@ -66,7 +68,9 @@ enum Stream {
 /// A parse error with the 1-based column (in characters) where it was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
+    /// 1-based column, in characters, within the expression.
     pub column: usize,
+    /// What was expected and found.
     pub message: String,
 }
 
@@ -456,7 +460,8 @@ mod tests {
     fn stream_tests_and_logic() {
         assert!(ok(r#"stdout contains "active""#, Some(0), "state: active\n", ""));
         assert!(ok(r#"stderr not contains "error""#, Some(0), "", "all fine"));
-        assert!(ok(r#"stdout matches "^Use%? +[0-9]+$""#, Some(0), "x\nUse 42\n", "") == false);
+        // Unanchored search, but `^`/`$` are whole-text anchors unless (?m) is given.
+        assert!(!ok(r#"stdout matches "^Use%? +[0-9]+$""#, Some(0), "x\nUse 42\n", ""));
         assert!(ok(r#"stdout matches "(?m)^Use +[0-9]+$""#, Some(0), "x\nUse 42\n", ""));
         assert!(ok(
             r#"exit_code == 0 and (stdout contains "a" or stdout contains "b") and not stderr contains "x""#,

@@ -1,6 +1,8 @@
 //! Runbooks: the strict loader ([`model`]), parameter validation ([`params`]), success
 //! criteria ([`expr`]) and the executor ([`exec`]); plus `msp-agent runbook lint|run`.
 
+#![warn(missing_docs)]
+
 pub mod exec;
 pub mod expr;
 pub mod model;
@@ -41,10 +43,13 @@ pub enum RunbookCmd {
         #[arg(long = "param", value_name = "K=V")]
         params: Vec<String>,
         #[arg(long, value_name = "DIR", default_value = crate::paths::RUNBOOK_DIR)]
+        /// Directory of runbooks (`ID.yaml`), not recursive.
         runbooks: PathBuf,
         #[arg(long, value_name = "DIR", default_value = crate::paths::EVIDENCE_DIR)]
+        /// Root of the evidence store.
         evidence_dir: PathBuf,
         #[arg(long, value_name = "DIR", default_value = crate::paths::KEY_DIR)]
+        /// Directory holding the signing key.
         key_dir: PathBuf,
         /// Client id recorded in the bundle.
         #[arg(long, value_name = "ID", env = "MSP_CLIENT_ID", default_value = "unassigned")]

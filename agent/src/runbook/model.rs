@@ -25,17 +25,25 @@ pub const MAX_TIMEOUT_SECONDS: u64 = 6 * 3600;
 pub struct Runbook {
     /// `RB-<AREA>-<NNN>`.
     pub id: String,
+    /// Short human name.
     pub name: String,
+    /// The runbook's own version (a string, e.g. `1.0.0`).
     pub version: String,
+    /// What it does.
     pub description: String,
     /// HIPAA citations, e.g. `§164.308(a)(7)(ii)(A)`.
     pub hipaa_controls: Vec<String>,
+    /// Severity of the problem it handles.
     pub severity: Severity,
     /// Target time from detection to resolution.
     pub sla_minutes: u64,
+    /// Declared parameters by name.
     pub parameters: BTreeMap<String, ParamSpec>,
+    /// When it applies (see [`Runbook::matches`]).
     pub trigger_conditions: TriggerConditions,
+    /// The remediation steps, in order (non-empty).
     pub steps: Vec<Step>,
+    /// Steps run after a failed step (may be empty).
     pub rollback: Vec<Step>,
     /// The closed-loop check, run after the steps (or after the rollback).
     pub verification: Step,
@@ -289,7 +297,9 @@ impl<'de> Deserialize<'de> for Criteria {
 /// A load error: `FILE:LINE: FIELD: message` (LINE omitted when unknown).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadError {
+    /// The runbook file.
     pub file: PathBuf,
+    /// 1-based line, when known.
     pub line: Option<usize>,
     /// The message, starting with the field path when there is one.
     pub message: String,

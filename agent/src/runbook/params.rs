@@ -346,9 +346,10 @@ impl ParamSpec {
 }
 
 /// Bound, validated parameter values by name. Parameters with no value (not required, no
-/// default, nothing bound) are absent and their variable is not set.
+/// default, nothing bound) are absent and their variable is not set. Only [`bind`] (or
+/// `Default`, which is empty) makes one, so a `Params` always holds validated values.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Params(pub BTreeMap<String, String>);
+pub struct Params(BTreeMap<String, String>);
 
 impl Params {
     /// `(MSP_PARAM_<NAME>, value)` pairs for the step environment.
@@ -359,15 +360,21 @@ impl Params {
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
     }
+    /// All values, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
 }
 
 /// Why binding failed. Each message names the parameter and where the value came from.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("parameter `{name}` ({source_of}): {message}")]
 pub struct BindError {
+    /// The parameter.
     pub name: String,
     /// `default`, `incident unit`, `incident details.<key>` or `--param`.
     pub source_of: String,
+    /// What is wrong with the value.
     pub message: String,
 }
 

@@ -1,0 +1,67 @@
+# Example: a clinic's primary server (practice-management database and web front end).
+# Root disk encrypted with LUKS and unlocked at boot by the clinic's two Tang servers; SSH by
+# MSP certificate only; the agent uploads evidence to S3 Object Lock. One baseline exception,
+# approved and dated, in ./exceptions.nix.
+{ ... }:
+{
+  imports = [ ./hardware.nix ];
+
+  networking.hostName = "clinic-001-srv-primary";
+  time.timeZone = "America/Chicago";
+  system.stateVersion = "26.05";
+
+  services.msp-agent = {
+    enable = true;
+    clientId = "clinic-001";
+    # On the host, not in the store: created with `msp-agent key generate --out /etc/msp/signing-keys`.
+    signingKeyFile = "/etc/msp/signing-keys/evidence-signing.key";
+    worm = {
+      endpoint = "https://s3.us-east-2.amazonaws.com";
+      bucket = "msp-evidence-clinic-001";
+      region = "us-east-2";
+      credentialsFile = "/etc/msp/worm-credentials";
+    };
+    alertWebhookUrl = "https://alerts.msp.example/hooks/clinic-001";
+    settings.probes.disk.mounts = [
+      "/"
+      "/var/lib/postgresql"
+    ];
+  };
+
+  msp.baseline = {
+    enable = true;
+    exceptions = import ./exceptions.nix;
+  };
+
+  msp.luksTang = {
+    enable = true;
+    tangServers = [
+      "http://tang1.clinic-001.internal"
+      "http://tang2.clinic-001.internal"
+    ];
+    devices.cryptroot.device = "/dev/disk/by-uuid/0f7c1b52-54a8-4a37-9b2c-2f0e2c1c9a11";
+    network.kernelModules = [ "igb" ];
+  };
+
+  msp.sshCa = {
+    enable = true;
+    userCaKeys = [
+      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHn0cVxk0tPZ6nEJ4fH3WVr5x2Y0m0n3rQGh9q1u6c7d msp-user-ca-2026"
+    ];
+    principals.mspadmin = [
+      "msp-oncall"
+      "clinic-001-admin"
+    ];
+  };
+  users.users.mspadmin = {
+    isNormalUser = true;
+    extraGroups = [ "wheel" ];
+  };
+
+  msp.auditd.enable = true;
+  msp.hardening.enable = true;
+
+  services.postgresql.enable = true;
+  services.nginx.enable = true;
+  networking.firewall.allowedTCPPorts = [ 443 ];
+}

@@ -1,0 +1,160 @@
+# Evaluates msp-flake's modules with nixpkgs' real `lib.evalModules` against the stand-in
+# NixOS option declarations in ./stubs.nix (see there for what that does and does not prove),
+# and checks what they produce. Run by scripts/eval-modules with NIXPKGS_LIB=<nixpkgs lib dir>.
+#
+# Returns { checks = [ { name; ok; detail } ]; } ; the script fails when any ok is false.
+{ lib }:
+let
+  stubs = import ./stubs.nix { inherit lib; };
+
+  evalHost =
+    modules:
+    (lib.evalModules {
+      modules = [
+        stubs.module
+        ../modules
+        { _module.args.pkgs = stubs.pkgs; }
+      ]
+      ++ modules;
+    }).config;
+
+  failedAssertions = cfg: map (a: a.message) (builtins.filter (a: !a.assertion) cfg.assertions);
+
+  today = "2026-11-22";
+  dated = {
+    msp.baseline.evaluationDate = lib.mkDefault today;
+  };
+
+  hosts = lib.mapAttrs (_: modules: evalHost ([ dated ] ++ modules)) (import ../hosts);
+
+  # A compliant minimal host, used to build the violating variants below.
+  minimal = {
+    networking.hostName = "eval-test";
+    system.stateVersion = "26.05";
+    services.msp-agent = {
+      enable = true;
+      clientId = "clinic-test";
+    };
+    msp.baseline.enable = true;
+    msp.sshCa = {
+      enable = true;
+      userCaKeys = [ "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHn0cVxk0tPZ6nEJ4fH3WVr5x2Y0m0n3rQGh9q1u6c7d ca" ];
+      principals.admin = [ "msp-oncall" ];
+    };
+    msp.auditd.enable = true;
+    msp.hardening.enable = true;
+  };
+
+  violation = import ../checks/violating-host.nix;
+
+  check = name: ok: detail: { inherit name ok detail; };
+  contains = needle: msgs: builtins.any (m: lib.hasInfix needle m) msgs;
+
+  agentYaml = cfg: cfg.environment.etc."msp/agent.yaml".source.value;
+  agentUnit = cfg: cfg.systemd.services.msp-agent.serviceConfig;
+
+  compliant = evalHost [ minimal dated ];
+  violating = evalHost [ minimal dated violation.module ];
+  excepted = evalHost [
+    minimal
+    dated
+    violation.module
+    { msp.baseline.exceptions = [ (violation.exception // { expires = today; }) ]; }
+  ];
+  expired = evalHost [
+    minimal
+    dated
+    violation.module
+    { msp.baseline.exceptions = [ (violation.exception // { expires = "2026-11-21"; }) ]; }
+  ];
+  undated = evalHost [
+    minimal
+    { msp.baseline.evaluationDate = null; }
+  ];
+  keyInStore = evalHost [
+    minimal
+    dated
+    { services.msp-agent.signingKeyFile = "/nix/store/00000000000000000000000000000000-key/evidence-signing.key"; }
+  ];
+in
+{
+  checks = [
+    (check "example hosts evaluate with no failed assertion" (
+      lib.all (cfg: failedAssertions cfg == [ ]) (lib.attrValues hosts)
+    ) (lib.mapAttrs (_: failedAssertions) hosts))
+    (check "compliant minimal host has no failed assertion" (failedAssertions compliant == [ ]) (
+      failedAssertions compliant
+    ))
+    (check "violating host fails with the rule, its HIPAA control and the exception process" (
+      contains violation.expectedMessage (failedAssertions violating)
+      && contains "exception" (failedAssertions violating)
+      && contains "baseline/README.md" (failedAssertions violating)
+    ) (failedAssertions violating))
+    (check "exception expiring today is valid (no failure, one warning)" (
+      failedAssertions excepted == [ ] && contains violation.rule excepted.warnings
+    ) { inherit (excepted) warnings; failed = failedAssertions excepted; })
+    (check "exception that expired yesterday fails the build and says so" (
+      contains "expired on 2026-11-21" (failedAssertions expired)
+    ) (failedAssertions expired))
+    (check "no evaluation date fails the build instead of skipping expiry" (
+      contains "msp.baseline.evaluationDate is not set" (failedAssertions undated)
+    ) (failedAssertions undated))
+    (check "signing key in the Nix store is refused" (contains "world-readable" (failedAssertions keyInStore)) (
+      failedAssertions keyInStore
+    ))
+    (check "agent.yaml has client_id, hashes of every approved runbook, no nulls" (
+      let
+        y = agentYaml compliant;
+      in
+      y.client_id == "clinic-test"
+      && y.approved_runbooks == lib.mapAttrs (_: f: builtins.hashFile "sha256" f) compliant.services.msp-agent.runbooks
+      && !(y ? signing_key_file)
+      && y.evidence_dir == "/var/lib/msp/evidence"
+      && y.guard.cooldown_seconds == 300
+    ) (agentYaml compliant))
+    (check "agent unit: Type=notify, watchdog, key as a credential (not in the store)" (
+      let
+        u = agentUnit compliant;
+      in
+      u.Type == "notify"
+      && u.WatchdogSec == 60
+      && u.LoadCredential == [ "evidence-signing.key:/etc/msp/signing-keys/evidence-signing.key" ]
+      && u.NoNewPrivileges
+      && u.UMask == "0077"
+      && lib.hasSuffix "run --config /etc/msp/agent.yaml" u.ExecStart
+    ) (agentUnit compliant))
+    (check "weekly restore test and monthly packet timers" (
+      compliant.systemd.timers.msp-agent-restore-test.timerConfig.OnCalendar == "Sun *-*-* 03:00:00"
+      && compliant.systemd.timers.msp-agent-packet.timerConfig.OnCalendar == "*-*-01 06:00:00"
+      && compliant.systemd.services.msp-agent-packet.serviceConfig.LoadCredential
+        == (agentUnit compliant).LoadCredential
+    ) { })
+    (check "sshd: certificates only, principals per user, no passwords" (
+      let
+        s = compliant.services.openssh.settings;
+      in
+      s.PasswordAuthentication == false
+      && s.KbdInteractiveAuthentication == false
+      && s.PermitRootLogin == "no"
+      && s.TrustedUserCAKeys == "/etc/ssh/msp-user-ca.pub"
+      && s.AuthorizedPrincipalsFile == "/etc/ssh/authorized_principals.d/%u"
+      && compliant.users.users.admin.openssh.authorizedPrincipals == [ "msp-oncall" ]
+    ) compliant.services.openssh.settings)
+    (check "primary host: LUKS device unlocked by clevis/Tang in a systemd initrd with network" (
+      let
+        c = hosts.clinic-001-srv-primary;
+      in
+      c.boot.initrd.systemd.enable
+      && c.boot.initrd.clevis.enable
+      && c.boot.initrd.clevis.useTang
+      && c.boot.initrd.clevis.devices.cryptroot.secretFile == "/var/lib/msp/clevis/cryptroot.jwe"
+      && c.boot.initrd.luks.devices.cryptroot.device == "/dev/disk/by-uuid/0f7c1b52-54a8-4a37-9b2c-2f0e2c1c9a11"
+      && c.boot.initrd.systemd.network.enable
+    ) { })
+    (check "auditd enabled with rules" (
+      compliant.security.auditd.enable
+      && compliant.security.audit.enable == true
+      && builtins.length compliant.security.audit.rules > 0
+    ) compliant.security.audit.rules)
+  ];
+}

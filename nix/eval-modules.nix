@@ -28,22 +28,7 @@ let
   hosts = lib.mapAttrs (_: modules: evalHost ([ dated ] ++ modules)) (import ../hosts);
 
   # A compliant minimal host, used to build the violating variants below.
-  minimal = {
-    networking.hostName = "eval-test";
-    system.stateVersion = "26.05";
-    services.msp-agent = {
-      enable = true;
-      clientId = "clinic-test";
-    };
-    msp.baseline.enable = true;
-    msp.sshCa = {
-      enable = true;
-      userCaKeys = [ "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHn0cVxk0tPZ6nEJ4fH3WVr5x2Y0m0n3rQGh9q1u6c7d ca" ];
-      principals.admin = [ "msp-oncall" ];
-    };
-    msp.auditd.enable = true;
-    msp.hardening.enable = true;
-  };
+  minimal = import ../checks/minimal-host.nix;
 
   violation = import ../checks/violating-host.nix;
 

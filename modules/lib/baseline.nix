@@ -139,7 +139,7 @@ let
               "exception-expired"
             else
               "violation";
-          head = "msp-flake ${baselineName}: rule ${s.id} (${s.title}; ${showControls s.hipaa_controls}) requires ${showPath s.option} ${describeCheck.${s.check}} ${show s.expected}, but this host has ${show actual}.";
+          head = "msp-flake ${baselineName}: rule ${s.id} (${s.title}; ${showControls s.hipaa_controls}) requires ${showPath s.option} ${describeCheck.${s.check}} ${show s.expected}, but ${if actual == null then "this host leaves it unset" else "this host has ${show actual}"}.";
           expiredNote =
             if expired == [ ] then
               ""

@@ -1,0 +1,27 @@
+# The smallest host the checks build on: every msp-flake module on, compliant with the
+# baseline, no exceptions. Shared by the flake's eval checks and VM tests and by
+# scripts/eval-modules.
+{
+  nixpkgs.hostPlatform = "x86_64-linux";
+  boot.loader.systemd-boot.enable = true;
+  fileSystems."/" = {
+    device = "/dev/disk/by-label/nixos";
+    fsType = "ext4";
+  };
+  networking.hostName = "eval-test";
+  system.stateVersion = "26.05";
+
+  services.msp-agent = {
+    enable = true;
+    clientId = "clinic-test";
+  };
+  msp.baseline.enable = true;
+  msp.sshCa = {
+    enable = true;
+    userCaKeys = [ "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHn0cVxk0tPZ6nEJ4fH3WVr5x2Y0m0n3rQGh9q1u6c7d ca" ];
+    principals.admin = [ "msp-oncall" ];
+  };
+  users.users.admin.isNormalUser = true;
+  msp.auditd.enable = true;
+  msp.hardening.enable = true;
+}

@@ -59,6 +59,17 @@ let
 
   hasMessage = needle: nixos: builtins.any (lib.hasInfix needle) (failedAssertions nixos);
 
+  checkDate =
+    if builtins ? currentTime then
+      self.lib.date.epochToDate builtins.currentTime
+    else
+      (
+        if self.lib.dateOf self != null then
+          self.lib.dateOf self
+        else
+          throw "checks.baseline-check: this flake has no commit date; evaluate with --impure"
+      );
+
   vmArgs = {
     inherit self pkgs lib;
   };
@@ -93,7 +104,9 @@ in
     hasMessage "expired on 2026-11-21" expiredYesterday
   ) "an exception that expired yesterday fails the build" (failedAssertions expiredYesterday);
 
-  # `msp-agent baseline check`: baseline, controls map and exceptions are consistent.
+  # `msp-agent baseline check`: baseline, controls map, exceptions (expiry, review dates) and
+  # runbooks are consistent, at this flake's evaluation date. The date is an input of the
+  # derivation, so a new date re-runs the check instead of reusing a cached success.
   baseline-check =
     pkgs.runCommand "msp-agent-baseline-check"
       {
@@ -108,7 +121,7 @@ in
       }
       ''
         cd "$src"
-        msp-agent baseline check
+        msp-agent baseline check --at ${checkDate}
         touch $out
       '';
 

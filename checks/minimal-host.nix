@@ -1,13 +1,22 @@
-# The smallest host the checks build on: every msp-flake module on, compliant with the
-# baseline, no exceptions. Shared by the flake's eval checks and VM tests and by
+# The smallest host the checks evaluate: every msp-flake module on, compliant with the
+# baseline, no exceptions (client clinic-test has no exceptions file). Shared by the flake's eval checks and VM tests and by
 # scripts/eval-modules.
 {
   nixpkgs.hostPlatform = "x86_64-linux";
   boot.loader.systemd-boot.enable = true;
   fileSystems."/" = {
-    device = "/dev/disk/by-label/nixos";
+    device = "/dev/mapper/cryptroot";
     fsType = "ext4";
   };
+  msp.luksTang = {
+    enable = true;
+    tangServers = [
+      "http://tang1.test"
+      "http://tang2.test"
+    ];
+    devices.cryptroot.device = "/dev/vda2";
+  };
+  networking.firewall.allowedTCPPorts = [ 443 ];
   networking.hostName = "eval-test";
   system.stateVersion = "26.05";
 

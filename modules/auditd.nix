@@ -7,6 +7,10 @@
 }:
 let
   cfg = config.msp.auditd;
+  # The baseline's own audit rules (rule audit.rules), so this module loads exactly what the
+  # baseline asserts.
+  rendered = import ../baseline/rendered/baseline.nix;
+  baselineRules = rendered.rules.audit.rules.value;
 in
 {
   options.msp.auditd = {
@@ -14,49 +18,45 @@ in
 
     rules = lib.mkOption {
       type = lib.types.listOf lib.types.str;
-      default = [
-        # Accounts and privileges.
-        "-w /etc/passwd -p wa -k msp-identity"
-        "-w /etc/group -p wa -k msp-identity"
-        "-w /etc/shadow -p wa -k msp-identity"
-        "-w /etc/sudoers -p wa -k msp-privilege"
-        # Remote access configuration.
-        "-w /etc/ssh/sshd_config -p wa -k msp-sshd"
-        # The agent's configuration, keys and evidence.
-        "-w /etc/msp -p wa -k msp-agent-config"
-        "-w /var/lib/msp/evidence -p wa -k msp-evidence"
-        # Clock changes break evidence timestamps.
-        "-a always,exit -F arch=b64 -S adjtimex,settimeofday,clock_settime -k msp-time"
-        # Kernel modules.
-        "-a always,exit -F arch=b64 -S init_module,finit_module,delete_module -k msp-modules"
-        # Commands run as root by a logged-in person (not by daemons).
-        "-a always,exit -F arch=b64 -S execve -F euid=0 -F auid>=1000 -F auid!=unset -k msp-root-exec"
-      ];
-      description = ''
-        Audit rules (auditctl syntax), loaded at boot. The baseline module adds the baseline's
-        own rules on top and asserts they are present.
-      '';
+      default = baselineRules;
+      defaultText = lib.literalExpression "the baseline's audit rules (baseline/rendered/baseline.nix, rule audit.rules)";
+      description = "Audit rules (auditctl syntax) loaded at boot: the baseline's.";
+    };
+
+    extraRules = lib.mkOption {
+      type = lib.types.listOf lib.types.str;
+      default = [ ];
+      example = [ "-w /var/lib/postgresql -p wa -k database" ];
+      description = "Audit rules for this host, loaded after the baseline's.";
     };
 
     lock = lib.mkOption {
       type = lib.types.bool;
-      default = false;
+      default = rendered.rules.audit.audit_enable.value == "lock";
+      defaultText = lib.literalExpression "true, as the baseline's audit.audit_enable = \"lock\"";
       description = ''
-        Lock the audit configuration until reboot (`auditctl -e 2`). Stronger, but every rule
-        change then needs a reboot, so `nixos-rebuild switch` cannot apply new rules.
+        Lock the audit configuration until reboot (`auditctl -e 2`), as the baseline requires:
+        even root cannot change or stop auditing. Every rule change then needs a reboot;
+        `nixos-rebuild switch` cannot apply new rules to the running kernel.
       '';
     };
   };
 
   config = lib.mkIf cfg.enable {
     security.audit = {
-      enable = if cfg.lock then "lock" else true;
+      enable = lib.mkDefault (if cfg.lock then "lock" else true);
       # Log to the kernel ring buffer (and so the journal) when the backlog overflows, rather
       # than panic a clinic's only server.
       failureMode = lib.mkDefault "printk";
       backlogLimit = lib.mkDefault 8192;
-      rules = cfg.rules;
+      rules = cfg.rules ++ cfg.extraRules;
     };
+
+    # Watched directories must exist before the rules load, or auditctl rejects the rule.
+    systemd.tmpfiles.rules = [
+      "d /etc/msp 0755 root root -"
+      "d /etc/msp/signing-keys 0700 root root -"
+    ];
 
     security.auditd = {
       enable = true;

@@ -1,12 +1,15 @@
-# msp.baseline: applies the rendered HIPAA baseline to the host and fails the build, with the
-# rule, its HIPAA control and the exception process, when the host's final configuration
-# contradicts an enforced setting and no valid (unexpired) exception covers it.
+# msp.baseline: applies the rendered HIPAA baseline (baseline/rendered/, made by
+# `msp-agent baseline render`) to the host, and fails the build, with the rule, its HIPAA
+# controls and the exception process, when the host's final configuration contradicts an
+# enforced setting and no valid (unexpired, matching) exception covers it. It also installs the
+# drift manifest the agent checks (/etc/msp/expected-state.json, file hashes filled at build).
 #
 # The logic is the pure function in ./lib/baseline.nix (tested in CI with the real evaluator);
-# this module only feeds it the NixOS config and the date.
+# this module only feeds it the NixOS config, the client's exceptions and the date.
 {
   config,
   lib,
+  pkgs,
   ...
 }:
 let
@@ -14,59 +17,100 @@ let
   baselineLib = import ./lib/baseline.nix;
   inherit (baselineLib) date;
 
-  # The rendered baseline is imported here, not read from an option: the set of options it
-  # sets must be known before `config` is, or the module system recurses forever.
-  rendered = import ./lib/rendered-baseline.nix;
+  renderedDir = ../baseline/rendered;
+  # Imported here, not read from an option: the set of options the baseline sets must be known
+  # before `config` is, or the module system would recurse forever.
+  rendered = import (renderedDir + "/baseline.nix");
+
+  clientFile = name: if cfg.clientId == null then null else renderedDir + "/${name}-${cfg.clientId}";
+  existing = p: p != null && builtins.pathExists p;
 
   result = baselineLib.evaluate {
     baseline = rendered;
-    exceptions = cfg.exceptions;
+    inherit (cfg) exceptions;
     inherit config;
     today = cfg.evaluationDate;
   };
 
-  exceptionType = lib.types.submodule {
-    freeformType = lib.types.attrsOf lib.types.anything;
-    options = {
-      rule = lib.mkOption {
-        type = lib.types.str;
-        description = "Id of the baseline rule this exception waives.";
-      };
-      reason = lib.mkOption {
-        type = lib.types.str;
-        description = "Why the host cannot comply, and the compensating control.";
-      };
-      approved_by = lib.mkOption {
-        type = lib.types.str;
-        description = "Who approved the exception (the clinic's security officer).";
-      };
-      expires = lib.mkOption {
-        type = lib.types.str;
-        example = "2026-12-31";
-        description = "Last day (UTC, YYYY-MM-DD, inclusive) the exception is valid.";
-      };
-    };
-  };
+  # The drift manifest with the sha256 of every /etc file it names, taken from this very
+  # system's environment.etc (baseline/README.md, "Expected-state manifest").
+  manifestSource =
+    let
+      f = clientFile "expected-state";
+    in
+    if existing (if f == null then null else f + ".json") then f + ".json" else renderedDir + "/expected-state.json";
+  manifest = builtins.fromJSON (builtins.readFile manifestSource);
+  toHash = lib.filter (x: x != null) (
+    lib.imap0 (
+      i: f:
+      let
+        etc = config.environment.etc.${f.etc_name} or null;
+      in
+      if f.hash_at_build && f.etc_name != null && etc != null && etc.source != null then
+        {
+          index = i;
+          inherit (etc) source;
+        }
+      else
+        null
+    ) manifest.files
+  );
+  manifestFile =
+    pkgs.runCommand "msp-expected-state.json"
+      {
+        nativeBuildInputs = [ pkgs.jq ];
+      }
+      (
+        ''
+          cp ${manifestSource} m.json
+        ''
+        + lib.concatMapStrings (x: ''
+          h=$(sha256sum < ${x.source} | cut -d' ' -f1)
+          jq --argjson i ${toString x.index} --arg h "$h" '.files[$i].sha256 = $h' m.json > m.tmp && mv m.tmp m.json
+        '') toHash
+        + ''
+          jq '.hashes_filled = true' m.json > $out
+        ''
+      );
 in
 {
   options.msp.baseline = {
-    enable = lib.mkEnableOption "the msp-flake HIPAA baseline (settings and build-time assertions)";
+    enable = lib.mkEnableOption "the msp-flake HIPAA baseline (settings, build-time assertions, drift manifest)";
+
+    clientId = lib.mkOption {
+      type = lib.types.nullOr lib.types.str;
+      default = if config.services.msp-agent.enable then config.services.msp-agent.clientId else null;
+      defaultText = lib.literalExpression "config.services.msp-agent.clientId when the agent is enabled, else null";
+      description = "The client whose exceptions (baseline/rendered/exceptions-<client>.nix) apply to this host.";
+    };
 
     exceptions = lib.mkOption {
-      type = lib.types.listOf exceptionType;
-      default = [ ];
+      type = lib.types.nullOr (
+        lib.types.either (lib.types.attrsOf lib.types.anything) (lib.types.listOf (lib.types.attrsOf lib.types.anything))
+      );
+      default =
+        let
+          f = clientFile "exceptions";
+        in
+        if existing (if f == null then null else f + ".nix") then import (f + ".nix") else null;
+      defaultText = lib.literalExpression "import baseline/rendered/exceptions-<clientId>.nix, when that file exists";
       example = lib.literalExpression ''
         [ {
-          rule = "SSH-002";
-          reason = "Imaging vendor's support tool logs in with a password until 2026-Q4; VPN-only.";
-          approved_by = "Dr. A. Example, security officer";
-          expires = "2026-12-31";
+          id = "EXC-clinic-009-001";
+          rule = "ssh.client_alive_interval_seconds";
+          baseline_value = 300;
+          value = 600;
+          justification = "Vendor support tool drops sessions probed every 5 minutes.";
+          approved_by = "Clinic-009 Security Official";
+          expires = "2027-03-31";
         } ]
       '';
       description = ''
-        Approved exceptions to enforced baseline settings. An exception is valid through its
-        `expires` day (UTC); after that the build fails again with the rule's message.
-        Malformed exceptions, or ones naming an unknown rule, fail the build.
+        Approved exceptions to enforced baseline rules: the client's rendered exceptions file
+        (the default; the approval process is in baseline/README.md, section 3), or a list of
+        records. An exception is valid through its `expires` day (UTC) and covers the rule only
+        when the host has the exception's override `value`; an expired, stale or malformed
+        exception fails the build.
       '';
     };
 
@@ -90,7 +134,7 @@ in
       readOnly = true;
       default = result.results;
       defaultText = lib.literalExpression "the per-rule results of the baseline evaluation";
-      description = "Per-rule outcome (compliant, excepted, exception-expired, violation), for reports and tests.";
+      description = "Per-rule outcome (compliant, excepted, exception-mismatch, exception-expired, violation), for reports and tests.";
     };
   };
 
@@ -103,14 +147,26 @@ in
               assertion = cfg.evaluationDate != null;
               message = "msp.baseline.evaluationDate is not set and evaluation is pure (no clock), so exception expiry cannot be checked. Set msp.baseline.evaluationDate = msp-flake.lib.dateOf self; (your flake's last commit date) or build with --impure.";
             }
+            {
+              assertion = !(lib.isAttrs cfg.exceptions && cfg.exceptions ? client) || cfg.exceptions.client == cfg.clientId;
+              message = "msp.baseline.exceptions are client ${cfg.exceptions.client or "?"}'s, but this host's client is ${toString cfg.clientId}.";
+            }
           ]
           ++ lib.optionals (cfg.evaluationDate != null) result.assertions;
           warnings = lib.optionals (cfg.evaluationDate != null) result.warnings;
+
+          # The loaded audit rules as a file, for the drift check and for auditors.
+          environment.etc."audit/audit.rules".text = lib.mkDefault (lib.concatLines config.security.audit.rules);
+          environment.etc."msp/expected-state.json".source = manifestFile;
+          services.msp-agent.settings.baseline.manifest = lib.mkDefault "/etc/msp/expected-state.json";
         }
       ]
       ++ baselineLib.definitions {
         baseline = rendered;
         inherit (lib) mkDefault;
+        # msp.auditd loads the baseline's audit rules itself (with the operator's extra rules);
+        # adding them twice would make `auditctl -R` fail with "Rule exists".
+        wrap = key: value: if key == "audit.rules" then lib.mkIf (!config.msp.auditd.enable) value else value;
       }
     )
   );

@@ -1,5 +1,7 @@
 # msp.hardening: the host-wide settings the baseline asks for that have no module of their own:
-# journald retention, time sync (chrony), firewall, kernel sysctls, sudo.
+# journald retention, time sync (chrony), firewall, kernel sysctls, sudo, UTC. The baseline
+# module sets (and asserts) the rules that name a NixOS option; this module enforces the ones
+# that do not (journald retention and size) and adds hardening beyond the baseline.
 # Values are mkDefault: the baseline module asserts the enforced ones, so a host that sets a
 # contrary value gets the baseline's message (rule, HIPAA control, exception process).
 {
@@ -9,6 +11,8 @@
 }:
 let
   cfg = config.msp.hardening;
+  # Baseline values that have no single NixOS option (enforced here, not by an assertion).
+  rules = (import ../baseline/rendered/baseline.nix).rules;
 in
 {
   options.msp.hardening = {
@@ -16,13 +20,15 @@ in
 
     journalRetention = lib.mkOption {
       type = lib.types.strMatching "[0-9]+(s|min|h|day|week|month|year)";
-      default = "1year";
+      default = rules.logging.journald_max_retention.value;
+      defaultText = lib.literalExpression "the baseline's logging.journald_max_retention";
       description = "How long journald keeps entries (MaxRetentionSec); evidence summarises them, the journal backs it.";
     };
 
     journalMaxUse = lib.mkOption {
       type = lib.types.strMatching "[0-9]+[KMGT]?";
-      default = "4G";
+      default = rules.logging.journald_system_max_use.value;
+      defaultText = lib.literalExpression "the baseline's logging.journald_system_max_use";
       description = "Disk space the journal may use (SystemMaxUse).";
     };
 
@@ -44,7 +50,6 @@ in
         MaxRetentionSec=${cfg.journalRetention}
         SystemMaxUse=${cfg.journalMaxUse}
         Compress=yes
-        Seal=yes
       '';
     };
 
@@ -61,6 +66,7 @@ in
     };
 
     security.sudo.execWheelOnly = lib.mkDefault true;
+    time.timeZone = lib.mkDefault "UTC";
 
     boot.kernel.sysctl = {
       "kernel.kptr_restrict" = lib.mkDefault 2;

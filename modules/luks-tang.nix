@@ -9,6 +9,8 @@
 }:
 let
   cfg = config.msp.luksTang;
+  # The baseline's encryption.tang_min_servers (enforced here: it has no single NixOS option).
+  minServers = (import ../baseline/rendered/baseline.nix).rules.encryption.tang_min_servers.value;
 
   # The Clevis pin policy for `clevis encrypt sss`: any one of the Tang servers (threshold t)
   # unlocks, so one Tang server being down does not keep the clinic's server from booting.
@@ -122,6 +124,10 @@ in
       {
         assertion = config.boot.initrd.systemd.enable;
         message = "msp.luksTang needs the systemd initrd (boot.initrd.systemd.enable = true).";
+      }
+      {
+        assertion = builtins.length cfg.tangServers >= minServers;
+        message = "msp.luksTang.tangServers lists ${toString (builtins.length cfg.tangServers)} Tang server(s); the baseline (encryption.tang_min_servers, HIPAA §164.312(a)(2)(iv), §164.308(a)(7)(ii)(C)) requires at least ${toString minServers}, so one failed Tang host does not stop the server booting.";
       }
       {
         assertion = cfg.threshold <= builtins.length cfg.tangServers;

@@ -9,7 +9,7 @@
 }:
 let
   cfg = config.msp.sshCa;
-  caFile = "/etc/ssh/msp-user-ca.pub";
+  caFile = "/etc/ssh/msp_user_ca.pub"; # the baseline's ssh.trusted_user_ca_keys
 in
 {
   options.msp.sshCa = {
@@ -46,7 +46,7 @@ in
       }
     ];
 
-    environment.etc."ssh/msp-user-ca.pub" = {
+    environment.etc."ssh/msp_user_ca.pub" = {
       text = lib.concatLines cfg.userCaKeys;
       mode = "0444";
     };
@@ -56,11 +56,11 @@ in
       # Certificates replace per-user key lists: only keys NixOS itself manages are read.
       authorizedKeysInHomedir = lib.mkDefault false;
       settings = {
-        TrustedUserCAKeys = caFile;
-        AuthorizedPrincipalsFile = "/etc/ssh/authorized_principals.d/%u";
         # The baseline sets and asserts these too; mkDefault so that a host's contrary value
         # reaches the baseline's assertion (with its rule and exception process) instead of a
         # "conflicting definitions" error.
+        TrustedUserCAKeys = lib.mkDefault caFile;
+        AuthorizedPrincipalsFile = lib.mkDefault "/etc/ssh/authorized_principals.d/%u";
         PasswordAuthentication = lib.mkDefault false;
         KbdInteractiveAuthentication = lib.mkDefault false;
         PermitRootLogin = lib.mkDefault "no";
@@ -69,6 +69,10 @@ in
         AuthenticationMethods = lib.mkDefault "publickey";
       };
     };
+
+    # NixOS's lock-out check (with users.mutableUsers = false, as the baseline requires) counts
+    # passwords and authorized keys, not certificate principals.
+    users.allowNoPasswordLogin = lib.mkDefault true;
 
     users.users = lib.mapAttrs (_: ps: { openssh.authorizedPrincipals = ps; }) cfg.principals;
   };

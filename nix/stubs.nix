@@ -79,8 +79,14 @@ in
   inherit pkgs;
 
   module =
-    { ... }:
+    { config, ... }:
     {
+      # The one piece of nixpkgs behaviour the baseline's assertions depend on here: sshd opens
+      # its port in the firewall (services.openssh.openFirewall, default true).
+      config.networking.firewall.allowedTCPPorts = lib.mkIf (
+        config.services.openssh.enable && config.services.openssh.openFirewall
+      ) [ 22 ];
+
       options = {
         assertions = mkOption {
           type = types.listOf types.unspecified;
@@ -97,6 +103,7 @@ in
           allowPing = mkOption { type = types.bool; default = true; };
           logRefusedConnections = mkOption { type = types.bool; default = true; };
           allowedTCPPorts = mkOption { type = types.listOf types.port; default = [ ]; };
+          allowedUDPPorts = mkOption { type = types.listOf types.port; default = [ ]; };
         };
 
         environment.etc = mkOption {
@@ -121,6 +128,7 @@ in
         services.openssh = {
           enable = mkOption { type = types.bool; default = false; };
           authorizedKeysInHomedir = mkOption { type = types.bool; default = true; };
+          openFirewall = mkOption { type = types.bool; default = true; };
           settings = mkOption {
             default = { };
             type = types.submodule {
@@ -137,16 +145,22 @@ in
                   default = "INFO";
                 };
                 AuthorizedPrincipalsFile = mkOption { type = types.nullOr types.str; default = "none"; };
+                Ciphers = mkOption { type = types.nullOr (types.listOf types.str); default = [ "chacha20-poly1305@openssh.com" "aes256-gcm@openssh.com" ]; };
+                Macs = mkOption { type = types.nullOr (types.listOf types.str); default = [ "hmac-sha2-512-etm@openssh.com" ]; };
+                KexAlgorithms = mkOption { type = types.nullOr (types.listOf types.str); default = [ "curve25519-sha256" ]; };
               };
             };
           };
         };
+        users.mutableUsers = mkOption { type = types.bool; default = true; };
+        users.allowNoPasswordLogin = mkOption { type = types.bool; default = false; };
         users.users = mkOption {
           type = types.attrsOf (
             types.submodule {
               options = {
                 isNormalUser = mkOption { type = types.bool; default = false; };
                 extraGroups = mkOption { type = types.listOf types.str; default = [ ]; };
+                hashedPasswordFile = mkOption { type = types.nullOr types.str; default = null; };
                 openssh.authorizedPrincipals = mkOption { type = types.listOf types.singleLineStr; default = [ ]; };
               };
             }
@@ -192,6 +206,8 @@ in
           default = { };
         };
         boot.kernelParams = mkOption { type = types.listOf types.str; default = [ ]; };
+        boot.blacklistedKernelModules = mkOption { type = types.listOf types.str; default = [ ]; };
+        systemd.coredump.enable = mkOption { type = types.bool; default = true; };
         boot.initrd = {
           systemd.enable = mkOption { type = types.bool; default = false; };
           systemd.network = {
@@ -233,6 +249,7 @@ in
         system.stateVersion = mkOption { type = types.str; };
         services.restic.backups = mkOption { type = types.attrsOf (types.attrsOf types.anything); default = { }; };
         services.nginx.enable = mkOption { type = types.bool; default = false; };
+        services.nginx.sslProtocols = mkOption { type = types.str; default = "TLSv1.2 TLSv1.3"; };
         services.postgresql.enable = mkOption { type = types.bool; default = false; };
       };
     };

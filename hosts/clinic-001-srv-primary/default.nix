@@ -1,13 +1,14 @@
 # Example: a clinic's primary server (practice-management database and web front end).
 # Root disk encrypted with LUKS and unlocked at boot by the clinic's two Tang servers; SSH by
-# MSP certificate only; the agent uploads evidence to S3 Object Lock. One baseline exception,
-# approved and dated, in ./exceptions.nix.
+# MSP certificate only; the agent uploads evidence to S3 Object Lock. Two approved, dated
+# baseline exceptions for client clinic-001 (baseline/exceptions/clinic-001.yaml, rendered to
+# baseline/rendered/exceptions-clinic-001.nix and loaded by msp.baseline from the client id):
+# a longer SSH keep-alive and PostgreSQL's port opened for the reporting workstation.
 { ... }:
 {
   imports = [ ./hardware.nix ];
 
   networking.hostName = "clinic-001-srv-primary";
-  time.timeZone = "America/Chicago";
   system.stateVersion = "26.05";
 
   services.msp-agent = {
@@ -28,10 +29,7 @@
     ];
   };
 
-  msp.baseline = {
-    enable = true;
-    exceptions = import ./exceptions.nix;
-  };
+  msp.baseline.enable = true;
 
   msp.luksTang = {
     enable = true;
@@ -56,12 +54,22 @@
   users.users.mspadmin = {
     isNormalUser = true;
     extraGroups = [ "wheel" ];
+    # For sudo only (SSH refuses passwords); a hash kept on the host, not in the store.
+    hashedPasswordFile = "/var/lib/msp/secrets/mspadmin.hash";
   };
+
+  # Covered by exception EXC-clinic-001-001 (until 2027-03-31).
+  services.openssh.settings.ClientAliveInterval = 600;
 
   msp.auditd.enable = true;
   msp.hardening.enable = true;
 
   services.postgresql.enable = true;
   services.nginx.enable = true;
-  networking.firewall.allowedTCPPorts = [ 443 ];
+  # 443 for the web front end; 5432 under exception EXC-clinic-001-002 (until 2027-05-01).
+  # sshd adds 22 itself.
+  networking.firewall.allowedTCPPorts = [
+    443
+    5432
+  ];
 }

@@ -5,7 +5,7 @@
   nixpkgs.hostPlatform = "x86_64-linux";
   boot.loader.systemd-boot.enable = true;
   fileSystems."/" = {
-    device = "/dev/disk/by-label/nixos";
+    device = "/dev/mapper/cryptroot";
     fsType = "ext4";
   };
   fileSystems."/boot" = {
@@ -15,7 +15,6 @@
   };
 
   networking.hostName = "clinic-002-srv-01";
-  time.timeZone = "America/New_York";
   system.stateVersion = "26.05";
 
   services.msp-agent = {
@@ -24,6 +23,17 @@
   };
 
   msp.baseline.enable = true;
+
+  # The baseline requires network-bound disk encryption on every server.
+  msp.luksTang = {
+    enable = true;
+    tangServers = [
+      "http://tang1.clinic-002.internal"
+      "http://tang2.clinic-002.internal"
+    ];
+    devices.cryptroot.device = "/dev/disk/by-uuid/5b1f0e4e-2f53-4a8e-9d0e-6c3f1a7d2b90";
+    network.kernelModules = [ "e1000e" ];
+  };
 
   msp.sshCa = {
     enable = true;
@@ -35,7 +45,12 @@
   users.users.mspadmin = {
     isNormalUser = true;
     extraGroups = [ "wheel" ];
+    hashedPasswordFile = "/var/lib/msp/secrets/mspadmin.hash";
   };
+
+  # The clinic's web front end (HTTPS); sshd opens 22 itself.
+  services.nginx.enable = true;
+  networking.firewall.allowedTCPPorts = [ 443 ];
 
   msp.auditd.enable = true;
   msp.hardening.enable = true;

@@ -41,18 +41,22 @@ let
     in
     lib.mapAttrs' (n: _: lib.nameValuePair (lib.removeSuffix ".yaml" n) (dir + "/${n}")) yamlFiles;
 
-  # Remove nulls so unset optional keys are absent from the YAML and the agent's own defaults
-  # apply (its parser is strict: unknown keys are errors, absent keys take defaults).
+  # Remove nulls, and sections left empty by that, so unset optional keys are absent from the
+  # YAML and the agent's own defaults apply (its parser is strict: unknown keys are errors,
+  # absent keys take defaults).
   dropNulls =
     v:
     if builtins.isAttrs v then
-      lib.mapAttrs (_: dropNulls) (lib.filterAttrs (_: x: x != null) v)
+      lib.filterAttrs (_: x: x != null && x != { }) (lib.mapAttrs (_: dropNulls) v)
     else if builtins.isList v then
       map dropNulls v
     else
       v;
 
-  configFile = yaml.generate "msp-agent.yaml" (dropNulls cfg.settings);
+  # The `worm` section only when uploads are configured (the agent's parser is strict, so a
+  # half-filled section would be an error rather than "off").
+  rendered = if cfg.settings.worm.endpoint == null then removeAttrs cfg.settings [ "worm" ] else cfg.settings;
+  configFile = yaml.generate "msp-agent.yaml" (dropNulls rendered);
 
   agentExe = lib.getExe cfg.package;
 
@@ -96,6 +100,10 @@ let
       "AF_NETLINK"
     ];
   };
+
+  # The key reaches the jobs the same way as the daemon: as a credential, in a directory only
+  # the unit can read.
+  keyDirArg = if cfg.signingKeyFile != null then ''--key-dir "$CREDENTIALS_DIRECTORY"'' else "";
 
   jobUnit = description: script: {
     inherit description;
@@ -248,9 +256,12 @@ in
           };
           runbooks_dir = lib.mkOption {
             type = lib.types.str;
-            default = "${runbooksDir}";
-            defaultText = lib.literalExpression "a store path holding exactly the approved runbooks";
-            description = "Directory the agent loads runbooks from.";
+            default = "/etc/msp/runbooks";
+            description = ''
+              Directory the agent loads runbooks from. The module links it to a store path
+              holding exactly the approved runbooks, so `msp-agent runbook run ID` (whose
+              default is this directory) uses the same files by hand.
+            '';
           };
           approved_runbooks = lib.mkOption {
             type = lib.types.attrsOf (lib.types.strMatching "[0-9a-f]{64}");
@@ -277,40 +288,55 @@ in
               from {option}`services.msp-agent.signingKeyFile`.
             '';
           };
+          client_permissions = lib.mkOption {
+            type = lib.types.attrsOf (lib.types.enum [ "auto" "manual" "deny" ]);
+            default = lib.mapAttrs (_: _: "auto") cfg.runbooks;
+            defaultText = lib.literalExpression "auto for every approved runbook";
+            example = {
+              RB-CPU-001 = "manual";
+            };
+            description = ''
+              What this client allows per runbook: `auto` (the agent runs it when an incident
+              calls for it), `manual` (only `msp-agent runbook run`), `deny`. A runbook missing
+              here is not permitted.
+            '';
+          };
+          # Tuning below defaults to null: the key is left out and the agent's own default
+          # applies (one source of truth for defaults: the agent's config reference).
           guard.cooldown_seconds = lib.mkOption {
-            type = lib.types.ints.unsigned;
-            default = 300;
-            description = "Minimum time between two runs of the same runbook for the same target.";
+            type = lib.types.nullOr lib.types.ints.unsigned;
+            default = null;
+            description = "Minimum time between two runs of the same runbook on the same target (agent default 300).";
           };
           probes = {
             disk.threshold_percent = lib.mkOption {
-              type = lib.types.ints.between 1 100;
-              default = 90;
-              description = "Disk usage (percent) above which RB-DISK-001 is triggered.";
+              type = lib.types.nullOr (lib.types.ints.between 1 100);
+              default = null;
+              description = "Disk usage (percent) at which RB-DISK-001 is triggered (agent default 90).";
             };
             disk.mounts = lib.mkOption {
-              type = lib.types.listOf lib.types.str;
-              default = [ "/" ];
-              description = "Mount points the disk probe watches.";
+              type = lib.types.nullOr (lib.types.listOf lib.types.str);
+              default = null;
+              description = "Mount points the disk probe watches (agent default `/`).";
             };
             cpu.threshold_percent = lib.mkOption {
-              type = lib.types.ints.between 1 100;
-              default = 95;
-              description = "CPU usage (percent) that counts as high.";
+              type = lib.types.nullOr lib.types.ints.positive;
+              default = null;
+              description = "Percent of one core a single unit may use before it counts as high CPU.";
             };
             cpu.sustained_seconds = lib.mkOption {
-              type = lib.types.ints.positive;
-              default = 300;
+              type = lib.types.nullOr lib.types.ints.positive;
+              default = null;
               description = "How long CPU usage must stay high before RB-CPU-001 is triggered.";
             };
             certs.paths = lib.mkOption {
-              type = lib.types.listOf lib.types.str;
-              default = [ ];
-              description = "Certificate files (PEM) whose expiry the cert probe watches.";
+              type = lib.types.nullOr (lib.types.listOf lib.types.str);
+              default = null;
+              description = "Certificate files or directories (PEM) whose expiry the cert probe watches.";
             };
             certs.warn_days = lib.mkOption {
-              type = lib.types.ints.positive;
-              default = 30;
+              type = lib.types.nullOr lib.types.ints.positive;
+              default = null;
               description = "Days before expiry at which RB-CERT-001 is triggered.";
             };
           };
@@ -399,7 +425,10 @@ in
     };
 
     environment.etc."msp/agent.yaml".source = configFile;
+    environment.etc."msp/runbooks".source = runbooksDir;
     environment.systemPackages = [ cfg.package ];
+    # For operators' manual runs (`msp-agent runbook run ...` records the client id).
+    environment.variables.MSP_CLIENT_ID = cfg.clientId;
 
     # The key directory exists with tight permissions even before the operator installs a key.
     systemd.tmpfiles.rules = [ "d /etc/msp/signing-keys 0700 root root -" ];
@@ -432,7 +461,10 @@ in
 
     systemd.services.msp-agent-restore-test = lib.mkIf cfg.restoreTest.enable (
       jobUnit "msp-agent weekly restore test (RB-RESTORE-001)" ''
-        exec ${agentExe} runbook run RB-RESTORE-001 --config /etc/msp/agent.yaml
+        exec ${agentExe} runbook run RB-RESTORE-001 \
+          --runbooks ${lib.escapeShellArg cfg.settings.runbooks_dir} \
+          --evidence-dir ${lib.escapeShellArg cfg.settings.evidence_dir} \
+          ${keyDirArg} --client-id ${lib.escapeShellArg cfg.clientId}
       ''
     );
     systemd.timers.msp-agent-restore-test = lib.mkIf cfg.restoreTest.enable {
@@ -448,7 +480,7 @@ in
       jobUnit "msp-agent monthly compliance packet" ''
         # The packet covers the previous calendar month, in UTC.
         month=$(${pkgs.coreutils}/bin/date -u -d "$(${pkgs.coreutils}/bin/date -u +%Y-%m-01) -1 day" +%Y-%m)
-        exec ${agentExe} packet --month "$month" --config /etc/msp/agent.yaml
+        exec ${agentExe} packet --month "$month"
       ''
     );
     systemd.timers.msp-agent-packet = lib.mkIf cfg.packet.enable {

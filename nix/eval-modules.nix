@@ -104,8 +104,20 @@ in
       && y.approved_runbooks == lib.mapAttrs (_: f: builtins.hashFile "sha256" f) compliant.services.msp-agent.runbooks
       && !(y ? signing_key_file)
       && y.evidence_dir == "/var/lib/msp/evidence"
-      && y.guard.cooldown_seconds == 300
+      && y.client_permissions == lib.mapAttrs (_: _: "auto") y.approved_runbooks
+      && !(y ? worm)
+      && !(y ? probes)
     ) (agentYaml compliant))
+    (check "agent.yaml worm section appears only when an endpoint is set" (
+      let
+        y = agentYaml hosts.clinic-001-srv-primary;
+      in
+      y.worm.bucket == "msp-evidence-clinic-001" && y.worm.prefix == "clinic-001/clinic-001-srv-primary/" && !(y.worm ? credentials_file)
+      && hosts.clinic-001-srv-primary.systemd.services.msp-agent.serviceConfig.LoadCredential == [
+        "evidence-signing.key:/etc/msp/signing-keys/evidence-signing.key"
+        "worm-credentials:/etc/msp/worm-credentials"
+      ]
+    ) (agentYaml hosts.clinic-001-srv-primary))
     (check "agent unit: Type=notify, watchdog, key as a credential (not in the store)" (
       let
         u = agentUnit compliant;

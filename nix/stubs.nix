@@ -119,6 +119,7 @@ in
           default = { };
         };
         environment.systemPackages = mkOption { type = types.listOf types.package; default = [ ]; };
+        environment.variables = mkOption { type = types.attrsOf (types.either types.str (types.listOf types.str)); default = { }; };
 
         systemd.services = mkOption { type = types.attrsOf (types.submodule unitOptions); default = { }; };
         systemd.timers = mkOption { type = types.attrsOf (types.submodule unitOptions); default = { }; };

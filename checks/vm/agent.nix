@@ -13,6 +13,7 @@ pkgs.testers.runNixOSTest {
         clientId = "clinic-test";
         signingKeyFile = "/etc/msp/signing-keys/evidence-signing.key";
         settings.guard.cooldown_seconds = 0;
+        settings.probes.disk.mounts = [ "/" ];
       };
       # Started by the test after it has made a signing key on the machine (keys never come
       # from the Nix store).

@@ -27,7 +27,7 @@
   msp.baseline.enable = true;
   msp.sshCa = {
     enable = true;
-    userCaKeys = [ "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHn0cVxk0tPZ6nEJ4fH3WVr5x2Y0m0n3rQGh9q1u6c7d ca" ];
+    userCaKeys = [ "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOJsMUOHF9/UDaxLgfLp08RUf86byprnLPq0YOLuhzRn ca" ];
     principals.admin = [ "msp-oncall" ];
   };
   users.users.admin.isNormalUser = true;

@@ -77,7 +77,7 @@ let
     StateDirectoryMode = "0700";
     UMask = "0077";
     NoNewPrivileges = true;
-    PrivateTmp = true;
+    # No PrivateTmp: RB-DISK-001 frees space in the real /tmp.
     ProtectSystem = "full";
     ProtectHome = "read-only";
     ProtectKernelTunables = true;

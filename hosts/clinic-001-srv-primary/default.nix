@@ -43,8 +43,9 @@
 
   msp.sshCa = {
     enable = true;
+    # Example CA (its private half was destroyed): put your MSP user CA's public key here.
     userCaKeys = [
-      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHn0cVxk0tPZ6nEJ4fH3WVr5x2Y0m0n3rQGh9q1u6c7d msp-user-ca-2026"
+      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOJsMUOHF9/UDaxLgfLp08RUf86byprnLPq0YOLuhzRn msp-user-ca-2026"
     ];
     principals.mspadmin = [
       "msp-oncall"

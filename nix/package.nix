@@ -7,6 +7,7 @@
   openssh,
   openssl,
   jq,
+  nix,
 }:
 let
   cargoToml = lib.importTOML ../agent/Cargo.toml;
@@ -38,11 +39,13 @@ rustPlatform.buildRustPackage {
   ];
   cargoTestFlags = [ "--workspace" ];
 
-  # The tests verify evidence with the stock tools an auditor uses (DESIGN.md 5).
+  # The tests verify evidence with the stock tools an auditor uses (DESIGN.md 5); the baseline
+  # tests evaluate the rendered Nix with nix-instantiate (`--store dummy://`, no daemon needed).
   nativeCheckInputs = [
     openssh
     openssl
     jq
+    nix
   ];
 
   # Tests that cannot run inside the Nix build sandbox. Each is named with the reason; they

@@ -1,9 +1,8 @@
 # Example: a clinic's primary server (practice-management database and web front end).
 # Root disk encrypted with LUKS and unlocked at boot by the clinic's two Tang servers; SSH by
 # MSP certificate only; the agent uploads evidence to S3 Object Lock. Two approved, dated
-# baseline exceptions for client clinic-001 (baseline/exceptions/clinic-001.yaml, rendered to
-# baseline/rendered/exceptions-clinic-001.nix and loaded by msp.baseline from the client id):
-# a longer SSH keep-alive and PostgreSQL's port opened for the reporting workstation.
+# baseline exceptions for client clinic-001: a longer SSH keep-alive and PostgreSQL's port
+# opened for the reporting workstation.
 { ... }:
 {
   imports = [ ./hardware.nix ];
@@ -29,7 +28,12 @@
     ];
   };
 
-  msp.baseline.enable = true;
+  msp.baseline = {
+    enable = true;
+    # The client's exception file: approved in baseline/exceptions/clinic-001.yaml and rendered
+    # by `msp-agent baseline render` (this is also the default for clientId "clinic-001").
+    exceptions = import ../../baseline/rendered/exceptions-clinic-001.nix;
+  };
 
   msp.luksTang = {
     enable = true;

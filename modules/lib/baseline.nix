@@ -173,7 +173,7 @@ let
           headline = "msp-flake ${name}: rule ${r.key} (${controls}) requires ${r.nixos_option} ${describe.${r.compare}} ${show r.value}, but ${if actual == null then "this host leaves it unset" else "this host has ${show actual}"}. ${r.why or ""}";
           note =
             if status == "exception-mismatch" then
-              " Exception ${(head valid).id} allows ${show (head valid).value} (until ${(head valid).expires}), not ${show actual}."
+              " Exception ${(head valid).id} (until ${(head valid).expires}) allows ${r.nixos_option} ${describe.${r.compare}} ${show (head valid).value}, which this host does not meet either."
             else if status == "exception-expired" then
               " Exception ${(head expired).id} expired on ${(head expired).expires} (evaluation date ${checkedToday}, UTC) and no longer applies."
             else

@@ -59,8 +59,9 @@ pub struct Row {
     pub evidence_type: String,
     /// Where the evidence is.
     pub evidence_location: String,
-    /// Status.
-    pub status: Status,
+    /// Status; `None` when the row has an error (it still counts for key citations, so one
+    /// typo does not also report every key of the row as uncited).
+    pub status: Option<Status>,
     /// Evidence older than this many hours fails the control in the monthly packet.
     pub freshness_hours: Option<u32>,
     /// Notes (required for partial and organisational).
@@ -161,7 +162,7 @@ pub fn load(file: &str, text: &str, out: &mut Findings) -> Vec<Row> {
             _ => {}
         }
         if matches!(status, Some(Status::Partial) | Some(Status::Organisational)) && notes.is_empty() {
-            out.error(file, Some(line), "notes", format!("{control_id}: a {} control must say in notes who covers the rest and how", col("status")));
+            out.error(file, Some(line), "notes", format!("{control_id}: status {} requires notes saying who covers the rest and how", col("status")));
         }
         let fresh = col("freshness_hours");
         let freshness_hours = if fresh.is_empty() {
@@ -175,10 +176,8 @@ pub fn load(file: &str, text: &str, out: &mut Findings) -> Vec<Row> {
                 }
             }
         };
-        if out.errors() > before {
-            continue;
-        }
-        if let Some(status) = status {
+        let status = if out.errors() > before { None } else { status };
+        {
             rows.push(Row {
                 line,
                 control_id,
@@ -242,7 +241,8 @@ pub fn check_references(
     }
 }
 
-/// Per-section counts of mapped controls by status.
+/// Per-section counts of mapped controls by status. A control whose row has an error counts
+/// as unmapped.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SectionCoverage {
     /// `§164.308` ...
@@ -272,15 +272,15 @@ pub fn coverage(rows: &[Row]) -> Vec<SectionCoverage> {
             let controls: Vec<_> = hipaa::SECURITY_RULE.iter().filter(|k| hipaa::section_of(k.id) == Some(*sec)).collect();
             c.total = controls.len();
             for ctl in controls {
-                match rows.iter().find(|r| r.control_id == ctl.id) {
+                match rows.iter().find(|r| r.control_id == ctl.id).and_then(|r| r.status) {
                     None => c.unmapped += 1,
-                    Some(r) => {
-                        match r.status {
+                    Some(status) => {
+                        match status {
                             Status::Implemented => c.implemented += 1,
                             Status::Partial => c.partial += 1,
                             Status::Organisational => c.organisational += 1,
                         }
-                        if r.status != Status::Organisational {
+                        if status != Status::Organisational {
                             match ctl.requirement {
                                 Requirement::Required => c.required_on_server += 1,
                                 Requirement::Addressable => c.addressable_on_server += 1,

@@ -360,27 +360,29 @@ in
               description = "S3 region.";
             };
             path_style = lib.mkOption {
-              type = lib.types.bool;
-              default = false;
-              description = "Use path-style bucket addressing (MinIO, moto).";
+              type = lib.types.nullOr lib.types.bool;
+              default = null;
+              description = "Path-style bucket addressing (MinIO, moto); agent default false.";
             };
             prefix = lib.mkOption {
-              type = lib.types.str;
-              default = "${cfg.clientId}/${config.networking.hostName}/";
-              defaultText = lib.literalExpression ''"''${clientId}/''${networking.hostName}/"'';
-              description = "Object key prefix for this host's evidence.";
+              type = lib.types.nullOr lib.types.str;
+              default = null;
+              description = "First component of every object key (PREFIX/CLIENT/HOST/YYYY/MM/FILE); agent default `msp-evidence`.";
             };
             retention_days = lib.mkOption {
-              type = lib.types.ints.positive;
-              default = 2190;
-              description = "Object Lock retention (COMPLIANCE mode); HIPAA documentation is kept six years.";
+              type = lib.types.nullOr lib.types.ints.positive;
+              default = null;
+              description = "Object Lock COMPLIANCE retention in days; agent default 2555 (the baseline requires at least 2190).";
             };
             credentials_file = lib.mkOption {
               type = lib.types.nullOr lib.types.str;
-              default = null;
+              default =
+                if cfg.worm.credentialsFile != null then "/run/credentials/msp-agent.service/${wormCredential}" else null;
+              defaultText = lib.literalExpression ''"/run/credentials/msp-agent.service/${wormCredential}" when worm.credentialsFile is set'';
               description = ''
-                `null` (the default) means `$CREDENTIALS_DIRECTORY/${wormCredential}`, provided
-                from {option}`services.msp-agent.worm.credentialsFile`.
+                Where the agent reads the S3 credentials: the systemd credential made from
+                {option}`services.msp-agent.worm.credentialsFile` (systemd's credentials
+                directory of the unit). `null`: the `AWS_*` environment variables.
               '';
             };
           };

@@ -112,7 +112,9 @@ in
       let
         y = agentYaml hosts.clinic-001-srv-primary;
       in
-      y.worm.bucket == "msp-evidence-clinic-001" && y.worm.prefix == "clinic-001/clinic-001-srv-primary/" && !(y.worm ? credentials_file)
+      y.worm.bucket == "msp-evidence-clinic-001"
+      && !(y.worm ? prefix)
+      && y.worm.credentials_file == "/run/credentials/msp-agent.service/worm-credentials"
       && hosts.clinic-001-srv-primary.systemd.services.msp-agent.serviceConfig.LoadCredential == [
         "evidence-signing.key:/etc/msp/signing-keys/evidence-signing.key"
         "worm-credentials:/etc/msp/worm-credentials"

@@ -48,6 +48,11 @@ rustPlatform.buildRustPackage {
     nix
   ];
 
+  # nix-instantiate and ssh-keygen want a writable HOME; the sandbox's is /homeless-shelter.
+  preCheck = ''
+    export HOME=$(mktemp -d)
+  '';
+
   # Tests that cannot run inside the Nix build sandbox. Each is named with the reason; they
   # still run in the project's own CI (scripts/test) where the real parts exist.
   # >>> SKIPPED-IN-SANDBOX: the lead fills in test names (cargo test filters), one per line <<<

@@ -33,4 +33,10 @@
   users.users.admin.isNormalUser = true;
   msp.auditd.enable = true;
   msp.hardening.enable = true;
+  services.restic.backups.test = {
+    repository = "/var/lib/backup";
+    passwordFile = "/etc/msp/restic-password";
+    paths = [ "/var/lib/msp" ];
+    timerConfig.OnCalendar = "daily";
+  };
 }

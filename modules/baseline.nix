@@ -28,8 +28,60 @@ let
   result = baselineLib.evaluate {
     baseline = rendered;
     inherit (cfg) exceptions;
-    inherit config;
+    inherit config facts;
     today = cfg.evaluationDate;
+  };
+
+  # What one NixOS option cannot express, for the enforced rules without one (and as an extra
+  # condition on network_bound_unlock, whose option alone this module itself sets). LUKS
+  # cipher and key size are fixed when the disk is formatted and are not visible to Nix.
+  value = key: lib.attrByPath (lib.splitString "." key ++ [ "value" ]) null rendered.rules;
+  luks = lib.attrNames config.boot.initrd.luks.devices;
+  clevis = config.boot.initrd.clevis.devices;
+  tangCount = if config.msp.luksTang.enable then lib.length config.msp.luksTang.tangServers else 0;
+  journaldLines = map lib.trim (lib.splitString "\n" config.services.journald.extraConfig);
+  backups = config.services.restic.backups;
+  onCalendar = b: (if b.timerConfig or null == null then { } else b.timerConfig).OnCalendar or null;
+  facts = {
+    "encryption.data_volumes_luks" = {
+      ok = luks != [ ];
+      requirement = "the data volumes on LUKS (boot.initrd.luks.devices; the ${value "encryption.data_volumes_luks"} header format is checked when the disk is formatted)";
+      actual = "this host declares no LUKS device";
+    };
+    "encryption.network_bound_unlock" = {
+      ok = luks != [ ] && lib.all (d: clevis ? ${d}) luks;
+      requirement = "every LUKS device unlocked by Clevis (boot.initrd.clevis.devices, see msp.luksTang)";
+      actual = "LUKS devices [${toString luks}] have Clevis secrets for [${toString (lib.attrNames clevis)}]";
+    };
+    "encryption.tang_min_servers" = {
+      ok = tangCount >= value "encryption.tang_min_servers";
+      requirement = "at least ${toString (value "encryption.tang_min_servers")} Tang servers (msp.luksTang.tangServers)";
+      actual = "this host lists ${toString tangCount}";
+    };
+    "logging.journald_max_retention" = {
+      ok = lib.elem "MaxRetentionSec=${value "logging.journald_max_retention"}" journaldLines;
+      requirement = "MaxRetentionSec=${value "logging.journald_max_retention"} in services.journald.extraConfig (msp.hardening sets it)";
+      actual = "the journald configuration does not have it";
+    };
+    "logging.journald_system_max_use" = {
+      ok = lib.elem "SystemMaxUse=${value "logging.journald_system_max_use"}" journaldLines;
+      requirement = "SystemMaxUse=${value "logging.journald_system_max_use"} in services.journald.extraConfig (msp.hardening sets it)";
+      actual = "the journald configuration does not have it";
+    };
+    "backup.schedule" = {
+      ok = backups != { } && lib.all (b: onCalendar b == value "backup.schedule") (lib.attrValues backups);
+      requirement = "restic backups (services.restic.backups) with timerConfig.OnCalendar = \"${value "backup.schedule"}\"";
+      actual =
+        if backups == { } then
+          "this host has no services.restic.backups"
+        else
+          "their schedules are ${builtins.toJSON (lib.mapAttrs (_: onCalendar) backups)}";
+    };
+    "backup.encrypted" = {
+      ok = backups != { };
+      requirement = "backups made with restic (services.restic.backups), which encrypts every repository client-side";
+      actual = "this host has no services.restic.backups";
+    };
   };
 
   # The drift manifest with the sha256 of every /etc file it names, taken from this very

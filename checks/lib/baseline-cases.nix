@@ -128,10 +128,11 @@ let
   };
 
   today = "2026-11-22";
-  run =
-    config: exceptions:
+  run = config: exceptions: runWith { } config exceptions;
+  runWith =
+    facts: config: exceptions:
     let
-      r = b.evaluate { inherit baseline config exceptions today; };
+      r = b.evaluate { inherit baseline config exceptions today facts; };
     in
     {
       statuses = builtins.listToAttrs (map (x: {
@@ -143,6 +144,14 @@ let
       warnings = builtins.length r.warnings;
     };
 
+  # Facts: conditions one option cannot express.
+  retention = ok: {
+    "logging.journald_max_retention" = {
+      inherit ok;
+      requirement = "journald MaxRetentionSec=2year";
+      actual = if ok then "it is set" else "services.journald.extraConfig has no MaxRetentionSec=2year";
+    };
+  };
   messageOf =
     config: exceptions: rule:
     (builtins.head (
@@ -177,6 +186,24 @@ in
   exceptionUnasserted = run good [ (exc "logging.journald_max_retention" "2027-01-01") ];
   unasserted = (b.evaluate { inherit baseline today; config = good; }).unasserted;
   mismatchMessage = messageOf (bad // { networking.firewall.allowedTCPPorts = [ 22 443 8080 ]; }) (renderedExceptions "2027-01-01") "firewall.allowed_tcp_ports";
+
+  factMet = runWith (retention true) good [ ];
+  factFailed = runWith (retention false) good [ ];
+  factFailedExcepted = runWith (retention false) good [ (exc "logging.journald_max_retention" "2026-12-31") ];
+  # A fact on a rule that also has an option is an extra condition.
+  factOnOptionRule = runWith {
+    "ssh.password_authentication" = {
+      ok = false;
+      requirement = "no account with a password usable over SSH";
+      actual = "user bob has one";
+    };
+  } good [ ];
+  factUnasserted = (b.evaluate { inherit baseline today; config = good; facts = retention true; }).unasserted;
+  factMessage =
+    (builtins.head (
+      builtins.filter (x: x.rule == "logging.journald_max_retention")
+        (b.evaluate { inherit baseline today; config = good; facts = retention false; }).results
+    )).message;
 
   violationMessage = messageOf bad [ ] "ssh.password_authentication";
   expiredMessage = messageOf bad [ (exc "ssh.password_authentication" "2026-11-21") ] "ssh.password_authentication";

@@ -69,6 +69,23 @@
   msp.auditd.enable = true;
   msp.hardening.enable = true;
 
+  # Daily encrypted backups (the baseline's backup.schedule / backup.encrypted); RB-BACKUP-001
+  # reacts to failures of restic-backups-*.service, RB-RESTORE-001 tests a restore weekly.
+  services.restic.backups.clinic = {
+    initialize = true;
+    repository = "s3:https://s3.us-east-2.amazonaws.com/msp-backups-clinic-001/srv-primary";
+    passwordFile = "/etc/msp/restic-password";
+    environmentFile = "/etc/msp/restic-s3.env";
+    paths = [
+      "/var/lib/postgresql"
+      "/var/lib/msp"
+    ];
+    timerConfig = {
+      OnCalendar = "daily";
+      Persistent = true;
+    };
+  };
+
   services.postgresql.enable = true;
   services.nginx.enable = true;
   # 443 for the web front end; 5432 under exception EXC-clinic-001-002 (until 2027-05-01).

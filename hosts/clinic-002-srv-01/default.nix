@@ -55,4 +55,17 @@
 
   msp.auditd.enable = true;
   msp.hardening.enable = true;
+
+  # Daily encrypted backups (baseline backup.schedule / backup.encrypted).
+  services.restic.backups.clinic = {
+    initialize = true;
+    repository = "s3:https://s3.us-east-1.amazonaws.com/msp-backups-clinic-002/srv-01";
+    passwordFile = "/etc/msp/restic-password";
+    environmentFile = "/etc/msp/restic-s3.env";
+    paths = [ "/var/lib/msp" ];
+    timerConfig = {
+      OnCalendar = "daily";
+      Persistent = true;
+    };
+  };
 }

@@ -14,6 +14,10 @@
 # - config:     a config-like attrset: a NixOS `config`, or a plain attrset in tests. Only the
 #               option paths the baseline names are read, lazily.
 # - today:      "YYYY-MM-DD" (UTC). Pure evaluation has no clock, so the caller passes it in.
+# - facts:      optional { "<rule key>" = { ok; requirement; actual; }; } for what one option
+#               cannot express (a LUKS device exists, journald retention, daily backups). A fact
+#               for a rule without an option makes it checked; a fact for a rule with one is an
+#               extra condition. An exception covers a failed fact whatever its value.
 #
 # Comparison (`compare` in the baseline): eq (lists compare as sets: order and duplicates do
 # not matter, since several modules may contribute to one list), at_most, at_least,
@@ -110,10 +114,10 @@ let
       exceptions ? null,
       config,
       today,
+      facts ? { },
     }:
     let
       name = "${baseline.name or "baseline"} ${baseline.version or ""}";
-      rules = settingsOf baseline;
       knownKeys = map (r: r.key) (allRules baseline);
       ruleByKey = k: head (filter (r: r.key == k) (allRules baseline));
 
@@ -151,13 +155,18 @@ let
       resultOf =
         r:
         let
+          hasOption = r.nixos_option_path or null != null;
           cmp = comparators.${r.compare} or (throw "baseline.nix: rule ${r.key} has unknown compare `${r.compare}`");
-          actual = getPath config r.nixos_option_path;
-          compliant = cmp r.value actual;
+          actual = if hasOption then getPath config r.nixos_option_path else null;
+          optionOk = !hasOption || cmp r.value actual;
+          fact = facts.${r.key} or null;
+          factOk = fact == null || fact.ok;
+          compliant = optionOk && factOk;
           mine = filter (e: e.rule == r.key) wellFormed;
           valid = filter (e: e.expires >= checkedToday) mine;
           expired = filter (e: e.expires < checkedToday) mine;
-          covering = filter (e: !e.hasValue || cmp e.value actual) valid;
+          # An override value is compared with the option; a fact has no value to compare.
+          covering = filter (e: !e.hasValue || !hasOption || (cmp e.value actual && factOk)) valid;
           status =
             if compliant then
               "compliant"
@@ -170,7 +179,11 @@ let
             else
               "violation";
           controls = if r.citation or [ ] == [ ] then "no HIPAA control listed" else "HIPAA ${concatStringsSep ", " r.citation}";
-          headline = "msp-flake ${name}: rule ${r.key} (${controls}) requires ${r.nixos_option} ${describe.${r.compare}} ${show r.value}, but ${if actual == null then "this host leaves it unset" else "this host has ${show actual}"}. ${r.why or ""}";
+          headline =
+            if !optionOk then
+              "msp-flake ${name}: rule ${r.key} (${controls}) requires ${r.nixos_option} ${describe.${r.compare}} ${show r.value}, but ${if actual == null then "this host leaves it unset" else "this host has ${show actual}"}. ${r.why or ""}"
+            else
+              "msp-flake ${name}: rule ${r.key} (${controls}) requires ${fact.requirement}, but ${fact.actual}. ${r.why or ""}";
           note =
             if status == "exception-mismatch" then
               " Exception ${(head valid).id} (until ${(head valid).expires}) allows ${r.nixos_option} ${describe.${r.compare}} ${show (head valid).value}, which this host does not meet either."
@@ -182,17 +195,21 @@ let
         in
         {
           rule = r.key;
-          option = r.nixos_option;
+          option = r.nixos_option or null;
           inherit (r) compare value;
           hipaa_controls = r.citation or [ ];
           inherit actual status;
+          fact = if fact == null then null else fact.requirement;
           ok = status == "compliant" || status == "excepted";
           exception = if covering != [ ] then (head covering).id else null;
           exceptionExpires = if covering != [ ] then (head covering).expires else null;
           message = if status == "compliant" || status == "excepted" then null else "${headline}${note}${process}";
         };
 
-      results = map resultOf rules;
+      # Enforced rules the host is checked against: those with a NixOS option, and those
+      # without one for which the caller supplied a fact.
+      checked = filter (r: r.enforce or false && (r.nixos_option_path or null != null || facts ? ${r.key})) (allRules baseline);
+      results = map resultOf checked;
       failing = filter (r: !r.ok) results;
       # An exception for a rule the host meets anyway is harmless but probably left over.
       unused = filter (e: any (r: r.rule == e.rule && r.status == "compliant") results) wellFormed;
@@ -200,7 +217,7 @@ let
     {
       inherit results exceptionErrors;
       today = checkedToday;
-      unasserted = unasserted baseline;
+      unasserted = filter (k: !(facts ? ${k})) (unasserted baseline);
       violations = map (r: r.message) failing ++ exceptionErrors;
       # NixOS-style assertions: one per enforced rule with an option, one per bad exception.
       assertions =

@@ -126,6 +126,14 @@ let
       );
 in
 {
+  # Options this module reads; importing the same files again (nixosModules.default) is a
+  # no-op, and each does nothing until enabled.
+  imports = [
+    ./agent.nix
+    ./auditd.nix
+    ./luks-tang.nix
+  ];
+
   options.msp.baseline = {
     enable = lib.mkEnableOption "the msp-flake HIPAA baseline (settings, build-time assertions, drift manifest)";
 

@@ -192,6 +192,24 @@ in
         "encryption.luks_key_size_bits"
       ]
     ) (map (r: r.rule) hosts.clinic-002-srv-01.msp.baseline.results))
+    (check "nixosModules.baseline works on its own (it imports what it reads)" (
+      let
+        alone =
+          (lib.evalModules {
+            modules = [
+              stubs.module
+              ../modules/baseline.nix
+              { _module.args.pkgs = stubs.pkgs; }
+              dated
+              {
+                msp.baseline.enable = true;
+                msp.baseline.clientId = "clinic-test";
+              }
+            ];
+          }).config;
+      in
+      contains "rule encryption.data_volumes_luks " (failedAssertions alone)
+    ) { })
     (check "a host without LUKS, Tang or backups fails on those rules" (
       let
         bare = evalHost [

@@ -637,3 +637,90 @@ fn manifest_applies_exceptions_and_leaves_hashes_for_the_build() {
     let backup = plain["agent_rules"].as_array().unwrap().iter().find(|r| r["rule"] == "backup.max_age_hours").unwrap();
     assert_eq!(backup["value"], 26);
 }
+
+#[test]
+fn nix_side_can_compute_every_effective_value_with_builtins_only() {
+    // The lookup the NixOS module does (README "Writing assertions"), with builtins only: for
+    // every key, the client's override if any, else the baseline rule found by its dotted path.
+    let fx = Fixture::new();
+    let out = fx.path("r");
+    assert_eq!(render_to(&fx, &out, &[]).status.code(), Some(0));
+    let expr = r#"
+let
+  b = import ./baseline.nix;
+  x = import ./exceptions-clinic-001.nix;
+  parts = key: builtins.filter builtins.isString (builtins.split "\\." key);
+  rule = key: builtins.foldl' (a: k: a.${k}) b.rules (parts key);
+  expected = key: (x.overrides.${key} or (rule key)).value;
+in builtins.listToAttrs (map (key: { name = key; value = expected key; }) b.keys)
+"#;
+    let file = out.join("effective.nix");
+    fs::write(&file, expr).unwrap();
+    let got = nix_eval_json(&file);
+
+    let inputs = check::Inputs { baseline: fx.path("baseline/hipaa-v1.yaml"), controls: None, exceptions: fx.path("baseline/exceptions"), runbooks: None };
+    let loaded = check::load_all(&inputs).unwrap();
+    let b = loaded.baseline.as_ref().unwrap();
+    let client = &loaded.clients[0];
+    let mut want = serde_json::Map::new();
+    for (key, rule) in &b.rules {
+        let v = render::effective(rule, Some(client));
+        want.insert(key.clone(), serde_json::to_value(v_json(v)).unwrap());
+    }
+    assert_eq!(got, serde_json::Value::Object(want));
+    assert_eq!(got["ssh.client_alive_interval_seconds"], 600);
+    assert_eq!(got["firewall.allowed_tcp_ports"], serde_json::json!([22, 443, 5432]));
+    assert_eq!(got["ssh.max_auth_tries"], 3);
+}
+
+fn v_json(v: &model::Value) -> serde_json::Value {
+    match v {
+        model::Value::Bool(b) => serde_json::json!(b),
+        model::Value::Int(i) => serde_json::json!(i),
+        model::Value::Str(s) => serde_json::json!(s),
+        model::Value::List(items) => serde_json::Value::Array(items.iter().map(v_json).collect()),
+    }
+}
+
+#[test]
+fn exception_template_filled_in_passes_the_check() {
+    // The template lists every field: fill each placeholder and the result must be accepted.
+    let fx = Fixture::new();
+    fs::remove_file(fx.path("baseline/exceptions/clinic-001.yaml")).unwrap();
+    let template = fs::read_to_string(repo().join("baseline/exceptions/TEMPLATE.yaml.example")).unwrap();
+    let fill = |field: &str| match field {
+        "client_id" => "clinic-042",
+        "id" => "EXC-clinic-042-001",
+        "rule" => "ssh.max_auth_tries",
+        "baseline_value" => "3",
+        "override_value" => "4",
+        "risk_level" => "low",
+        "approved_date" => "2026-11-01",
+        "expires" => "2027-01-31",
+        "review_frequency_days" => "90",
+        "last_reviewed" => "2026-11-20",
+        _ => "Filled in.",
+    };
+    let filled: Vec<String> = template
+        .lines()
+        .map(|l| {
+            let t = l.trim_start();
+            let indent = &l[..l.len() - t.len()];
+            if t.starts_with('#') || !t.contains('<') {
+                l.to_string()
+            } else if t.starts_with("- <") {
+                format!("{indent}- {}", fill(""))
+            } else {
+                let (dash, rest) = t.strip_prefix("- ").map_or(("", t), |r| ("- ", r));
+                let key = rest.split(':').next().unwrap();
+                format!("{indent}{dash}{key}: {}", fill(key))
+            }
+        })
+        .collect();
+    let text = filled.join("\n") + "\n";
+    assert!(!text.lines().any(|l| !l.trim_start().starts_with('#') && l.contains('<')), "{text}");
+    fx.write("baseline/exceptions/clinic-042.yaml", &text);
+    let (code, stdout) = fx.check_at("2026-11-22");
+    assert_eq!(code, 0, "{stdout}\n{text}");
+    assert_eq!(findings(&stdout), Vec::<&str>::new());
+}

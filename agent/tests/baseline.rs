@@ -763,7 +763,8 @@ fn committed_render_output_is_up_to_date() {
     assert_eq!(dir_files(&out), fresh);
 }
 
-/// `nix-instantiate` with its state in a temp dir and no store (nothing is built).
+/// `nix-instantiate` with its state in a temp dir and the `dummy://` store: nothing is built or
+/// read from a store, so it works as non-root and inside a Nix build sandbox.
 fn nix(args: &[&str], file: &Path) -> Output {
     let state = tempfile::tempdir().unwrap();
     Command::new("nix-instantiate")
@@ -776,7 +777,7 @@ fn nix(args: &[&str], file: &Path) -> Output {
 }
 
 fn nix_eval_json(file: &Path) -> serde_json::Value {
-    let parse = nix(&["--parse"], file);
+    let parse = nix(&["--store", "dummy://", "--parse"], file);
     assert!(
         parse.status.success(),
         "nix-instantiate --parse {}: {}",

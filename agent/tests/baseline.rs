@@ -1151,3 +1151,28 @@ fn committed_baseline_against_the_repository_runbooks() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn yml_exception_files_are_flagged_and_a_bom_in_the_csv_is_accepted() {
+    let fx = Fixture::new();
+    fx.write(
+        "baseline/exceptions/clinic-002.yml",
+        &exc_file(
+            "EXC-2-1",
+            "ssh.max_auth_tries",
+            "3",
+            "5",
+            "2026-11-01",
+            "2027-01-31",
+            90,
+        ),
+    );
+    let csv = fx.read("baseline/controls-map.csv");
+    fx.write("baseline/controls-map.csv", &format!("\u{feff}{csv}"));
+    let (code, stdout) = fx.check_at("2026-11-22");
+    assert_eq!(code, 0, "{stdout}");
+    assert_eq!(
+        findings(&stdout),
+        ["baseline/exceptions/clinic-002.yml: (file): warning: ignored: exceptions files must be named <client-id>.yaml"]
+    );
+}

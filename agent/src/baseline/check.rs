@@ -52,7 +52,7 @@ pub fn load_all(inputs: &Inputs) -> Result<Loaded> {
     let baseline = model::load(&bfile, &read(&inputs.baseline)?, &mut out);
 
     let mut clients = Vec::new();
-    for path in exceptions::list_files(&inputs.exceptions)? {
+    for path in exceptions::list_files(&inputs.exceptions, &mut out)? {
         let shown = path.display().to_string();
         let stem = path
             .file_stem()

@@ -87,6 +87,8 @@ fn split_list(s: &str) -> Vec<String> {
 
 /// Parse the CSV text. Row-level problems go to `out`; returns the rows that parsed.
 pub fn load(file: &str, text: &str, out: &mut Findings) -> Vec<Row> {
+    // Spreadsheets often save CSV with a UTF-8 byte-order mark; it is not part of the header.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)

@@ -106,8 +106,9 @@ pub fn is_client_id(s: &str) -> bool {
 }
 
 /// The `*.yaml` files of an exceptions directory, sorted by name. A missing directory is an
-/// I/O error (the caller turns it into exit 2).
-pub fn list_files(dir: &Path) -> Result<Vec<PathBuf>> {
+/// I/O error (the caller turns it into exit 2). A `*.yml` file gets a warning: it is not read,
+/// and a client whose exceptions silently vanished would be a surprise.
+pub fn list_files(dir: &Path, out: &mut Findings) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir)
         .with_context(|| format!("reading exceptions directory {}", dir.display()))?
@@ -115,8 +116,18 @@ pub fn list_files(dir: &Path) -> Result<Vec<PathBuf>> {
         let path = entry
             .with_context(|| format!("reading exceptions directory {}", dir.display()))?
             .path();
-        if path.extension().is_some_and(|e| e == "yaml") && path.is_file() {
-            files.push(path);
+        if !path.is_file() {
+            continue;
+        }
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("yaml") => files.push(path),
+            Some("yml") => out.warning(
+                &path.display().to_string(),
+                None,
+                "(file)",
+                "ignored: exceptions files must be named <client-id>.yaml",
+            ),
+            _ => {}
         }
     }
     files.sort();

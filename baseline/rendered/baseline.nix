@@ -1551,11 +1551,12 @@
           setting = "KexAlgorithms";
         };
         value = [
+          "mlkem768x25519-sha256"
           "sntrup761x25519-sha512@openssh.com"
           "curve25519-sha256"
           "curve25519-sha256@libssh.org"
         ];
-        why = "Modern key exchange only (with a post-quantum hybrid first); no finite-field SHA-1 groups.";
+        why = "Modern key exchange only (post-quantum hybrids first); no finite-field or SHA-1 groups.";
       };
       log_level = {
         citation = [
@@ -1638,7 +1639,7 @@
           format = "sshd_config";
           path = "/etc/ssh/sshd_config";
           section = null;
-          setting = "MACs";
+          setting = "Macs";
         };
         value = [
           "hmac-sha2-512-etm@openssh.com"
@@ -1981,6 +1982,6 @@
       title = "Time synchronisation";
     };
   };
-  sha256 = "126d79f18b7e4bf84e8ae9e0cf49ebeede9e6bd81bbddfa9a18205d166cdfd69";
+  sha256 = "30d0bd5b44813853c10d72cbee883f704d6398382007a836a1de885bf26d0570";
   version = "1.0.0";
 }

@@ -52,9 +52,12 @@ pub fn load_all(inputs: &Inputs) -> Result<Loaded> {
     let baseline = model::load(&bfile, &read(&inputs.baseline)?, &mut out);
 
     let mut clients = Vec::new();
-    for path in exceptions::list_files(&inputs.exceptions)? {
+    for path in exceptions::list_files(&inputs.exceptions, &mut out)? {
         let shown = path.display().to_string();
-        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if let Some(c) = exceptions::load(&shown, &stem, &read(&path)?, &mut out) {
             clients.push(c);
         }
@@ -73,10 +76,23 @@ pub fn load_all(inputs: &Inputs) -> Result<Loaded> {
     if let Some(cpath) = &inputs.controls {
         let cfile = cpath.display().to_string();
         rows = controls::load(&cfile, &read(cpath)?, &mut out);
-        let keys: Option<HashSet<String>> = baseline.as_ref().map(|b| b.rules.keys().cloned().collect());
-        controls::check_references(&cfile, &rows, keys.as_ref(), runbook_ids.as_ref(), &bfile, &mut out);
+        let keys: Option<HashSet<String>> =
+            baseline.as_ref().map(|b| b.rules.keys().cloned().collect());
+        controls::check_references(
+            &cfile,
+            &rows,
+            keys.as_ref(),
+            runbook_ids.as_ref(),
+            &bfile,
+            &mut out,
+        );
     }
-    Ok(Loaded { baseline, rows, clients, findings: out })
+    Ok(Loaded {
+        baseline,
+        rows,
+        clients,
+        findings: out,
+    })
 }
 
 /// `incident.runbooks` (any rule whose key ends in `.runbooks`) must name existing runbooks.
@@ -86,7 +102,12 @@ fn check_baseline_runbooks(file: &str, b: &Baseline, ids: &HashSet<String>, out:
             for item in items {
                 if let Value::Str(id) = item {
                     if !ids.contains(id) {
-                        out.error(file, Some(rule.line), &format!("{}.value", rule.key), format!("runbook {id} not found in the runbooks directory"));
+                        out.error(
+                            file,
+                            Some(rule.line),
+                            &format!("{}.value", rule.key),
+                            format!("runbook {id} not found in the runbooks directory"),
+                        );
                     }
                 }
             }
@@ -140,9 +161,19 @@ pub fn check(inputs: &Inputs, at: NaiveDate) -> Result<Report> {
 pub fn coverage_table(cov: &[SectionCoverage]) -> String {
     let mut s = format!(
         "{:<10} {:>8} {:>12} {:>8} {:>15} {:>9} {:>18} {:>21}\n",
-        "section", "controls", "implemented", "partial", "organisational", "unmapped", "required-on-server", "addressable-on-server"
+        "section",
+        "controls",
+        "implemented",
+        "partial",
+        "organisational",
+        "unmapped",
+        "required-on-server",
+        "addressable-on-server"
     );
-    let mut total = SectionCoverage { section: "total".into(), ..Default::default() };
+    let mut total = SectionCoverage {
+        section: "total".into(),
+        ..Default::default()
+    };
     for c in cov.iter() {
         s.push_str(&row(c));
         total.total += c.total;
@@ -160,6 +191,13 @@ pub fn coverage_table(cov: &[SectionCoverage]) -> String {
 fn row(c: &SectionCoverage) -> String {
     format!(
         "{:<10} {:>8} {:>12} {:>8} {:>15} {:>9} {:>18} {:>21}\n",
-        c.section, c.total, c.implemented, c.partial, c.organisational, c.unmapped, c.required_on_server, c.addressable_on_server
+        c.section,
+        c.total,
+        c.implemented,
+        c.partial,
+        c.organisational,
+        c.unmapped,
+        c.required_on_server,
+        c.addressable_on_server
     )
 }

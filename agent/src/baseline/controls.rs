@@ -15,8 +15,17 @@ use super::report::Findings;
 
 /// The exact header.
 pub const HEADER: &[&str] = &[
-    "control_id", "title", "kind", "requirement", "baseline_keys", "runbooks", "evidence_type",
-    "evidence_location", "status", "freshness_hours", "notes",
+    "control_id",
+    "title",
+    "kind",
+    "requirement",
+    "baseline_keys",
+    "runbooks",
+    "evidence_type",
+    "evidence_location",
+    "status",
+    "freshness_hours",
+    "notes",
 ];
 
 /// How far the server itself implements a control.
@@ -69,22 +78,45 @@ pub struct Row {
 }
 
 fn split_list(s: &str) -> Vec<String> {
-    s.split(';').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect()
+    s.split(';')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 /// Parse the CSV text. Row-level problems go to `out`; returns the rows that parsed.
 pub fn load(file: &str, text: &str, out: &mut Findings) -> Vec<Row> {
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(text.as_bytes());
+    // Spreadsheets often save CSV with a UTF-8 byte-order mark; it is not part of the header.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(text.as_bytes());
     match reader.headers() {
         Ok(h) => {
             let got: Vec<&str> = h.iter().collect();
             if got != HEADER {
-                out.error(file, Some(1), "(header)", format!("expected columns {}, found {}", HEADER.join(","), got.join(",")));
+                out.error(
+                    file,
+                    Some(1),
+                    "(header)",
+                    format!(
+                        "expected columns {}, found {}",
+                        HEADER.join(","),
+                        got.join(",")
+                    ),
+                );
                 return Vec::new();
             }
         }
         Err(e) => {
-            out.error(file, Some(1), "(header)", format!("unreadable CSV header: {e}"));
+            out.error(
+                file,
+                Some(1),
+                "(header)",
+                format!("unreadable CSV header: {e}"),
+            );
             return Vec::new();
         }
     }
@@ -96,7 +128,9 @@ pub fn load(file: &str, text: &str, out: &mut Findings) -> Vec<Row> {
             Err(e) => {
                 let line = e.position().map(|p| p.line() as usize);
                 let msg = match e.kind() {
-                    csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+                    csv::ErrorKind::UnequalLengths {
+                        expected_len, len, ..
+                    } => {
                         format!("row has {len} columns, expected {expected_len}")
                     }
                     _ => e.to_string(),
@@ -106,7 +140,12 @@ pub fn load(file: &str, text: &str, out: &mut Findings) -> Vec<Row> {
             }
         };
         let line = rec.position().map_or(0, |p| p.line() as usize);
-        let col = |name: &str| rec.get(HEADER.iter().position(|h| *h == name).unwrap_or(0)).unwrap_or("").trim().to_string();
+        let col = |name: &str| {
+            rec.get(HEADER.iter().position(|h| *h == name).unwrap_or(0))
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        };
         let before = out.errors();
         let control_id = col("control_id");
         let canonical = hipaa::find(&control_id);
@@ -134,7 +173,12 @@ pub fn load(file: &str, text: &str, out: &mut Findings) -> Vec<Row> {
         }
         let title = col("title");
         if title.is_empty() {
-            out.error(file, Some(line), "title", format!("{control_id}: title is empty"));
+            out.error(
+                file,
+                Some(line),
+                "title",
+                format!("{control_id}: title is empty"),
+            );
         }
         let status = match col("status").as_str() {
             "implemented" => Some(Status::Implemented),
@@ -156,13 +200,31 @@ pub fn load(file: &str, text: &str, out: &mut Findings) -> Vec<Row> {
                     out.error(file, Some(line), "baseline_keys", format!("{control_id}: a {} control must name at least one baseline key or runbook", col("status")));
                 }
                 if evidence_type.is_empty() || evidence_location.is_empty() {
-                    out.error(file, Some(line), "evidence_type", format!("{control_id}: a {} control needs evidence_type and evidence_location", col("status")));
+                    out.error(
+                        file,
+                        Some(line),
+                        "evidence_type",
+                        format!(
+                            "{control_id}: a {} control needs evidence_type and evidence_location",
+                            col("status")
+                        ),
+                    );
                 }
             }
             _ => {}
         }
-        if matches!(status, Some(Status::Partial) | Some(Status::Organisational)) && notes.is_empty() {
-            out.error(file, Some(line), "notes", format!("{control_id}: status {} requires notes saying who covers the rest and how", col("status")));
+        if matches!(status, Some(Status::Partial) | Some(Status::Organisational))
+            && notes.is_empty()
+        {
+            out.error(
+                file,
+                Some(line),
+                "notes",
+                format!(
+                    "{control_id}: status {} requires notes saying who covers the rest and how",
+                    col("status")
+                ),
+            );
         }
         let fresh = col("freshness_hours");
         let freshness_hours = if fresh.is_empty() {
@@ -171,7 +233,12 @@ pub fn load(file: &str, text: &str, out: &mut Findings) -> Vec<Row> {
             match fresh.parse::<u32>() {
                 Ok(h) if h > 0 => Some(h),
                 _ => {
-                    out.error(file, Some(line), "freshness_hours", format!("{control_id}: `{fresh}` is not a positive whole number of hours"));
+                    out.error(
+                        file,
+                        Some(line),
+                        "freshness_hours",
+                        format!("{control_id}: `{fresh}` is not a positive whole number of hours"),
+                    );
                     None
                 }
             }
@@ -199,7 +266,12 @@ pub fn load(file: &str, text: &str, out: &mut Findings) -> Vec<Row> {
                 Requirement::Required => "required",
                 Requirement::Addressable => "addressable",
             };
-            out.error(file, None, "control_id", format!("{} ({}, {req}) is missing from the map", c.id, c.title));
+            out.error(
+                file,
+                None,
+                "control_id",
+                format!("{} ({}, {req}) is missing from the map", c.id, c.title),
+            );
         }
     }
     rows
@@ -220,23 +292,44 @@ pub fn check_references(
             cited.insert(k.as_str());
             if let Some(keys) = baseline_keys {
                 if !keys.contains(k) {
-                    out.error(file, Some(row.line), "baseline_keys", format!("{}: `{k}` is not a baseline key", row.control_id));
+                    out.error(
+                        file,
+                        Some(row.line),
+                        "baseline_keys",
+                        format!("{}: `{k}` is not a baseline key", row.control_id),
+                    );
                 }
             }
         }
         if let Some(ids) = runbook_ids {
             for r in &row.runbooks {
                 if !ids.contains(r) {
-                    out.error(file, Some(row.line), "runbooks", format!("{}: runbook {r} not found in the runbooks directory", row.control_id));
+                    out.error(
+                        file,
+                        Some(row.line),
+                        "runbooks",
+                        format!(
+                            "{}: runbook {r} not found in the runbooks directory",
+                            row.control_id
+                        ),
+                    );
                 }
             }
         }
     }
     if let Some(keys) = baseline_keys {
-        let mut uncited: Vec<&String> = keys.iter().filter(|k| !cited.contains(k.as_str())).collect();
+        let mut uncited: Vec<&String> = keys
+            .iter()
+            .filter(|k| !cited.contains(k.as_str()))
+            .collect();
         uncited.sort();
         for k in uncited {
-            out.error(baseline_file, None, k, format!("baseline key {k} is not cited by any row of {file}"));
+            out.error(
+                baseline_file,
+                None,
+                k,
+                format!("baseline key {k} is not cited by any row of {file}"),
+            );
         }
     }
 }
@@ -268,11 +361,21 @@ pub fn coverage(rows: &[Row]) -> Vec<SectionCoverage> {
     hipaa::SECTIONS
         .iter()
         .map(|sec| {
-            let mut c = SectionCoverage { section: sec.to_string(), ..Default::default() };
-            let controls: Vec<_> = hipaa::SECURITY_RULE.iter().filter(|k| hipaa::section_of(k.id) == Some(*sec)).collect();
+            let mut c = SectionCoverage {
+                section: sec.to_string(),
+                ..Default::default()
+            };
+            let controls: Vec<_> = hipaa::SECURITY_RULE
+                .iter()
+                .filter(|k| hipaa::section_of(k.id) == Some(*sec))
+                .collect();
             c.total = controls.len();
             for ctl in controls {
-                match rows.iter().find(|r| r.control_id == ctl.id).and_then(|r| r.status) {
+                match rows
+                    .iter()
+                    .find(|r| r.control_id == ctl.id)
+                    .and_then(|r| r.status)
+                {
                     None => c.unmapped += 1,
                     Some(status) => {
                         match status {

@@ -26,7 +26,7 @@ use chrono::{Days, NaiveDate};
 
 use super::fields::Fields;
 use super::model::{Baseline, Value};
-use super::report::{Findings, Severity};
+use super::report::Findings;
 use super::yaml::{self, Kind};
 
 /// Warn this many days before an exception expires.
@@ -80,9 +80,19 @@ pub struct ClientExceptions {
 
 const TOP_FIELDS: &[&str] = &["client_id", "exceptions"];
 const FIELDS: &[&str] = &[
-    "id", "rule", "baseline_value", "override_value", "justification", "risk_level",
-    "compensating_controls", "owner", "approved_by", "approved_date", "expires",
-    "review_frequency_days", "last_reviewed",
+    "id",
+    "rule",
+    "baseline_value",
+    "override_value",
+    "justification",
+    "risk_level",
+    "compensating_controls",
+    "owner",
+    "approved_by",
+    "approved_date",
+    "expires",
+    "review_frequency_days",
+    "last_reviewed",
 ];
 const RISK_LEVELS: &[&str] = &["low", "medium", "high", "critical"];
 
@@ -90,18 +100,34 @@ const RISK_LEVELS: &[&str] = &["low", "medium", "high", "critical"];
 pub fn is_client_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
 }
 
 /// The `*.yaml` files of an exceptions directory, sorted by name. A missing directory is an
-/// I/O error (the caller turns it into exit 2).
-pub fn list_files(dir: &Path) -> Result<Vec<PathBuf>> {
+/// I/O error (the caller turns it into exit 2). A `*.yml` file gets a warning: it is not read,
+/// and a client whose exceptions silently vanished would be a surprise.
+pub fn list_files(dir: &Path, out: &mut Findings) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).with_context(|| format!("reading exceptions directory {}", dir.display()))? {
-        let path = entry.with_context(|| format!("reading exceptions directory {}", dir.display()))?.path();
-        if path.extension().is_some_and(|e| e == "yaml") && path.is_file() {
-            files.push(path);
+    for entry in std::fs::read_dir(dir)
+        .with_context(|| format!("reading exceptions directory {}", dir.display()))?
+    {
+        let path = entry
+            .with_context(|| format!("reading exceptions directory {}", dir.display()))?
+            .path();
+        if !path.is_file() {
+            continue;
+        }
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("yaml") => files.push(path),
+            Some("yml") => out.warning(
+                &path.display().to_string(),
+                None,
+                "(file)",
+                "ignored: exceptions files must be named <client-id>.yaml",
+            ),
+            _ => {}
         }
     }
     files.sort();
@@ -122,9 +148,19 @@ pub fn load(file: &str, stem: &str, text: &str, out: &mut Findings) -> Option<Cl
     let client_id = top.req_str("client_id", out);
     if let Some(id) = &client_id {
         if !is_client_id(id) {
-            out.error(file, Some(top.line_of("client_id")), "client_id", format!("`{id}` must be lowercase letters, digits and dashes"));
+            out.error(
+                file,
+                Some(top.line_of("client_id")),
+                "client_id",
+                format!("`{id}` must be lowercase letters, digits and dashes"),
+            );
         } else if id != stem {
-            out.error(file, Some(top.line_of("client_id")), "client_id", format!("`{id}` does not match the file name {stem}.yaml"));
+            out.error(
+                file,
+                Some(top.line_of("client_id")),
+                "client_id",
+                format!("`{id}` does not match the file name {stem}.yaml"),
+            );
         }
     }
     let mut exceptions = Vec::new();
@@ -137,11 +173,20 @@ pub fn load(file: &str, stem: &str, text: &str, out: &mut Findings) -> Option<Cl
                     }
                 }
             }
-            other => out.error(file, Some(node.line), "exceptions", format!("expected a list, found {}", other.describe())),
+            other => out.error(
+                file,
+                Some(node.line),
+                "exceptions",
+                format!("expected a list, found {}", other.describe()),
+            ),
         }
     }
     top.finish(TOP_FIELDS, out);
-    Some(ClientExceptions { client_id: client_id?, file: file.to_string(), exceptions })
+    Some(ClientExceptions {
+        client_id: client_id?,
+        file: file.to_string(),
+        exceptions,
+    })
 }
 
 fn load_one(file: &str, prefix: &str, node: &yaml::Node, out: &mut Findings) -> Option<Exception> {
@@ -149,8 +194,16 @@ fn load_one(file: &str, prefix: &str, node: &yaml::Node, out: &mut Findings) -> 
     let mut f = Fields::new(file, prefix, node, out)?;
     let id = f.req_str("id", out);
     if let Some(id) = &id {
-        if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') {
-            out.error(file, Some(f.line_of("id")), &f.path("id"), format!("`{id}` may only contain letters, digits, '-', '_' and '.'"));
+        if !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        {
+            out.error(
+                file,
+                Some(f.line_of("id")),
+                &f.path("id"),
+                format!("`{id}` may only contain letters, digits, '-', '_' and '.'"),
+            );
         }
     }
     let rule = f.req_str("rule", out);
@@ -170,7 +223,12 @@ fn load_one(file: &str, prefix: &str, node: &yaml::Node, out: &mut Findings) -> 
     let risk_level = f.req_str("risk_level", out);
     if let Some(r) = &risk_level {
         if !RISK_LEVELS.contains(&r.as_str()) {
-            out.error(file, Some(f.line_of("risk_level")), &f.path("risk_level"), format!("`{r}` is not one of low, medium, high, critical"));
+            out.error(
+                file,
+                Some(f.line_of("risk_level")),
+                &f.path("risk_level"),
+                format!("`{r}` is not one of low, medium, high, critical"),
+            );
         }
     }
     let compensating_controls = f.req_str_list("compensating_controls", out);
@@ -181,7 +239,16 @@ fn load_one(file: &str, prefix: &str, node: &yaml::Node, out: &mut Findings) -> 
     let review_frequency_days = f.req_int("review_frequency_days", 1, 366, out);
     let last_reviewed = f.opt_date("last_reviewed", out);
     let mut field_lines = HashMap::new();
-    for name in ["rule", "baseline_value", "override_value", "approved_date", "expires", "review_frequency_days", "last_reviewed", "id"] {
+    for name in [
+        "rule",
+        "baseline_value",
+        "override_value",
+        "approved_date",
+        "expires",
+        "review_frequency_days",
+        "last_reviewed",
+        "id",
+    ] {
         field_lines.insert(name, f.line_of(name));
     }
     let line = f.line();
@@ -215,7 +282,11 @@ impl Exception {
 }
 
 /// Check exceptions against the baseline (if it loaded) and each other. Date-independent.
-pub fn check_consistency(clients: &[ClientExceptions], baseline: Option<&Baseline>, out: &mut Findings) {
+pub fn check_consistency(
+    clients: &[ClientExceptions],
+    baseline: Option<&Baseline>,
+    out: &mut Findings,
+) {
     let mut seen_ids: HashMap<&str, &str> = HashMap::new();
     for client in clients {
         let file = client.file.as_str();
@@ -223,32 +294,78 @@ pub fn check_consistency(clients: &[ClientExceptions], baseline: Option<&Baselin
         for (i, e) in client.exceptions.iter().enumerate() {
             let field = |name: &str| format!("exceptions[{i}].{name}");
             if let Some(prev) = seen_ids.insert(&e.id, file) {
-                out.error(file, e.line_of("id"), &field("id"), format!("duplicate exception id {} (also in {prev})", e.id));
+                out.error(
+                    file,
+                    e.line_of("id"),
+                    &field("id"),
+                    format!("duplicate exception id {} (also in {prev})", e.id),
+                );
             }
             if let Some(prev) = rules_seen.insert(&e.rule, &e.id) {
-                out.error(file, e.line_of("rule"), &field("rule"), format!("{} overrides {} again (already overridden by {prev})", e.id, e.rule));
+                out.error(
+                    file,
+                    e.line_of("rule"),
+                    &field("rule"),
+                    format!(
+                        "{} overrides {} again (already overridden by {prev})",
+                        e.id, e.rule
+                    ),
+                );
             }
             if e.override_value == e.baseline_value {
                 out.error(file, e.line_of("override_value"), &field("override_value"), format!("{}: override value {} equals the baseline value; the exception has no effect", e.id, e.override_value));
             }
             if e.expires < e.approved_date {
-                out.error(file, e.line_of("expires"), &field("expires"), format!("{}: expires {} is before approved_date {}", e.id, e.expires, e.approved_date));
+                out.error(
+                    file,
+                    e.line_of("expires"),
+                    &field("expires"),
+                    format!(
+                        "{}: expires {} is before approved_date {}",
+                        e.id, e.expires, e.approved_date
+                    ),
+                );
             }
             if let Some(r) = e.last_reviewed {
                 if r < e.approved_date {
-                    out.error(file, e.line_of("last_reviewed"), &field("last_reviewed"), format!("{}: last_reviewed {} is before approved_date {}", e.id, r, e.approved_date));
+                    out.error(
+                        file,
+                        e.line_of("last_reviewed"),
+                        &field("last_reviewed"),
+                        format!(
+                            "{}: last_reviewed {} is before approved_date {}",
+                            e.id, r, e.approved_date
+                        ),
+                    );
                 }
             }
             let Some(b) = baseline else { continue };
             let Some(rule) = b.rules.get(&e.rule) else {
-                out.error(file, e.line_of("rule"), &field("rule"), format!("{}: `{}` is not a baseline key", e.id, e.rule));
+                out.error(
+                    file,
+                    e.line_of("rule"),
+                    &field("rule"),
+                    format!("{}: `{}` is not a baseline key", e.id, e.rule),
+                );
                 continue;
             };
             if e.baseline_value != rule.value {
                 out.error(file, e.line_of("baseline_value"), &field("baseline_value"), format!("{}: baseline value {} does not match the baseline's current value {} for {} (re-approve against baseline {})", e.id, e.baseline_value, rule.value, e.rule, b.version));
             }
             if e.override_value.type_name() != rule.value.type_name() {
-                out.error(file, e.line_of("override_value"), &field("override_value"), format!("{}: override value {} is a {}, but {} is a {}", e.id, e.override_value, e.override_value.type_name(), e.rule, rule.value.type_name()));
+                out.error(
+                    file,
+                    e.line_of("override_value"),
+                    &field("override_value"),
+                    format!(
+                        "{}: override value {} is a {}, but {} is a {}",
+                        e.id,
+                        e.override_value,
+                        e.override_value.type_name(),
+                        e.rule,
+                        rule.value.type_name()
+                    ),
+                );
             }
         }
     }
@@ -263,22 +380,45 @@ pub fn check_dates(clients: &[ClientExceptions], at: NaiveDate, out: &mut Findin
         for (i, e) in client.exceptions.iter().enumerate() {
             let field = |name: &str| format!("exceptions[{i}].{name}");
             if e.approved_date > at {
-                out.dated(Severity::Error, file, e.line_of("approved_date"), &field("approved_date"), format!("{}: approved_date {} is after the check date {at}", e.id, e.approved_date));
+                out.error(
+                    file,
+                    e.line_of("approved_date"),
+                    &field("approved_date"),
+                    format!(
+                        "{}: approved_date {} is after the check date {at}",
+                        e.id, e.approved_date
+                    ),
+                );
             }
             if e.expires < at {
-                out.dated(Severity::Error, file, e.line_of("expires"), &field("expires"), format!("{}: expired on {} (checked at {at})", e.id, e.expires));
+                out.error(
+                    file,
+                    e.line_of("expires"),
+                    &field("expires"),
+                    format!("{}: expired on {} (checked at {at})", e.id, e.expires),
+                );
                 continue;
             }
             let last = e.last_reviewed.unwrap_or(e.approved_date);
             // review_frequency_days is 1..=366 (checked on load), so this cannot overflow.
-            let due = last.checked_add_days(Days::new(e.review_frequency_days as u64)).unwrap_or(NaiveDate::MAX);
+            let due = last
+                .checked_add_days(Days::new(e.review_frequency_days as u64))
+                .unwrap_or(NaiveDate::MAX);
             if due < at {
-                out.dated(Severity::Error, file, e.line_of("review_frequency_days"), &field("review_frequency_days"), format!("{}: review overdue: last reviewed {last}, due every {} days, was due {due} (checked at {at})", e.id, e.review_frequency_days));
+                out.error(file, e.line_of("review_frequency_days"), &field("review_frequency_days"), format!("{}: review overdue: last reviewed {last}, due every {} days, was due {due} (checked at {at})", e.id, e.review_frequency_days));
             }
-            let warn_from = e.expires.checked_sub_days(Days::new(EXPIRY_WARNING_DAYS)).unwrap_or(NaiveDate::MIN);
+            let warn_from = e
+                .expires
+                .checked_sub_days(Days::new(EXPIRY_WARNING_DAYS))
+                .unwrap_or(NaiveDate::MIN);
             if at >= warn_from {
                 let left = (e.expires - at).num_days();
-                out.dated(Severity::Warning, file, e.line_of("expires"), &field("expires"), format!("{}: expires {} ({left} days left)", e.id, e.expires));
+                out.warning(
+                    file,
+                    e.line_of("expires"),
+                    &field("expires"),
+                    format!("{}: expires {} ({left} days left)", e.id, e.expires),
+                );
             }
         }
     }

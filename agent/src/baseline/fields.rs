@@ -29,8 +29,17 @@ impl<'a> Fields<'a> {
                 used: vec![false; entries.len()],
             }),
             other => {
-                let field = if prefix.is_empty() { "(document)" } else { prefix };
-                out.error(file, Some(node.line), field, format!("expected a mapping, found {}", other.describe()));
+                let field = if prefix.is_empty() {
+                    "(document)"
+                } else {
+                    prefix
+                };
+                out.error(
+                    file,
+                    Some(node.line),
+                    field,
+                    format!("expected a mapping, found {}", other.describe()),
+                );
                 None
             }
         }
@@ -52,7 +61,10 @@ impl<'a> Fields<'a> {
 
     /// The line of field `name` if present, else the mapping's line.
     pub fn line_of(&self, name: &str) -> usize {
-        self.entries.iter().find(|e| e.key == name).map_or(self.line, |e| e.line)
+        self.entries
+            .iter()
+            .find(|e| e.key == name)
+            .map_or(self.line, |e| e.line)
     }
 
     /// All entries (for mappings whose keys are data, like `sections`). Marks them all used.
@@ -73,11 +85,21 @@ impl<'a> Fields<'a> {
         match self.opt(name) {
             Some(n) if n.kind != Kind::Null => Some(n),
             Some(n) => {
-                out.error(self.file, Some(n.line), &self.path(name), "required field is empty");
+                out.error(
+                    self.file,
+                    Some(n.line),
+                    &self.path(name),
+                    "required field is empty",
+                );
                 None
             }
             None => {
-                out.error(self.file, Some(self.line), &self.path(name), "missing required field");
+                out.error(
+                    self.file,
+                    Some(self.line),
+                    &self.path(name),
+                    "missing required field",
+                );
                 None
             }
         }
@@ -101,16 +123,31 @@ impl<'a> Fields<'a> {
     fn as_str(&self, name: &str, node: &Node, out: &mut Findings) -> Option<String> {
         match &node.kind {
             Kind::Str(s) if s.trim().is_empty() => {
-                out.error(self.file, Some(node.line), &self.path(name), "must not be empty");
+                out.error(
+                    self.file,
+                    Some(node.line),
+                    &self.path(name),
+                    "must not be empty",
+                );
                 None
             }
             Kind::Str(s) if s.chars().any(char::is_control) => {
-                out.error(self.file, Some(node.line), &self.path(name), "must be a single line without control characters");
+                out.error(
+                    self.file,
+                    Some(node.line),
+                    &self.path(name),
+                    "must be a single line without control characters",
+                );
                 None
             }
             Kind::Str(s) => Some(s.clone()),
             other => {
-                out.error(self.file, Some(node.line), &self.path(name), format!("expected a string, found {}", other.describe()));
+                out.error(
+                    self.file,
+                    Some(node.line),
+                    &self.path(name),
+                    format!("expected a string, found {}", other.describe()),
+                );
                 None
             }
         }
@@ -122,7 +159,12 @@ impl<'a> Fields<'a> {
         match node.kind {
             Kind::Bool(b) => Some(b),
             ref other => {
-                out.error(self.file, Some(node.line), &self.path(name), format!("expected true or false, found {}", other.describe()));
+                out.error(
+                    self.file,
+                    Some(node.line),
+                    &self.path(name),
+                    format!("expected true or false, found {}", other.describe()),
+                );
                 None
             }
         }
@@ -134,11 +176,21 @@ impl<'a> Fields<'a> {
         match node.kind {
             Kind::Int(i) if (min..=max).contains(&i) => Some(i),
             Kind::Int(i) => {
-                out.error(self.file, Some(node.line), &self.path(name), format!("{i} is out of range {min}..={max}"));
+                out.error(
+                    self.file,
+                    Some(node.line),
+                    &self.path(name),
+                    format!("{i} is out of range {min}..={max}"),
+                );
                 None
             }
             ref other => {
-                out.error(self.file, Some(node.line), &self.path(name), format!("expected an integer, found {}", other.describe()));
+                out.error(
+                    self.file,
+                    Some(node.line),
+                    &self.path(name),
+                    format!("expected an integer, found {}", other.describe()),
+                );
                 None
             }
         }
@@ -163,14 +215,24 @@ impl<'a> Fields<'a> {
         let text = match &node.kind {
             Kind::Str(s) => s.as_str(),
             other => {
-                out.error(self.file, Some(node.line), &self.path(name), format!("expected a date YYYY-MM-DD, found {}", other.describe()));
+                out.error(
+                    self.file,
+                    Some(node.line),
+                    &self.path(name),
+                    format!("expected a date YYYY-MM-DD, found {}", other.describe()),
+                );
                 return None;
             }
         };
         match parse_date(text) {
             Some(d) => Some(d),
             None => {
-                out.error(self.file, Some(node.line), &self.path(name), format!("`{text}` is not a valid date YYYY-MM-DD"));
+                out.error(
+                    self.file,
+                    Some(node.line),
+                    &self.path(name),
+                    format!("`{text}` is not a valid date YYYY-MM-DD"),
+                );
                 None
             }
         }
@@ -180,11 +242,21 @@ impl<'a> Fields<'a> {
     pub fn req_str_list(&mut self, name: &str, out: &mut Findings) -> Option<Vec<String>> {
         let node = self.req(name, out)?;
         let Kind::Seq(items) = &node.kind else {
-            out.error(self.file, Some(node.line), &self.path(name), format!("expected a list, found {}", node.kind.describe()));
+            out.error(
+                self.file,
+                Some(node.line),
+                &self.path(name),
+                format!("expected a list, found {}", node.kind.describe()),
+            );
             return None;
         };
         if items.is_empty() {
-            out.error(self.file, Some(node.line), &self.path(name), "must list at least one entry");
+            out.error(
+                self.file,
+                Some(node.line),
+                &self.path(name),
+                "must list at least one entry",
+            );
             return None;
         }
         let mut ok = Some(Vec::new());
@@ -222,7 +294,9 @@ pub fn parse_date(text: &str) -> Option<NaiveDate> {
     let shape = b.len() == 10
         && b[4] == b'-'
         && b[7] == b'-'
-        && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
     if !shape {
         return None;
     }

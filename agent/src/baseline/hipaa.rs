@@ -37,8 +37,18 @@ pub struct Control {
 use ControlKind::{ImplementationSpec as I, Standard as S};
 use Requirement::{Addressable as A, Required as R};
 
-const fn c(id: &'static str, title: &'static str, kind: ControlKind, requirement: Requirement) -> Control {
-    Control { id, title, kind, requirement }
+const fn c(
+    id: &'static str,
+    title: &'static str,
+    kind: ControlKind,
+    requirement: Requirement,
+) -> Control {
+    Control {
+        id,
+        title,
+        kind,
+        requirement,
+    }
 }
 
 /// The four sections the map is grouped by, in order.
@@ -51,19 +61,49 @@ pub const SECURITY_RULE: &[Control] = &[
     c("§164.308(a)(1)(ii)(A)", "Risk analysis", I, R),
     c("§164.308(a)(1)(ii)(B)", "Risk management", I, R),
     c("§164.308(a)(1)(ii)(C)", "Sanction policy", I, R),
-    c("§164.308(a)(1)(ii)(D)", "Information system activity review", I, R),
+    c(
+        "§164.308(a)(1)(ii)(D)",
+        "Information system activity review",
+        I,
+        R,
+    ),
     c("§164.308(a)(2)", "Assigned security responsibility", S, R),
     c("§164.308(a)(3)(i)", "Workforce security", S, R),
-    c("§164.308(a)(3)(ii)(A)", "Authorization and/or supervision", I, A),
-    c("§164.308(a)(3)(ii)(B)", "Workforce clearance procedure", I, A),
+    c(
+        "§164.308(a)(3)(ii)(A)",
+        "Authorization and/or supervision",
+        I,
+        A,
+    ),
+    c(
+        "§164.308(a)(3)(ii)(B)",
+        "Workforce clearance procedure",
+        I,
+        A,
+    ),
     c("§164.308(a)(3)(ii)(C)", "Termination procedures", I, A),
     c("§164.308(a)(4)(i)", "Information access management", S, R),
-    c("§164.308(a)(4)(ii)(A)", "Isolating health care clearinghouse functions", I, R),
+    c(
+        "§164.308(a)(4)(ii)(A)",
+        "Isolating health care clearinghouse functions",
+        I,
+        R,
+    ),
     c("§164.308(a)(4)(ii)(B)", "Access authorization", I, A),
-    c("§164.308(a)(4)(ii)(C)", "Access establishment and modification", I, A),
+    c(
+        "§164.308(a)(4)(ii)(C)",
+        "Access establishment and modification",
+        I,
+        A,
+    ),
     c("§164.308(a)(5)(i)", "Security awareness and training", S, R),
     c("§164.308(a)(5)(ii)(A)", "Security reminders", I, A),
-    c("§164.308(a)(5)(ii)(B)", "Protection from malicious software", I, A),
+    c(
+        "§164.308(a)(5)(ii)(B)",
+        "Protection from malicious software",
+        I,
+        A,
+    ),
     c("§164.308(a)(5)(ii)(C)", "Log-in monitoring", I, A),
     c("§164.308(a)(5)(ii)(D)", "Password management", I, A),
     c("§164.308(a)(6)(i)", "Security incident procedures", S, R),
@@ -71,17 +111,47 @@ pub const SECURITY_RULE: &[Control] = &[
     c("§164.308(a)(7)(i)", "Contingency plan", S, R),
     c("§164.308(a)(7)(ii)(A)", "Data backup plan", I, R),
     c("§164.308(a)(7)(ii)(B)", "Disaster recovery plan", I, R),
-    c("§164.308(a)(7)(ii)(C)", "Emergency mode operation plan", I, R),
-    c("§164.308(a)(7)(ii)(D)", "Testing and revision procedures", I, A),
-    c("§164.308(a)(7)(ii)(E)", "Applications and data criticality analysis", I, A),
+    c(
+        "§164.308(a)(7)(ii)(C)",
+        "Emergency mode operation plan",
+        I,
+        R,
+    ),
+    c(
+        "§164.308(a)(7)(ii)(D)",
+        "Testing and revision procedures",
+        I,
+        A,
+    ),
+    c(
+        "§164.308(a)(7)(ii)(E)",
+        "Applications and data criticality analysis",
+        I,
+        A,
+    ),
     c("§164.308(a)(8)", "Evaluation", S, R),
-    c("§164.308(b)(1)", "Business associate contracts and other arrangements", S, R),
-    c("§164.308(b)(3)", "Written contract or other arrangement", I, R),
+    c(
+        "§164.308(b)(1)",
+        "Business associate contracts and other arrangements",
+        S,
+        R,
+    ),
+    c(
+        "§164.308(b)(3)",
+        "Written contract or other arrangement",
+        I,
+        R,
+    ),
     // §164.310 Physical safeguards
     c("§164.310(a)(1)", "Facility access controls", S, R),
     c("§164.310(a)(2)(i)", "Contingency operations", I, A),
     c("§164.310(a)(2)(ii)", "Facility security plan", I, A),
-    c("§164.310(a)(2)(iii)", "Access control and validation procedures", I, A),
+    c(
+        "§164.310(a)(2)(iii)",
+        "Access control and validation procedures",
+        I,
+        A,
+    ),
     c("§164.310(a)(2)(iv)", "Maintenance records", I, A),
     c("§164.310(b)", "Workstation use", S, R),
     c("§164.310(c)", "Workstation security", S, R),
@@ -98,7 +168,12 @@ pub const SECURITY_RULE: &[Control] = &[
     c("§164.312(a)(2)(iv)", "Encryption and decryption", I, A),
     c("§164.312(b)", "Audit controls", S, R),
     c("§164.312(c)(1)", "Integrity", S, R),
-    c("§164.312(c)(2)", "Mechanism to authenticate electronic protected health information", I, A),
+    c(
+        "§164.312(c)(2)",
+        "Mechanism to authenticate electronic protected health information",
+        I,
+        A,
+    ),
     c("§164.312(d)", "Person or entity authentication", S, R),
     c("§164.312(e)(1)", "Transmission security", S, R),
     c("§164.312(e)(2)(i)", "Integrity controls", I, A),
@@ -118,7 +193,10 @@ pub fn find(id: &str) -> Option<&'static Control> {
 
 /// The section (`§164.308` ...) a citation belongs to.
 pub fn section_of(id: &str) -> Option<&'static str> {
-    SECTIONS.iter().copied().find(|s| id.starts_with(s) && id[s.len()..].starts_with('('))
+    SECTIONS
+        .iter()
+        .copied()
+        .find(|s| id.starts_with(s) && id[s.len()..].starts_with('('))
 }
 
 #[cfg(test)]
@@ -133,6 +211,12 @@ mod tests {
         ids.dedup();
         assert_eq!(ids.len(), 59);
         assert!(SECURITY_RULE.iter().all(|c| section_of(c.id).is_some()));
-        assert_eq!(SECURITY_RULE.iter().filter(|c| c.requirement == Requirement::Addressable).count(), 22);
+        assert_eq!(
+            SECURITY_RULE
+                .iter()
+                .filter(|c| c.requirement == Requirement::Addressable)
+                .count(),
+            22
+        );
     }
 }

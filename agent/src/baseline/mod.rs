@@ -123,7 +123,10 @@ fn run_check(a: CheckArgs) -> Result<Exit> {
     if a.json {
         let mut v = serde_json::to_value(&report).context("serialising the report")?;
         v["ok"] = serde_json::Value::Bool(report.ok());
-        println!("{}", serde_json::to_string_pretty(&v).context("serialising the report")?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&v).context("serialising the report")?
+        );
     } else {
         for f in &report.findings {
             println!("{f}");
@@ -139,7 +142,11 @@ fn run_check(a: CheckArgs) -> Result<Exit> {
             report.baseline_version.as_deref().unwrap_or("not loaded"),
         );
     }
-    Ok(if report.ok() { Exit::Ok } else { Exit::CheckFailed })
+    Ok(if report.ok() {
+        Exit::Ok
+    } else {
+        Exit::CheckFailed
+    })
 }
 
 fn run_render(a: RenderArgs) -> Result<Exit> {
@@ -148,7 +155,12 @@ fn run_render(a: RenderArgs) -> Result<Exit> {
             bail!("--client `{c}` must be lowercase letters, digits and dashes");
         }
     }
-    let inputs = check::Inputs { baseline: a.baseline, controls: None, exceptions: a.exceptions.clone(), runbooks: None };
+    let inputs = check::Inputs {
+        baseline: a.baseline,
+        controls: None,
+        exceptions: a.exceptions.clone(),
+        runbooks: None,
+    };
     let loaded = check::load_all(&inputs)?;
     // Render refuses inconsistent input; dates are not checked here (the output must not depend
     // on the day), `baseline check` in CI does that.
@@ -156,21 +168,34 @@ fn run_render(a: RenderArgs) -> Result<Exit> {
         for f in &loaded.findings.items {
             eprintln!("{f}");
         }
-        eprintln!("baseline render: refusing to render: {} error(s)", loaded.findings.errors());
+        eprintln!(
+            "baseline render: refusing to render: {} error(s)",
+            loaded.findings.errors()
+        );
         return Ok(Exit::CheckFailed);
     }
-    let Some(baseline) = &loaded.baseline else { bail!("baseline did not load") };
+    let Some(baseline) = &loaded.baseline else {
+        bail!("baseline did not load")
+    };
     let mut clients = Vec::new();
     for c in &loaded.clients {
         if a.client.as_deref().is_some_and(|want| want != c.client_id) {
             continue;
         }
         let source = std::fs::read(&c.file).with_context(|| format!("reading {}", c.file))?;
-        clients.push(render::ClientInput { id: c.client_id.clone(), exceptions: Some(c), source: Some(source) });
+        clients.push(render::ClientInput {
+            id: c.client_id.clone(),
+            exceptions: Some(c),
+            source: Some(source),
+        });
     }
     if let Some(want) = &a.client {
         if clients.is_empty() {
-            clients.push(render::ClientInput { id: want.clone(), exceptions: None, source: None });
+            clients.push(render::ClientInput {
+                id: want.clone(),
+                exceptions: None,
+                source: None,
+            });
         }
     }
     let files = render::render_all(baseline, &clients)?;

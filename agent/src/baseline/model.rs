@@ -56,13 +56,17 @@ impl Value {
             Kind::Seq(items) => items
                 .iter()
                 .map(|n| match &n.kind {
-                    Kind::Seq(_) | Kind::Map(_) => Err("lists may only hold booleans, integers and strings".to_string()),
+                    Kind::Seq(_) | Kind::Map(_) => {
+                        Err("lists may only hold booleans, integers and strings".to_string())
+                    }
                     _ => Value::from_node(n),
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map(Value::List),
             Kind::Null => Err("a value is required (null is not a baseline value)".into()),
-            Kind::Map(_) => Err("mappings are not supported as values; split into separate rules".into()),
+            Kind::Map(_) => {
+                Err("mappings are not supported as values; split into separate rules".into())
+            }
         }
     }
 
@@ -173,9 +177,15 @@ impl Format {
     }
 
     fn parse(s: &str) -> Option<Format> {
-        [Format::SshdConfig, Format::SystemdConf, Format::Proc, Format::AuditRules, Format::ModprobeBlacklist]
-            .into_iter()
-            .find(|f| f.as_str() == s)
+        [
+            Format::SshdConfig,
+            Format::SystemdConf,
+            Format::Proc,
+            Format::AuditRules,
+            Format::ModprobeBlacklist,
+        ]
+        .into_iter()
+        .find(|f| f.as_str() == s)
     }
 
     /// Whether the format is a set of lines (list value) rather than one keyed setting.
@@ -254,7 +264,8 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// Whether `s` is a valid section or rule name: `[a-z][a-z0-9_]*` (a plain Nix identifier).
 pub fn is_name(s: &str) -> bool {
     let mut chars = s.chars();
-    matches!(chars.next(), Some('a'..='z')) && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
+    matches!(chars.next(), Some('a'..='z'))
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
 }
 
 /// Split a NixOS option path: dots separate components, double quotes protect dots inside one
@@ -295,7 +306,15 @@ pub fn parse_option_path(s: &str) -> Result<Vec<String>, String> {
 
 const TOP_FIELDS: &[&str] = &["version", "name", "description", "sections"];
 const SECTION_FIELDS: &[&str] = &["title", "rules"];
-const RULE_FIELDS: &[&str] = &["value", "citation", "why", "enforced_by", "compare", "nixos_option", "state"];
+const RULE_FIELDS: &[&str] = &[
+    "value",
+    "citation",
+    "why",
+    "enforced_by",
+    "compare",
+    "nixos_option",
+    "state",
+];
 const STATE_FIELDS: &[&str] = &["path", "format", "section", "setting"];
 
 /// Load the baseline from its text. Problems go to `out` (with `file` and line); returns the
@@ -312,9 +331,16 @@ pub fn load(file: &str, text: &str, out: &mut Findings) -> Option<Baseline> {
     let mut top = Fields::new(file, "", &root, out)?;
     let version = top.req_str("version", out);
     if let Some(v) = &version {
-        let ok = v.split('.').count() == 3 && v.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        let ok = v.split('.').count() == 3
+            && v.split('.')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
         if !ok {
-            out.error(file, Some(top.line_of("version")), "version", format!("`{v}` is not a semantic version MAJOR.MINOR.PATCH"));
+            out.error(
+                file,
+                Some(top.line_of("version")),
+                "version",
+                format!("`{v}` is not a semantic version MAJOR.MINOR.PATCH"),
+            );
         }
     }
     let name = top.req_str("name", out);
@@ -325,7 +351,12 @@ pub fn load(file: &str, text: &str, out: &mut Findings) -> Option<Baseline> {
         if let Some(mut secs) = Fields::new(file, "sections", node, out) {
             for entry in secs.all() {
                 if !is_name(&entry.key) {
-                    out.error(file, Some(entry.line), &format!("sections.{}", entry.key), "section names must match [a-z][a-z0-9_]*");
+                    out.error(
+                        file,
+                        Some(entry.line),
+                        &format!("sections.{}", entry.key),
+                        "section names must match [a-z][a-z0-9_]*",
+                    );
                     continue;
                 }
                 load_section(file, entry, &mut sections, &mut rules, out);
@@ -354,18 +385,30 @@ fn load_section(
     out: &mut Findings,
 ) {
     let sec_name = &entry.key;
-    let Some(mut sec) = Fields::new(file, sec_name, &entry.value, out) else { return };
+    let Some(mut sec) = Fields::new(file, sec_name, &entry.value, out) else {
+        return;
+    };
     let title = sec.req_str("title", out);
     if let Some(rnode) = sec.req("rules", out) {
         if let Some(mut rfields) = Fields::new(file, &format!("{sec_name}.rules"), rnode, out) {
             let entries = rfields.all();
             if entries.is_empty() {
-                out.error(file, Some(rnode.line), &format!("{sec_name}.rules"), "a section needs at least one rule");
+                out.error(
+                    file,
+                    Some(rnode.line),
+                    &format!("{sec_name}.rules"),
+                    "a section needs at least one rule",
+                );
             }
             for r in entries {
                 let key = format!("{sec_name}.{}", r.key);
                 if !is_name(&r.key) {
-                    out.error(file, Some(r.line), &key, "rule names must match [a-z][a-z0-9_]*");
+                    out.error(
+                        file,
+                        Some(r.line),
+                        &key,
+                        "rule names must match [a-z][a-z0-9_]*",
+                    );
                     continue;
                 }
                 if let Some(rule) = load_rule(file, &key, r.line, &r.value, out) {
@@ -376,7 +419,10 @@ fn load_section(
     }
     sec.finish(SECTION_FIELDS, out);
     if let Some(title) = title {
-        sections.push(Section { name: sec_name.clone(), title });
+        sections.push(Section {
+            name: sec_name.clone(),
+            title,
+        });
     }
 }
 
@@ -404,15 +450,22 @@ fn load_rule(file: &str, key: &str, line: usize, node: &Node, out: &mut Findings
         }
     }
     let why = f.req_str("why", out);
-    let enforced_by = f.req_str("enforced_by", out).and_then(|s| match s.as_str() {
-        "nixos" => Some(EnforcedBy::Nixos),
-        "agent" => Some(EnforcedBy::Agent),
-        "operator" => Some(EnforcedBy::Operator),
-        other => {
-            out.error(file, Some(f.line_of("enforced_by")), &format!("{key}.enforced_by"), format!("`{other}` is not one of nixos, agent, operator"));
-            None
-        }
-    });
+    let enforced_by = f
+        .req_str("enforced_by", out)
+        .and_then(|s| match s.as_str() {
+            "nixos" => Some(EnforcedBy::Nixos),
+            "agent" => Some(EnforcedBy::Agent),
+            "operator" => Some(EnforcedBy::Operator),
+            other => {
+                out.error(
+                    file,
+                    Some(f.line_of("enforced_by")),
+                    &format!("{key}.enforced_by"),
+                    format!("`{other}` is not one of nixos, agent, operator"),
+                );
+                None
+            }
+        });
     let compare = match f.opt_str("compare", out) {
         None => Some(Compare::Eq),
         Some(s) => match s.as_str() {
@@ -421,7 +474,12 @@ fn load_rule(file: &str, key: &str, line: usize, node: &Node, out: &mut Findings
             "at_least" => Some(Compare::AtLeast),
             "includes" => Some(Compare::Includes),
             other => {
-                out.error(file, Some(f.line_of("compare")), &format!("{key}.compare"), format!("`{other}` is not one of eq, at_most, at_least, includes"));
+                out.error(
+                    file,
+                    Some(f.line_of("compare")),
+                    &format!("{key}.compare"),
+                    format!("`{other}` is not one of eq, at_most, at_least, includes"),
+                );
                 None
             }
         },
@@ -433,17 +491,36 @@ fn load_rule(file: &str, key: &str, line: usize, node: &Node, out: &mut Findings
             Compare::Includes => matches!(v, Value::List(_)),
         };
         if !fits {
-            out.error(file, Some(f.line_of("compare")), &format!("{key}.compare"), format!("`{}` does not apply to a {} value", c.as_str(), v.type_name()));
+            out.error(
+                file,
+                Some(f.line_of("compare")),
+                &format!("{key}.compare"),
+                format!(
+                    "`{}` does not apply to a {} value",
+                    c.as_str(),
+                    v.type_name()
+                ),
+            );
         }
     }
-    let nixos_option = f.opt_str("nixos_option", out).and_then(|s| match parse_option_path(&s) {
-        Ok(p) => Some(p),
-        Err(msg) => {
-            out.error(file, Some(f.line_of("nixos_option")), &format!("{key}.nixos_option"), msg);
-            None
-        }
-    });
-    let state = f.opt("state").filter(|n| n.kind != Kind::Null).and_then(|n| load_state(file, key, n, value.as_ref(), out));
+    let nixos_option = f
+        .opt_str("nixos_option", out)
+        .and_then(|s| match parse_option_path(&s) {
+            Ok(p) => Some(p),
+            Err(msg) => {
+                out.error(
+                    file,
+                    Some(f.line_of("nixos_option")),
+                    &format!("{key}.nixos_option"),
+                    msg,
+                );
+                None
+            }
+        });
+    let state = f
+        .opt("state")
+        .filter(|n| n.kind != Kind::Null)
+        .and_then(|n| load_state(file, key, n, value.as_ref(), out));
     f.finish(RULE_FIELDS, out);
     if out.errors() > before {
         return None;
@@ -461,14 +538,25 @@ fn load_rule(file: &str, key: &str, line: usize, node: &Node, out: &mut Findings
     })
 }
 
-fn load_state(file: &str, key: &str, node: &Node, value: Option<&Value>, out: &mut Findings) -> Option<StateRef> {
+fn load_state(
+    file: &str,
+    key: &str,
+    node: &Node,
+    value: Option<&Value>,
+    out: &mut Findings,
+) -> Option<StateRef> {
     let prefix = format!("{key}.state");
     let before = out.errors();
     let mut f = Fields::new(file, &prefix, node, out)?;
     let path = f.req_str("path", out);
     if let Some(p) = &path {
         if !p.starts_with('/') {
-            out.error(file, Some(f.line_of("path")), &format!("{prefix}.path"), format!("`{p}` is not an absolute path"));
+            out.error(
+                file,
+                Some(f.line_of("path")),
+                &format!("{prefix}.path"),
+                format!("`{p}` is not an absolute path"),
+            );
         }
     }
     let format = f.req_str("format", out).and_then(|s| {
@@ -482,23 +570,48 @@ fn load_state(file: &str, key: &str, node: &Node, value: Option<&Value>, out: &m
     if let Some(fmt) = format {
         let needs_setting = matches!(fmt, Format::SshdConfig | Format::SystemdConf);
         if needs_setting && setting.is_none() {
-            out.error(file, Some(f.line()), &format!("{prefix}.setting"), format!("format {} needs a setting", fmt.as_str()));
+            out.error(
+                file,
+                Some(f.line()),
+                &format!("{prefix}.setting"),
+                format!("format {} needs a setting", fmt.as_str()),
+            );
         }
         if !needs_setting && setting.is_some() {
-            out.error(file, Some(f.line_of("setting")), &format!("{prefix}.setting"), format!("format {} takes no setting", fmt.as_str()));
+            out.error(
+                file,
+                Some(f.line_of("setting")),
+                &format!("{prefix}.setting"),
+                format!("format {} takes no setting", fmt.as_str()),
+            );
         }
         if (fmt == Format::SystemdConf) != section.is_some() {
-            out.error(file, Some(f.line()), &format!("{prefix}.section"), "a section is required for systemd_conf and only for it");
+            out.error(
+                file,
+                Some(f.line()),
+                &format!("{prefix}.section"),
+                "a section is required for systemd_conf and only for it",
+            );
         }
         if fmt.is_lines() && !matches!(value, Some(Value::List(_)) | None) {
-            out.error(file, Some(f.line()), &format!("{prefix}.format"), format!("format {} needs a list value", fmt.as_str()));
+            out.error(
+                file,
+                Some(f.line()),
+                &format!("{prefix}.format"),
+                format!("format {} needs a list value", fmt.as_str()),
+            );
         }
     }
     f.finish(STATE_FIELDS, out);
     if out.errors() > before {
         return None;
     }
-    Some(StateRef { path: path?, format: format?, section, setting })
+    Some(StateRef {
+        path: path?,
+        format: format?,
+        section,
+        setting,
+    })
 }
 
 #[cfg(test)]

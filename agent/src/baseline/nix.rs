@@ -93,7 +93,9 @@ impl Nix {
             Nix::Int(i) => J::from(*i),
             Nix::Str(s) => J::String(s.clone()),
             Nix::List(items) => J::Array(items.iter().map(Nix::to_json).collect()),
-            Nix::Attrs(map) => J::Object(map.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
+            Nix::Attrs(map) => {
+                J::Object(map.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+            }
         }
     }
 }
@@ -104,7 +106,9 @@ fn indent(s: &mut String, depth: usize) {
     }
 }
 
-const KEYWORDS: &[&str] = &["assert", "else", "if", "in", "inherit", "let", "or", "rec", "then", "with"];
+const KEYWORDS: &[&str] = &[
+    "assert", "else", "if", "in", "inherit", "let", "or", "rec", "then", "with",
+];
 
 /// An attribute name: bare when it is a plain identifier, else a quoted string.
 pub fn attr_name(name: &str) -> String {
@@ -151,6 +155,9 @@ mod tests {
         assert_eq!(attr_name("ssh"), "ssh");
         assert_eq!(attr_name("ssh.password"), "\"ssh.password\"");
         assert_eq!(attr_name("in"), "\"in\"");
-        assert_eq!(Nix::attrs([("a", Nix::List(vec![])), ("b", Nix::Int(-1))]).render(), "{\n  a = [ ];\n  b = -1;\n}");
+        assert_eq!(
+            Nix::attrs([("a", Nix::List(vec![])), ("b", Nix::Int(-1))]).render(),
+            "{\n  a = [ ];\n  b = -1;\n}"
+        );
     }
 }

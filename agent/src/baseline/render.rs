@@ -65,8 +65,18 @@ fn rule_nix(rule: &Rule) -> Nix {
         ("why", Nix::str(&rule.why)),
         ("enforced_by", Nix::str(rule.enforced_by.as_str())),
         ("enforce", Nix::Bool(rule.enforced_by == EnforcedBy::Nixos)),
-        ("nixos_option", rule.nixos_option.as_ref().map_or(Nix::Null, |p| Nix::str(option_string(p)))),
-        ("nixos_option_path", rule.nixos_option.as_ref().map_or(Nix::Null, |p| Nix::strs(p))),
+        (
+            "nixos_option",
+            rule.nixos_option
+                .as_ref()
+                .map_or(Nix::Null, |p| Nix::str(option_string(p))),
+        ),
+        (
+            "nixos_option_path",
+            rule.nixos_option
+                .as_ref()
+                .map_or(Nix::Null, |p| Nix::strs(p)),
+        ),
         ("state", state),
     ])
 }
@@ -74,7 +84,13 @@ fn rule_nix(rule: &Rule) -> Nix {
 /// `a.b."c.d"`: the option path as a user writes it.
 pub fn option_string(path: &[String]) -> String {
     path.iter()
-        .map(|p| if p.contains('.') { format!("\"{p}\"") } else { p.clone() })
+        .map(|p| {
+            if p.contains('.') {
+                format!("\"{p}\"")
+            } else {
+                p.clone()
+            }
+        })
         .collect::<Vec<_>>()
         .join(".")
 }
@@ -84,7 +100,11 @@ pub fn baseline_nix(b: &Baseline) -> Nix {
     let mut rules: BTreeMap<String, Nix> = BTreeMap::new();
     for sec in &b.sections {
         let mut inner = BTreeMap::new();
-        for rule in b.rules.values().filter(|r| r.key.split('.').next() == Some(sec.name.as_str())) {
+        for rule in b
+            .rules
+            .values()
+            .filter(|r| r.key.split('.').next() == Some(sec.name.as_str()))
+        {
             let name = rule.key[sec.name.len() + 1..].to_string();
             inner.insert(name, rule_nix(rule));
         }
@@ -94,8 +114,16 @@ pub fn baseline_nix(b: &Baseline) -> Nix {
         .sections
         .iter()
         .map(|s| {
-            let keys: Vec<&str> = b.rules.keys().filter(|k| k.split('.').next() == Some(s.name.as_str())).map(String::as_str).collect();
-            (s.name.clone(), Nix::attrs([("title", Nix::str(&s.title)), ("keys", Nix::strs(&keys))]))
+            let keys: Vec<&str> = b
+                .rules
+                .keys()
+                .filter(|k| k.split('.').next() == Some(s.name.as_str()))
+                .map(String::as_str)
+                .collect();
+            (
+                s.name.clone(),
+                Nix::attrs([("title", Nix::str(&s.title)), ("keys", Nix::strs(&keys))]),
+            )
         })
         .collect();
     Nix::attrs([
@@ -118,7 +146,11 @@ fn exception_nix(b: &Baseline, e: &Exception) -> Nix {
         ("path", key_path(&e.rule)),
         ("baseline_value", value_nix(&e.baseline_value)),
         ("value", value_nix(&e.override_value)),
-        ("nixos_option_path", rule.and_then(|r| r.nixos_option.as_ref()).map_or(Nix::Null, |p| Nix::strs(p))),
+        (
+            "nixos_option_path",
+            rule.and_then(|r| r.nixos_option.as_ref())
+                .map_or(Nix::Null, |p| Nix::strs(p)),
+        ),
         ("justification", Nix::str(&e.justification)),
         ("risk_level", Nix::str(&e.risk_level)),
         ("compensating_controls", Nix::strs(&e.compensating_controls)),
@@ -127,22 +159,38 @@ fn exception_nix(b: &Baseline, e: &Exception) -> Nix {
         ("approved_date", Nix::str(e.approved_date.to_string())),
         ("expires", Nix::str(e.expires.to_string())),
         ("review_frequency_days", Nix::Int(e.review_frequency_days)),
-        ("last_reviewed", Nix::opt_str(e.last_reviewed.map(|d| d.to_string()).as_deref())),
+        (
+            "last_reviewed",
+            Nix::opt_str(e.last_reviewed.map(|d| d.to_string()).as_deref()),
+        ),
     ])
 }
 
 /// The Nix data of one client's exceptions (`exceptions-<client>.nix`). `source` is the
 /// exceptions file's bytes (for its SHA-256), or `None` for a client without exceptions.
-pub fn exceptions_nix(b: &Baseline, client_id: &str, client: Option<&ClientExceptions>, source: Option<&[u8]>) -> Nix {
+pub fn exceptions_nix(
+    b: &Baseline,
+    client_id: &str,
+    client: Option<&ClientExceptions>,
+    source: Option<&[u8]>,
+) -> Nix {
     let overrides = client
-        .map(|c| c.exceptions.iter().map(|e| (e.rule.clone(), exception_nix(b, e))).collect())
+        .map(|c| {
+            c.exceptions
+                .iter()
+                .map(|e| (e.rule.clone(), exception_nix(b, e)))
+                .collect()
+        })
         .unwrap_or_default();
     Nix::attrs([
         ("format", Nix::Int(FORMAT_VERSION)),
         ("client", Nix::str(client_id)),
         ("baseline_version", Nix::str(&b.version)),
         ("baseline_sha256", Nix::str(&b.sha256)),
-        ("exceptions_sha256", Nix::opt_str(source.map(sha256_hex).as_deref())),
+        (
+            "exceptions_sha256",
+            Nix::opt_str(source.map(sha256_hex).as_deref()),
+        ),
         ("overrides", Nix::Attrs(overrides)),
     ])
 }
@@ -228,21 +276,47 @@ fn file_text(format: Format, v: &Value) -> serde_json::Value {
         Value::List(_) => String::new(),
     };
     match (format, v) {
-        (Format::AuditRules, Value::List(items)) => J::Array(items.iter().map(|i| J::String(scalar(i, "1", "0"))).collect()),
-        (Format::ModprobeBlacklist, Value::List(items)) => {
-            J::Array(items.iter().map(|i| J::String(format!("blacklist {}", scalar(i, "1", "0")))).collect())
-        }
-        (Format::SshdConfig, Value::List(items)) => J::String(items.iter().map(|i| scalar(i, "yes", "no")).collect::<Vec<_>>().join(",")),
-        (Format::SystemdConf, Value::List(items)) => J::String(items.iter().map(|i| scalar(i, "yes", "no")).collect::<Vec<_>>().join(" ")),
+        (Format::AuditRules, Value::List(items)) => J::Array(
+            items
+                .iter()
+                .map(|i| J::String(scalar(i, "1", "0")))
+                .collect(),
+        ),
+        (Format::ModprobeBlacklist, Value::List(items)) => J::Array(
+            items
+                .iter()
+                .map(|i| J::String(format!("blacklist {}", scalar(i, "1", "0"))))
+                .collect(),
+        ),
+        (Format::SshdConfig, Value::List(items)) => J::String(
+            items
+                .iter()
+                .map(|i| scalar(i, "yes", "no"))
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        (Format::SystemdConf, Value::List(items)) => J::String(
+            items
+                .iter()
+                .map(|i| scalar(i, "yes", "no"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
         (Format::SshdConfig | Format::SystemdConf, v) => J::String(scalar(v, "yes", "no")),
         (_, v) => J::String(scalar(v, "1", "0")),
     }
 }
 
 /// Build the manifest for the baseline with `client`'s exceptions applied.
-pub fn manifest(b: &Baseline, client_id: Option<&str>, client: Option<&ClientExceptions>, source: Option<&[u8]>) -> Manifest {
-    let overrides: BTreeMap<&str, &Exception> =
-        client.map(|c| c.exceptions.iter().map(|e| (e.rule.as_str(), e)).collect()).unwrap_or_default();
+pub fn manifest(
+    b: &Baseline,
+    client_id: Option<&str>,
+    client: Option<&ClientExceptions>,
+    source: Option<&[u8]>,
+) -> Manifest {
+    let overrides: BTreeMap<&str, &Exception> = client
+        .map(|c| c.exceptions.iter().map(|e| (e.rule.as_str(), e)).collect())
+        .unwrap_or_default();
     let mut files: BTreeMap<(String, &'static str), Vec<ManifestCheck>> = BTreeMap::new();
     let mut agent_rules = Vec::new();
     for rule in b.rules.values() {
@@ -250,14 +324,17 @@ pub fn manifest(b: &Baseline, client_id: Option<&str>, client: Option<&ClientExc
         let value = exc.map_or(&rule.value, |e| &e.override_value);
         let exception = exc.map(|e| e.id.clone());
         match &rule.state {
-            Some(s) => files.entry((s.path.clone(), s.format.as_str())).or_default().push(ManifestCheck {
-                rule: rule.key.clone(),
-                section: s.section.clone(),
-                setting: s.setting.clone(),
-                expected: file_text(s.format, value),
-                compare: rule.compare.as_str().to_string(),
-                exception,
-            }),
+            Some(s) => files
+                .entry((s.path.clone(), s.format.as_str()))
+                .or_default()
+                .push(ManifestCheck {
+                    rule: rule.key.clone(),
+                    section: s.section.clone(),
+                    setting: s.setting.clone(),
+                    expected: file_text(s.format, value),
+                    compare: rule.compare.as_str().to_string(),
+                    exception,
+                }),
             None if rule.enforced_by == EnforcedBy::Agent => agent_rules.push(AgentRule {
                 rule: rule.key.clone(),
                 value: value_json(value),
@@ -271,7 +348,14 @@ pub fn manifest(b: &Baseline, client_id: Option<&str>, client: Option<&ClientExc
         .into_iter()
         .map(|((path, format), checks)| {
             let etc_name = path.strip_prefix("/etc/").map(String::from);
-            ManifestFile { hash_at_build: etc_name.is_some(), etc_name, path, format: format.to_string(), sha256: None, checks }
+            ManifestFile {
+                hash_at_build: etc_name.is_some(),
+                etc_name,
+                path,
+                format: format.to_string(),
+                sha256: None,
+                checks,
+            }
         })
         .collect();
     Manifest {
@@ -311,13 +395,25 @@ pub struct ClientInput<'a> {
 /// `exceptions-<id>.nix` and `expected-state-<id>.json`.
 pub fn render_all(b: &Baseline, clients: &[ClientInput]) -> Result<Vec<Rendered>> {
     let mut out = vec![
-        Rendered { name: "baseline.nix".into(), bytes: nix_file(&baseline_nix(b)) },
-        Rendered { name: "expected-state.json".into(), bytes: json_file(&manifest(b, None, None, None))? },
+        Rendered {
+            name: "baseline.nix".into(),
+            bytes: nix_file(&baseline_nix(b)),
+        },
+        Rendered {
+            name: "expected-state.json".into(),
+            bytes: json_file(&manifest(b, None, None, None))?,
+        },
     ];
     for c in clients {
         let src = c.source.as_deref();
-        out.push(Rendered { name: format!("exceptions-{}.nix", c.id), bytes: nix_file(&exceptions_nix(b, &c.id, c.exceptions, src)) });
-        out.push(Rendered { name: format!("expected-state-{}.json", c.id), bytes: json_file(&manifest(b, Some(&c.id), c.exceptions, src))? });
+        out.push(Rendered {
+            name: format!("exceptions-{}.nix", c.id),
+            bytes: nix_file(&exceptions_nix(b, &c.id, c.exceptions, src)),
+        });
+        out.push(Rendered {
+            name: format!("expected-state-{}.json", c.id),
+            bytes: json_file(&manifest(b, Some(&c.id), c.exceptions, src))?,
+        });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
@@ -347,7 +443,8 @@ pub fn write(dir: &Path, files: &[Rendered], prune: bool) -> Result<()> {
             let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if is_generated_name(&name) && !files.iter().any(|f| f.name == name) {
-                std::fs::remove_file(entry.path()).with_context(|| format!("removing stale {}", entry.path().display()))?;
+                std::fs::remove_file(entry.path())
+                    .with_context(|| format!("removing stale {}", entry.path().display()))?;
             }
         }
     }

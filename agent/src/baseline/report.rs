@@ -27,10 +27,6 @@ pub struct Finding {
     pub field: String,
     /// What is wrong, in words a user can act on.
     pub message: String,
-    /// True for findings that depend on the date (`--at`): expiry, overdue reviews. `render`
-    /// ignores these because its output must not depend on the day it runs.
-    #[serde(skip)]
-    pub time_dependent: bool,
 }
 
 impl fmt::Display for Finding {
@@ -56,25 +52,25 @@ pub struct Findings {
 
 impl Findings {
     /// Record an error.
-    pub fn error(&mut self, file: &str, line: Option<usize>, field: &str, message: impl Into<String>) {
-        self.push(Severity::Error, file, line, field, message.into(), false);
-    }
-
-    /// Record a warning.
-    pub fn warning(&mut self, file: &str, line: Option<usize>, field: &str, message: impl Into<String>) {
-        self.push(Severity::Warning, file, line, field, message.into(), false);
-    }
-
-    /// Record a finding that depends on the check date.
-    pub fn dated(
+    pub fn error(
         &mut self,
-        severity: Severity,
         file: &str,
         line: Option<usize>,
         field: &str,
         message: impl Into<String>,
     ) {
-        self.push(severity, file, line, field, message.into(), true);
+        self.push(Severity::Error, file, line, field, message.into());
+    }
+
+    /// Record a warning.
+    pub fn warning(
+        &mut self,
+        file: &str,
+        line: Option<usize>,
+        field: &str,
+        message: impl Into<String>,
+    ) {
+        self.push(Severity::Warning, file, line, field, message.into());
     }
 
     fn push(
@@ -84,7 +80,6 @@ impl Findings {
         line: Option<usize>,
         field: &str,
         message: String,
-        time_dependent: bool,
     ) {
         self.items.push(Finding {
             severity,
@@ -92,17 +87,22 @@ impl Findings {
             line,
             field: field.to_string(),
             message,
-            time_dependent,
         });
     }
 
     /// Number of errors.
     pub fn errors(&self) -> usize {
-        self.items.iter().filter(|f| f.severity == Severity::Error).count()
+        self.items
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .count()
     }
 
     /// Number of warnings.
     pub fn warnings(&self) -> usize {
-        self.items.iter().filter(|f| f.severity == Severity::Warning).count()
+        self.items
+            .iter()
+            .filter(|f| f.severity == Severity::Warning)
+            .count()
     }
 }

@@ -16,9 +16,12 @@ pub fn ids(dir: &Path, out: &mut Findings) -> Result<HashSet<String>> {
     let mut ids = HashSet::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let entries = std::fs::read_dir(&d).with_context(|| format!("reading runbooks directory {}", d.display()))?;
+        let entries = std::fs::read_dir(&d)
+            .with_context(|| format!("reading runbooks directory {}", d.display()))?;
         for entry in entries {
-            let path = entry.with_context(|| format!("reading runbooks directory {}", d.display()))?.path();
+            let path = entry
+                .with_context(|| format!("reading runbooks directory {}", d.display()))?
+                .path();
             if path.is_dir() {
                 stack.push(path);
                 continue;
@@ -27,17 +30,27 @@ pub fn ids(dir: &Path, out: &mut Findings) -> Result<HashSet<String>> {
                 continue;
             }
             let shown = path.display().to_string();
-            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {shown}"))?;
+            let text =
+                std::fs::read_to_string(&path).with_context(|| format!("reading {shown}"))?;
             let id = match yaml::parse(&text) {
                 Ok(node) => match node.kind {
-                    Kind::Map(entries) => entries.into_iter().find(|e| e.key == "id").and_then(|e| match e.value.kind {
-                        Kind::Str(s) => Some(s),
-                        _ => None,
-                    }),
+                    Kind::Map(entries) => {
+                        entries.into_iter().find(|e| e.key == "id").and_then(|e| {
+                            match e.value.kind {
+                                Kind::Str(s) => Some(s),
+                                _ => None,
+                            }
+                        })
+                    }
                     _ => None,
                 },
                 Err(e) => {
-                    out.warning(&shown, Some(e.line), "(syntax)", format!("runbook not readable, ignored: {}", e.message));
+                    out.warning(
+                        &shown,
+                        Some(e.line),
+                        "(syntax)",
+                        format!("runbook not readable, ignored: {}", e.message),
+                    );
                     continue;
                 }
             };
@@ -45,7 +58,12 @@ pub fn ids(dir: &Path, out: &mut Findings) -> Result<HashSet<String>> {
                 Some(id) => {
                     ids.insert(id);
                 }
-                None => out.warning(&shown, None, "id", "runbook file has no top-level string `id`, ignored"),
+                None => out.warning(
+                    &shown,
+                    None,
+                    "id",
+                    "runbook file has no top-level string `id`, ignored",
+                ),
             }
         }
     }

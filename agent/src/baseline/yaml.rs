@@ -80,7 +80,10 @@ impl Kind {
 /// Parse one YAML document. An empty document is a `Null` node on line 1.
 pub fn parse(text: &str) -> Result<Node, YamlError> {
     let mut parser = Parser::new_from_str(text);
-    let mut builder = Builder { stack: Vec::new(), root: None };
+    let mut builder = Builder {
+        stack: Vec::new(),
+        root: None,
+    };
     loop {
         let (event, mark) = parser.next_token().map_err(|e| YamlError {
             line: e.marker().line(),
@@ -98,7 +101,10 @@ pub fn parse(text: &str) -> Result<Node, YamlError> {
             Event::Scalar(value, style, anchor, tag) => {
                 reject_anchor_tag(mark, anchor, tag.is_some())?;
                 let kind = resolve_scalar(&value, style, mark)?;
-                builder.push(Node { line: mark.line(), kind }, mark)?;
+                builder.push(Node {
+                    line: mark.line(),
+                    kind,
+                })?;
             }
             Event::SequenceStart(anchor, tag) => {
                 reject_anchor_tag(mark, anchor, tag.is_some())?;
@@ -109,24 +115,32 @@ pub fn parse(text: &str) -> Result<Node, YamlError> {
                 builder.stack.push(Open::Map(mark.line(), Vec::new(), None));
             }
             Event::SequenceEnd => match builder.stack.pop() {
-                Some(Open::Seq(line, items)) => {
-                    builder.push(Node { line, kind: Kind::Seq(items) }, mark)?
-                }
+                Some(Open::Seq(line, items)) => builder.push(Node {
+                    line,
+                    kind: Kind::Seq(items),
+                })?,
                 _ => return Err(err(mark, "unbalanced sequence end")),
             },
             Event::MappingEnd => match builder.stack.pop() {
-                Some(Open::Map(line, entries, None)) => {
-                    builder.push(Node { line, kind: Kind::Map(entries) }, mark)?
-                }
+                Some(Open::Map(line, entries, None)) => builder.push(Node {
+                    line,
+                    kind: Kind::Map(entries),
+                })?,
                 _ => return Err(err(mark, "unbalanced mapping end")),
             },
         }
     }
-    Ok(builder.root.unwrap_or(Node { line: 1, kind: Kind::Null }))
+    Ok(builder.root.unwrap_or(Node {
+        line: 1,
+        kind: Kind::Null,
+    }))
 }
 
 fn err(mark: Marker, message: &str) -> YamlError {
-    YamlError { line: mark.line(), message: message.to_string() }
+    YamlError {
+        line: mark.line(),
+        message: message.to_string(),
+    }
 }
 
 fn reject_anchor_tag(mark: Marker, anchor: usize, tagged: bool) -> Result<(), YamlError> {
@@ -178,7 +192,7 @@ struct Builder {
 }
 
 impl Builder {
-    fn push(&mut self, node: Node, mark: Marker) -> Result<(), YamlError> {
+    fn push(&mut self, node: Node) -> Result<(), YamlError> {
         match self.stack.last_mut() {
             None => {
                 self.root = Some(node);
@@ -211,8 +225,11 @@ impl Builder {
                     Ok(())
                 }
                 Some((key, line)) => {
-                    entries.push(Entry { key, line, value: node });
-                    let _ = mark;
+                    entries.push(Entry {
+                        key,
+                        line,
+                        value: node,
+                    });
                     Ok(())
                 }
             },
@@ -231,15 +248,26 @@ mod tests {
         assert_eq!(es[0].key, "a");
         assert_eq!(es[0].value.kind, Kind::Int(1));
         assert_eq!(es[1].line, 2);
-        let Kind::Seq(items) = &es[1].value.kind else { panic!() };
+        let Kind::Seq(items) = &es[1].value.kind else {
+            panic!()
+        };
         assert_eq!(items[1].line, 4);
         assert_eq!(items[1].kind, Kind::Str("2".into()));
         assert_eq!(es[2].value.kind, Kind::Bool(true));
         assert_eq!(es[3].value.kind, Kind::Str("2026-01-02".into()));
         assert_eq!(es[4].value.kind, Kind::Null);
-        assert_eq!(parse("a: 1\na: 2\n").unwrap_err().to_string(), "line 2: duplicate key `a`");
-        assert!(parse("a: &x 1\nb: *x\n").unwrap_err().message.contains("anchors"));
-        assert!(parse("a: 1.5\n").unwrap_err().message.contains("floating-point"));
+        assert_eq!(
+            parse("a: 1\na: 2\n").unwrap_err().to_string(),
+            "line 2: duplicate key `a`"
+        );
+        assert!(parse("a: &x 1\nb: *x\n")
+            .unwrap_err()
+            .message
+            .contains("anchors"));
+        assert!(parse("a: 1.5\n")
+            .unwrap_err()
+            .message
+            .contains("floating-point"));
         assert_eq!(parse("a: [1, 2\n").unwrap_err().line, 2);
     }
 }

@@ -1,0 +1,71 @@
+//! Runbook ids, for checking that the controls map and the baseline name runbooks that exist.
+//! Only the top-level `id:` of each `*.yaml`/`*.yml` file under the directory is read; whether a
+//! runbook is otherwise valid is `runbook lint`'s job.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use super::report::Findings;
+use super::yaml::{self, Kind};
+
+/// Collect runbook ids under `dir` (recursively). A missing directory is an I/O error; a file
+/// without a readable `id` is a warning (it cannot be what a row refers to).
+pub fn ids(dir: &Path, out: &mut Findings) -> Result<HashSet<String>> {
+    let mut ids = HashSet::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = std::fs::read_dir(&d)
+            .with_context(|| format!("reading runbooks directory {}", d.display()))?;
+        for entry in entries {
+            let path = entry
+                .with_context(|| format!("reading runbooks directory {}", d.display()))?
+                .path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if !path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                continue;
+            }
+            let shown = path.display().to_string();
+            let text =
+                std::fs::read_to_string(&path).with_context(|| format!("reading {shown}"))?;
+            let id = match yaml::parse(&text) {
+                Ok(node) => match node.kind {
+                    Kind::Map(entries) => {
+                        entries.into_iter().find(|e| e.key == "id").and_then(|e| {
+                            match e.value.kind {
+                                Kind::Str(s) => Some(s),
+                                _ => None,
+                            }
+                        })
+                    }
+                    _ => None,
+                },
+                Err(e) => {
+                    out.warning(
+                        &shown,
+                        Some(e.line),
+                        "(syntax)",
+                        format!("runbook not readable, ignored: {}", e.message),
+                    );
+                    continue;
+                }
+            };
+            match id {
+                Some(id) => {
+                    ids.insert(id);
+                }
+                None => out.warning(
+                    &shown,
+                    None,
+                    "id",
+                    "runbook file has no top-level string `id`, ignored",
+                ),
+            }
+        }
+    }
+    Ok(ids)
+}

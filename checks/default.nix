@@ -1,0 +1,138 @@
+# checks.<system>.*: what `nix flake check` runs (README-nix.md, "What each check does").
+# Evaluation checks compute their verdict while evaluating and produce a tiny derivation that
+# either records the evidence or fails with it; VM tests boot real NixOS machines.
+{
+  self,
+  pkgs,
+  lib,
+  system,
+  mkHost,
+}:
+let
+  violation = import ./violating-host.nix;
+  minimal = import ./minimal-host.nix;
+  today = "2026-11-22";
+
+  failedAssertions = nixos: map (a: a.message) (builtins.filter (a: !a.assertion) nixos.config.assertions);
+
+  # A derivation that succeeds when `ok`, and otherwise fails printing `report`.
+  verdict =
+    name: ok: what: report:
+    pkgs.runCommand name
+      {
+        report = builtins.toJSON report;
+        passAsFile = [ "report" ];
+      }
+      (
+        if ok then
+          ''
+            echo ${lib.escapeShellArg "ok: ${what}"}
+            cp "$reportPath" "$out"
+          ''
+        else
+          ''
+            echo ${lib.escapeShellArg "FAILED: ${what}"} >&2
+            cat "$reportPath" >&2
+            exit 1
+          ''
+      );
+
+  host =
+    modules:
+    mkHost "check" (
+      [
+        minimal
+        { msp.baseline.evaluationDate = today; }
+      ]
+      ++ modules
+    );
+
+  violating = host [ violation.module ];
+  exceptedToday = host [
+    violation.module
+    { msp.baseline.exceptions = [ (violation.exception // { expires = today; }) ]; }
+  ];
+  expiredYesterday = host [
+    violation.module
+    { msp.baseline.exceptions = [ (violation.exception // { expires = "2026-11-21"; }) ]; }
+  ];
+
+  hasMessage = needle: nixos: builtins.any (lib.hasInfix needle) (failedAssertions nixos);
+
+  checkDate =
+    if builtins ? currentTime then
+      self.lib.date.epochToDate builtins.currentTime
+    else
+      (
+        if self.lib.dateOf self != null then
+          self.lib.dateOf self
+        else
+          throw "checks.baseline-check: this flake has no commit date; evaluate with --impure"
+      );
+
+  vmArgs = {
+    inherit self pkgs lib;
+  };
+in
+{
+  # The agent, built and with its test suite run in the sandbox (nix/package.nix).
+  msp-agent = self.packages.${system}.msp-agent;
+
+  # The pure baseline logic against the hand-written expected output (same as CI).
+  baseline-lib =
+    pkgs.runCommand "baseline-lib"
+      {
+        nativeBuildInputs = [ pkgs.jq ];
+        got = builtins.toJSON (import ./lib/baseline-cases.nix);
+        passAsFile = [ "got" ];
+      }
+      ''
+        diff -u <(jq -S . ${./lib/baseline-cases.expected.json}) <(jq -S . "$gotPath")
+        touch $out
+      '';
+
+  # A host contradicting an enforced rule does not build, and says why.
+  baseline-violation-fails = verdict "baseline-violation-fails" (
+    hasMessage violation.expectedMessage violating && hasMessage "baseline/README.md" violating
+  ) "a host violating ${violation.rule} fails with the rule, HIPAA control and exception process" (failedAssertions violating);
+
+  # Boundary of exception expiry, in UTC: valid through its `expires` day, not a day longer.
+  baseline-exception-expiring-today-passes = verdict "baseline-exception-expiring-today-passes" (
+    !(hasMessage violation.rule exceptedToday)
+  ) "an exception expiring today (${today}) is still valid" (failedAssertions exceptedToday);
+  baseline-exception-expired-fails = verdict "baseline-exception-expired-fails" (
+    hasMessage "expired on 2026-11-21" expiredYesterday
+  ) "an exception that expired yesterday fails the build" (failedAssertions expiredYesterday);
+
+  # `msp-agent baseline check`: baseline, controls map, exceptions (expiry, review dates) and
+  # runbooks are consistent, at this flake's evaluation date. The date is an input of the
+  # derivation, so a new date re-runs the check instead of reusing a cached success.
+  baseline-check =
+    pkgs.runCommand "msp-agent-baseline-check"
+      {
+        nativeBuildInputs = [ self.packages.${system}.msp-agent ];
+        src = lib.fileset.toSource {
+          root = ../.;
+          fileset = lib.fileset.unions [
+            (lib.fileset.maybeMissing ../baseline)
+            (lib.fileset.maybeMissing ../runbooks)
+          ];
+        };
+      }
+      ''
+        cd "$src"
+        msp-agent baseline check --at ${checkDate}
+        touch $out
+      '';
+
+  # NixOS VM tests (need KVM; they run wherever `nix flake check` has it).
+  vm-ssh-ca = import ./vm/ssh-ca.nix vmArgs;
+  vm-auditd = import ./vm/auditd.nix vmArgs;
+  vm-agent = import ./vm/agent.nix vmArgs;
+}
+// lib.optionalAttrs (system == "x86_64-linux") (
+  # Every example host builds completely (hosts are x86_64-linux).
+  lib.mapAttrs' (
+    name: nixos: lib.nameValuePair "host-${name}" nixos.config.system.build.toplevel
+  ) self.nixosConfigurations
+)

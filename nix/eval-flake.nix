@@ -1,0 +1,59 @@
+# The flake's output shape (DESIGN.md 4), checked without nixpkgs: flake.nix's `outputs` is
+# called with nixpkgs' real `lib` and a nixpkgs whose packages are never forced. Only names
+# and pure helpers are evaluated. Run by scripts/eval-modules.
+{ lib }:
+let
+  flake = import ../flake.nix;
+  nixpkgs = {
+    lib = lib // {
+      nixosSystem = _: throw "eval-flake: nixosSystem is not available without nixpkgs";
+    };
+    legacyPackages = lib.genAttrs [ "x86_64-linux" "aarch64-linux" ] (
+      system: throw "eval-flake: pkgs for ${system} are not available without nixpkgs"
+    );
+  };
+  self = outputs // {
+    lastModifiedDate = "20261122093000";
+    outPath = toString ../.;
+  };
+  outputs = flake.outputs { inherit self nixpkgs; };
+
+  check = name: ok: detail: { inherit name ok detail; };
+  names = builtins.attrNames;
+  systems = [ "aarch64-linux" "x86_64-linux" ];
+in
+{
+  checks = [
+    (check "flake outputs" (
+      names outputs == [ "checks" "devShells" "formatter" "lib" "nixosConfigurations" "nixosModules" "overlays" "packages" ]
+    ) (names outputs))
+    (check "flake systems: x86_64-linux and aarch64-linux" (
+      names outputs.packages == systems && names outputs.checks == systems && names outputs.devShells == systems && names outputs.formatter == systems
+    ) (names outputs.packages))
+    (check "packages: msp-agent, default, options-doc" (
+      names outputs.packages.x86_64-linux == [ "default" "msp-agent" "options-doc" ]
+    ) (names outputs.packages.x86_64-linux))
+    (check "nixosModules: default, agent, baseline, luks-tang, ssh-ca, auditd, hardening" (
+      names outputs.nixosModules == [ "agent" "auditd" "baseline" "default" "hardening" "luks-tang" "ssh-ca" ]
+    ) (names outputs.nixosModules))
+    (check "nixosConfigurations: one per hosts/ entry" (
+      names outputs.nixosConfigurations == names (import ../hosts)
+    ) (names outputs.nixosConfigurations))
+    (check "checks: agent, baseline logic and eval checks, baseline check, VM tests" (
+      lib.all (n: builtins.elem n (names outputs.checks.x86_64-linux)) [
+        "msp-agent"
+        "baseline-lib"
+        "baseline-violation-fails"
+        "baseline-exception-expiring-today-passes"
+        "baseline-exception-expired-fails"
+        "baseline-check"
+        "vm-ssh-ca"
+        "vm-auditd"
+        "vm-agent"
+      ]
+    ) (names outputs.checks.x86_64-linux))
+    (check "lib.dateOf gives the flake's commit date" (
+      outputs.lib.dateOf self == "2026-11-22" && outputs.lib.dateOf { } == null
+    ) (outputs.lib.dateOf self))
+  ];
+}

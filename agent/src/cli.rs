@@ -21,6 +21,8 @@ pub struct Cli {
 pub enum Command {
     /// The daemon: follow the journal, run probes, remediate, record evidence.
     Run(crate::daemon::RunCmd),
+    /// The main job on embedded defaults: keys, runbooks, a run by hand, stock-tool verification.
+    Demo(crate::demo::DemoCmd),
     /// Evidence signing keys: generate, rotate.
     #[command(subcommand)]
     Key(crate::keys::KeyCmd),
@@ -45,6 +47,7 @@ impl Command {
     pub fn run(self) -> anyhow::Result<Exit> {
         match self {
             Command::Run(c) => c.run(),
+            Command::Demo(c) => c.run(),
             Command::Key(c) => c.run(),
             Command::Evidence(c) => c.run(),
             Command::Runbook(c) => c.run(),

@@ -13,6 +13,7 @@ pub mod alert;
 pub mod baseline;
 pub mod config;
 pub mod daemon;
+pub mod demo;
 pub mod cli;
 pub mod detect;
 pub mod evidence;

@@ -162,18 +162,33 @@ fn run_manual(id: &str, raw_params: &[String], dir: &Path, evidence_dir: &Path, 
         .collect::<Result<Vec<_>, _>>()
         .map_err(anyhow::Error::msg)?;
     let runbook = find_runbook(dir, id)?;
-    // Refuse bad parameters before anything runs (and before touching keys or the store).
-    let params = runbook.bind_params(None, &overrides).with_context(|| format!("runbook {id}"))?;
-    // Load the key and open the store first: a remediation whose evidence cannot be written
-    // must not run.
+    let (report, written) = run_by_hand(&runbook, &overrides, evidence_dir, key_dir, client_id)?;
+    println!("{}", written.path.display());
+    eprintln!("runbook {id}: {}", report.status.as_str());
+    Ok(if report.status == ResolutionStatus::Resolved { Exit::Ok } else { Exit::CheckFailed })
+}
+
+/// Run `runbook` by hand with `overrides` and record it (`resolution_type: manual`) in the
+/// store at `evidence_dir`, signed with the key in `key_dir`. Parameters are refused before
+/// anything runs; the key and the store are opened before anything runs, because a
+/// remediation whose evidence cannot be written must not run.
+pub fn run_by_hand(
+    runbook: &Runbook,
+    overrides: &[(String, String)],
+    evidence_dir: &Path,
+    key_dir: &Path,
+    client_id: &str,
+) -> Result<(exec::ExecutionReport, crate::evidence::store::Written)> {
+    let id = &runbook.id;
+    let params = runbook.bind_params(None, overrides).with_context(|| format!("runbook {id}"))?;
     let signer = crate::keys::Signer::load(key_dir)?;
     let mut store = crate::evidence::store::EvidenceStore::open(evidence_dir)?;
 
     let host = hostname();
-    let incident = manual_incident(&runbook, &host);
+    let incident = manual_incident(runbook, &host);
     let work = tempfile::Builder::new().prefix("msp-run-").tempdir().context("creating the run directory")?;
     let cfg = ExecConfig::new(work.path())?;
-    let report = execute(&runbook, &params, &incident, &cfg)?;
+    let report = execute(runbook, &params, &incident, &cfg)?;
     let ctx = BundleContext {
         client_id: client_id.to_string(),
         hostname: host,
@@ -181,9 +196,7 @@ fn run_manual(id: &str, raw_params: &[String], dir: &Path, evidence_dir: &Path, 
         resolution_type: ResolutionType::Manual,
         provenance: provenance(),
     };
-    let bundle = to_new_bundle(&report, &incident, &runbook, &ctx);
+    let bundle = to_new_bundle(&report, &incident, runbook, &ctx);
     let written = store.append(bundle, &signer, chrono::Utc::now())?;
-    println!("{}", written.path.display());
-    eprintln!("runbook {id}: {}", report.status.as_str());
-    Ok(if report.status == ResolutionStatus::Resolved { Exit::Ok } else { Exit::CheckFailed })
+    Ok((report, written))
 }

@@ -450,7 +450,9 @@ fn a_signature_from_another_key_is_rejected() {
             fs::write(&q, content).unwrap();
         }
     });
-    assert_rejects(&f.keys, &dir, "EB-20261122-0003.json", "raw signature (EB-20261122-0003.json.sig) does not verify with key");
+    assert_rejects(&f.keys, &dir, "EB-20261122-0003.json", "SSH signature (EB-20261122-0003.json.sshsig) was made by a different key");
+    let (_, out, _) = verify(&f.keys, &[&dir], &[]);
+    assert!(out.contains("EB-20261122-0003.json: raw signature (EB-20261122-0003.json.sig) does not verify with key"), "{out}");
     let b = bundle_path(&dir, "20261122", 3);
     assert!(!openssl_verify(&f.keys.join("evidence-signing.pub.pem"), &b).0);
     assert!(!ssh_keygen_verify(&f.keys, &b, &verify_time(&b)).0);

@@ -1,6 +1,8 @@
 //! Evidence bundles: the types ([`bundle`]), the write-once hash-chained store ([`store`]),
-//! the trusted keys ([`keyring`]) and verification ([`verify`]).
+//! the trusted keys ([`keyring`]), verification ([`verify`]) with batched signature checks
+//! ([`batch`]), and a synthetic bundle for tests and benchmarks ([`sample`]).
 
+pub mod batch;
 pub mod bundle;
 pub mod keyring;
 pub mod sample;

@@ -4,7 +4,8 @@
 //! Write protocol of [`EvidenceStore::append`] (see `ARCH-evidence.md` for the crash reasoning):
 //!
 //! 1. artifacts are copied into `EB-….artifacts/` (each file write-once, fsynced);
-//! 2. `.json.sig` then `.json.sshsig` are published with [`fsutil::write_once`];
+//! 2. `.json.sig` and `.json.sshsig` are published with [`fsutil::write_once_all`] (both
+//!    fsynced, linked, one directory fsync);
 //! 3. the bundle `.json` is published with [`fsutil::write_once`]: **this is the commit point**;
 //! 4. `head.json` (a hint naming the last bundle) is updated with [`fsutil::replace`].
 //!
@@ -459,8 +460,10 @@ impl EvidenceStore {
         let raw = signer.sign_raw(&bytes);
         let sshsig = signer.sign_sshsig(&bytes)?;
         let path = mdir.join(format!("{id}.json"));
-        fsutil::write_once(&mdir.join(format!("{id}.json{SIG_SUFFIX}")), &raw, EVIDENCE_FILE_MODE)?;
-        fsutil::write_once(&mdir.join(format!("{id}.json{SSHSIG_SUFFIX}")), sshsig.as_bytes(), EVIDENCE_FILE_MODE)?;
+        // Both signatures durable (one directory fsync) before the bundle is published.
+        let sig_path = mdir.join(format!("{id}.json{SIG_SUFFIX}"));
+        let sshsig_path = mdir.join(format!("{id}.json{SSHSIG_SUFFIX}"));
+        fsutil::write_once_all(&[(&sig_path, &raw[..]), (&sshsig_path, sshsig.as_bytes())], EVIDENCE_FILE_MODE)?;
         // Commit point: from here on the bundle is part of the chain.
         fsutil::write_once(&path, &bytes, EVIDENCE_FILE_MODE)?;
         self.head = Some(Head { name: *name, sequence, sha256: sha256.clone() });

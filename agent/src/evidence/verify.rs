@@ -22,6 +22,7 @@ use ed25519_dalek::Signature;
 use serde::Serialize;
 use ssh_key::{HashAlg, SshSig};
 
+use super::batch::{verify_all, SigCheck};
 use super::bundle::{Bundle, GENESIS_PREV_HASH};
 use super::keyring::Keyring;
 use super::store::{sha256_hex, BundleName, ARTIFACTS_SUFFIX, HEAD_FILE, SIG_SUFFIX, SSHSIG_SUFFIX};
@@ -176,24 +177,21 @@ pub fn verify_files(files: &[PathBuf], heads: &[PathBuf], opts: &VerifyOptions) 
     }
     .min(files.len() / 64 + 1)
     .max(1);
-    let results: Vec<Result<(Vec<Problem>, Option<Link>)>> = if threads == 1 {
-        files.iter().map(|f| check_bundle(f, opts)).collect()
+    let results: Vec<Result<(Vec<Problem>, Vec<Link>)>> = if threads == 1 {
+        vec![check_files(files, opts)]
     } else {
         let chunk = files.len().div_ceil(threads);
         std::thread::scope(|s| {
-            let handles: Vec<_> = files
-                .chunks(chunk)
-                .map(|c| s.spawn(move || c.iter().map(|f| check_bundle(f, opts)).collect::<Vec<_>>()))
-                .collect();
-            handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+            let handles: Vec<_> = files.chunks(chunk).map(|c| s.spawn(move || check_files(c, opts))).collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
         })
     };
     let mut problems = Vec::new();
     let mut links = Vec::with_capacity(files.len());
     for r in results {
-        let (p, link) = r?;
+        let (p, l) = r?;
         problems.extend(p);
-        links.extend(link);
+        links.extend(l);
     }
     let chains = check_chains(links, heads, opts, &mut problems)?;
     problems.sort_by(|a, b| a.order.cmp(&b.order));
@@ -231,8 +229,35 @@ fn companion(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// All checks of one bundle that need no other bundle.
-fn check_bundle(path: &Path, opts: &VerifyOptions) -> Result<(Vec<Problem>, Option<Link>)> {
+/// Per-bundle checks of some files, signatures verified in batches at the end.
+fn check_files(files: &[PathBuf], opts: &VerifyOptions) -> Result<(Vec<Problem>, Vec<Link>)> {
+    let mut problems = Vec::new();
+    let mut links = Vec::with_capacity(files.len());
+    let mut sigs = Vec::with_capacity(2 * files.len());
+    let mut on_failure = Vec::with_capacity(2 * files.len());
+    for f in files {
+        let (p, link) = check_bundle(f, opts, &mut |check, problem| {
+            sigs.push(check);
+            on_failure.push(problem);
+        })?;
+        problems.extend(p);
+        links.extend(link);
+    }
+    for (ok, problem) in verify_all(&sigs).into_iter().zip(on_failure) {
+        if !ok {
+            problems.push(problem);
+        }
+    }
+    Ok((problems, links))
+}
+
+/// All checks of one bundle that need no other bundle. Signature checks are handed to
+/// `defer` with the problem to report if the signature turns out invalid.
+fn check_bundle(
+    path: &Path,
+    opts: &VerifyOptions,
+    defer: &mut dyn FnMut(SigCheck, Problem),
+) -> Result<(Vec<Problem>, Option<Link>)> {
     let mut problems = Vec::new();
     let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let sha256 = sha256_hex(&bytes);
@@ -308,27 +333,35 @@ fn check_bundle(path: &Path, opts: &VerifyOptions) -> Result<(Vec<Problem>, Opti
         _ => {}
     }
     if let Some(k) = key {
-        match raw_sig {
+        match raw_sig.as_deref().map(<[u8; 64]>::try_from) {
             None => bad(format!("missing {file_name}{SIG_SUFFIX}")),
-            Some(s) => match Signature::from_slice(&s) {
-                Err(_) => bad(format!("{file_name}{SIG_SUFFIX} is {} bytes, not a 64-byte Ed25519 signature", s.len())),
-                Ok(sig) => {
-                    if k.key.verify_strict(&bytes, &sig).is_err() {
-                        bad(format!(
-                            "raw signature ({file_name}{SIG_SUFFIX}) does not verify with key {}: bundle or signature modified",
-                            k.info.key_id
-                        ));
-                    }
-                }
-            },
+            Some(Err(_)) => bad(format!(
+                "{file_name}{SIG_SUFFIX} is {} bytes, not a 64-byte Ed25519 signature",
+                raw_sig.as_ref().map_or(0, Vec::len)
+            )),
+            Some(Ok(sig)) => defer(
+                SigCheck::new(k.key, &sig, &bytes),
+                problem(
+                    path,
+                    format!(
+                        "raw signature ({file_name}{SIG_SUFFIX}) does not verify with key {}: bundle or signature modified",
+                        k.info.key_id
+                    ),
+                ),
+            ),
         }
         match read_opt(&companion(path, SSHSIG_SUFFIX))? {
             None => bad(format!("missing {file_name}{SSHSIG_SUFFIX}")),
-            Some(s) => {
-                if let Err(why) = check_sshsig(&s, &bytes, &k.key) {
-                    bad(format!("SSH signature ({file_name}{SSHSIG_SUFFIX}) {why}"));
-                }
-            }
+            Some(s) => match prepare_sshsig(&s, &bytes, &k.key) {
+                Err(why) => bad(format!("SSH signature ({file_name}{SSHSIG_SUFFIX}) {why}")),
+                Ok(check) => defer(
+                    check,
+                    problem(
+                        path,
+                        format!("SSH signature ({file_name}{SSHSIG_SUFFIX}) does not verify: bundle or signature modified"),
+                    ),
+                ),
+            },
         }
     }
 
@@ -358,8 +391,9 @@ fn check_bundle(path: &Path, opts: &VerifyOptions) -> Result<(Vec<Problem>, Opti
     Ok((problems, Some(link)))
 }
 
-/// Check an armoured SSHSIG over `msg` made by `key` in our namespace.
-fn check_sshsig(armoured: &[u8], msg: &[u8], key: &ed25519_dalek::VerifyingKey) -> std::result::Result<(), String> {
+/// Check an armoured SSHSIG's envelope (namespace, key, hash) and prepare the check of its
+/// Ed25519 signature over the SSHSIG signed data for `msg`.
+fn prepare_sshsig(armoured: &[u8], msg: &[u8], key: &ed25519_dalek::VerifyingKey) -> std::result::Result<SigCheck, String> {
     let sig = SshSig::from_pem(armoured).map_err(|e| format!("is not a valid SSH signature: {e}"))?;
     if sig.namespace() != NAMESPACE {
         return Err(format!("has namespace {:?}, expected {NAMESPACE:?}", sig.namespace()));
@@ -379,8 +413,8 @@ fn check_sshsig(armoured: &[u8], msg: &[u8], key: &ed25519_dalek::VerifyingKey) 
         return Err("has a non-empty reserved field".into());
     }
     let data = SshSig::signed_data(NAMESPACE, sig.hash_alg(), msg).map_err(|e| e.to_string())?;
-    let raw = Signature::from_slice(sig.signature_bytes()).map_err(|_| "has a malformed Ed25519 signature".to_string())?;
-    key.verify_strict(&data, &raw).map_err(|_| "does not verify: bundle or signature modified".to_string())
+    let raw = <[u8; 64]>::try_from(sig.signature_bytes()).map_err(|_| "has a malformed Ed25519 signature".to_string())?;
+    Ok(SigCheck::new(*key, &raw, &data))
 }
 
 fn check_artifacts(path: &Path, bundle: &Bundle, bad: &mut impl FnMut(String)) -> Result<()> {

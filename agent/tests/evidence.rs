@@ -221,6 +221,13 @@ fn store_layout_chain_schema_and_stock_tools() {
     assert!(err.contains("the chain starts at sequence 2"), "{err}");
     let (code, out, err) = verify(&f.keys, &[&written[1].path, &written[2].path], &["--partial"]);
     assert_eq!(code, 0, "{out}{err}");
+    // Like a shell glob over a month directory: signatures and artifact dirs are skipped.
+    let mut glob: Vec<PathBuf> = fs::read_dir(f.root.join("2026/11")).unwrap().map(|e| e.unwrap().path()).collect();
+    glob.sort();
+    let glob: Vec<&Path> = glob.iter().map(PathBuf::as_path).collect();
+    let (code, out, err) = verify(&f.keys, &glob, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("OK, 4 bundle(s) verified"), "{err}");
 }
 
 #[test]

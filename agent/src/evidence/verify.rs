@@ -105,7 +105,13 @@ pub fn collect(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
             }
             walk(p, &mut files)?;
         } else {
-            files.push(p.clone());
+            // Named files too: `verify 2026/11/*` passes the signatures and artifacts as well.
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            if BundleName::parse_file_name(&name).is_some() {
+                files.push(p.clone());
+            } else {
+                tracing::debug!(file = %p.display(), "not an EB-YYYYMMDD-NNNN.json bundle, ignored");
+            }
         }
     }
     files.sort();

@@ -25,15 +25,22 @@ use nix::time::{clock_gettime, ClockId};
 /// CPU seconds used so far by this thread or by the whole process. The machine this runs on
 /// is shared, so wall time mixes in other people's work; CPU time is what "per core" means.
 fn cpu_secs(clock: ClockId) -> f64 {
-    clock_gettime(clock).map(|t| t.tv_sec() as f64 + t.tv_nsec() as f64 * 1e-9).unwrap_or(0.0)
+    clock_gettime(clock)
+        .map(|t| t.tv_sec() as f64 + t.tv_nsec() as f64 * 1e-9)
+        .unwrap_or(0.0)
 }
 
 fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg").map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default()
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -48,7 +55,8 @@ fn main() {
     let n = env_usize("BENCH_BUNDLES", 3000);
     let sample = env_usize("BENCH_TOOL_SAMPLE", 200).min(n);
     // On the build disk (not a tmpfs), so fsync costs what it costs.
-    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("evidence-bench-{}", std::process::id()));
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("evidence-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
     let keys_dir = base.join("keys");
     let root = base.join("evidence");
@@ -56,10 +64,15 @@ fn main() {
     keys::generate(&keys_dir, t0).expect("generate keys");
     let signer = Signer::load(&keys_dir).expect("load key");
 
-    println!("evidence bench: {n} bundles, stock-tool sample {sample}, store on {}", root.display());
+    println!(
+        "evidence bench: {n} bundles, stock-tool sample {sample}, store on {}",
+        root.display()
+    );
     println!(
         "machine: {} cores, {}; load average at start {}",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
         cpu_model(),
         load_average()
     );
@@ -72,14 +85,18 @@ fn main() {
     let start = Instant::now();
     for i in 0..n as u64 {
         let t = Instant::now();
-        store.append(sample_new_bundle(i, vec![]), &signer, now).expect("append");
+        store
+            .append(sample_new_bundle(i, vec![]), &signer, now)
+            .expect("append");
         lat.push(t.elapsed());
     }
     let total = start.elapsed();
     let append_cpu = cpu_secs(ClockId::CLOCK_THREAD_CPUTIME_ID) - cpu_start;
     drop(store);
     lat.sort();
-    let size = std::fs::metadata(root.join("2026/11/EB-20261122-0001.json")).map(|m| m.len()).unwrap_or(0);
+    let size = std::fs::metadata(root.join("2026/11/EB-20261122-0001.json"))
+        .map(|m| m.len())
+        .unwrap_or(0);
     println!(
         "append (sign + durable write, fsync): {:.0} bundles/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (bundle {size} bytes)",
         n as f64 / total.as_secs_f64(),
@@ -99,7 +116,8 @@ fn main() {
     let mut fl = Vec::new();
     for i in 0..200 {
         let t = Instant::now();
-        msp_agent::fsutil::write_once(&floor_dir.join(format!("f{i}")), &payload, 0o444).expect("write_once");
+        msp_agent::fsutil::write_once(&floor_dir.join(format!("f{i}")), &payload, 0o444)
+            .expect("write_once");
         fl.push(t.elapsed());
     }
     fl.sort();
@@ -116,18 +134,35 @@ fn main() {
     assert_eq!(files.len(), n);
     let mut per_bundle_1 = f64::MAX;
     for threads in [1, 0] {
-        let opts = VerifyOptions { keys: ring.clone(), runbooks: None, partial: false, threads };
-        let clock = if threads == 1 { ClockId::CLOCK_THREAD_CPUTIME_ID } else { ClockId::CLOCK_PROCESS_CPUTIME_ID };
+        let opts = VerifyOptions {
+            keys: ring.clone(),
+            runbooks: None,
+            partial: false,
+            threads,
+        };
+        let clock = if threads == 1 {
+            ClockId::CLOCK_THREAD_CPUTIME_ID
+        } else {
+            ClockId::CLOCK_PROCESS_CPUTIME_ID
+        };
         let (mut best, mut best_cpu) = (Duration::MAX, f64::MAX);
         for _ in 0..5 {
             let (t, c) = (Instant::now(), cpu_secs(clock));
             let report = verify_files(&files, &heads, &opts).expect("verify");
             let (e, ce) = (t.elapsed(), cpu_secs(clock) - c);
-            assert!(report.ok, "bench bundles must verify: {:?}", report.first_problem);
+            assert!(
+                report.ok,
+                "bench bundles must verify: {:?}",
+                report.first_problem
+            );
             best = best.min(e);
             best_cpu = best_cpu.min(ce);
         }
-        let label = if threads == 1 { "1 thread" } else { "all cores" };
+        let label = if threads == 1 {
+            "1 thread"
+        } else {
+            "all cores"
+        };
         println!(
             "verify ({label}): {:.0} bundles/s wall ({:.1} us/bundle), {:.0} bundles per CPU-second ({:.1} us CPU/bundle); best of 5, files in page cache",
             n as f64 / best.as_secs_f64(),
@@ -153,7 +188,11 @@ fn main() {
         .expect("run msp-agent");
     let e = t.elapsed();
     assert!(st.success());
-    println!("msp-agent evidence verify (CLI, all cores): {n} bundles in {:.1} ms = {:.0} bundles/s", ms(e), n as f64 / e.as_secs_f64());
+    println!(
+        "msp-agent evidence verify (CLI, all cores): {n} bundles in {:.1} ms = {:.0} bundles/s",
+        ms(e),
+        n as f64 / e.as_secs_f64()
+    );
 
     // 3. Stock tools, one process per bundle.
     let step = (n / sample).max(1);
@@ -219,7 +258,10 @@ fn breakdown(files: &[PathBuf], ring: &Keyring) {
         .iter()
         .map(|f| {
             let sig = std::fs::read(sidecar(f, ".sig")).expect("sig");
-            (std::fs::read(f).expect("bundle"), sig.try_into().expect("64 bytes"))
+            (
+                std::fs::read(f).expect("bundle"),
+                sig.try_into().expect("64 bytes"),
+            )
         })
         .collect();
     let n = files.len() as f64;
@@ -252,7 +294,8 @@ fn breakdown(files: &[PathBuf], ring: &Keyring) {
     });
     time("1 signature, verify_strict (ed25519-dalek)", &mut || {
         for (b, s) in &data {
-            key.verify_strict(b, &ed25519_dalek::Signature::from_bytes(s)).expect("valid");
+            key.verify_strict(b, &ed25519_dalek::Signature::from_bytes(s))
+                .expect("valid");
         }
     });
     time("1 signature, batched (64 per batch)", &mut || {
@@ -268,6 +311,10 @@ fn sidecar(p: &Path, suffix: &str) -> PathBuf {
 fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into())
 }

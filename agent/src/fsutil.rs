@@ -61,7 +61,10 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 /// Write `bytes` to `path` durably, failing if `path` already exists. See the module docs.
 pub fn write_once(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     if path.exists() {
-        bail!("refusing to overwrite {}: evidence files are written once", path.display());
+        bail!(
+            "refusing to overwrite {}: evidence files are written once",
+            path.display()
+        );
     }
     let tmp = tmp_path(path)?;
     write_tmp(&tmp, bytes, mode)?;
@@ -88,15 +91,19 @@ pub fn write_once_all(files: &[(&Path, &[u8])], mode: u32) -> Result<()> {
                 bail!("{} is not in {}", path.display(), dir.display());
             }
             if path.exists() {
-                bail!("refusing to overwrite {}: evidence files are written once", path.display());
+                bail!(
+                    "refusing to overwrite {}: evidence files are written once",
+                    path.display()
+                );
             }
             let tmp = tmp_path(path)?;
             write_tmp(&tmp, bytes, mode)?;
             tmps.push(tmp);
         }
         for ((path, _), tmp) in files.iter().zip(&tmps) {
-            fs::hard_link(tmp, path)
-                .with_context(|| format!("publishing {} (does it already exist?)", path.display()))?;
+            fs::hard_link(tmp, path).with_context(|| {
+                format!("publishing {} (does it already exist?)", path.display())
+            })?;
         }
         Ok(())
     })();
@@ -138,10 +145,16 @@ mod tests {
         let p = dir.path().join("a.json");
         write_once(&p, b"first", 0o644).unwrap();
         let err = write_once(&p, b"second", 0o644).unwrap_err();
-        assert!(format!("{err:#}").contains("refusing to overwrite"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("refusing to overwrite"),
+            "{err:#}"
+        );
         assert_eq!(fs::read(&p).unwrap(), b"first");
         // No temporaries left behind.
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 1, "{names:?}");
     }
 
@@ -150,12 +163,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (dir.path().join("a.sig"), dir.path().join("b.sig"));
         write_once_all(&[(&a, b"A"), (&b, b"B")], 0o444).unwrap();
-        assert_eq!((fs::read(&a).unwrap(), fs::read(&b).unwrap()), (b"A".to_vec(), b"B".to_vec()));
+        assert_eq!(
+            (fs::read(&a).unwrap(), fs::read(&b).unwrap()),
+            (b"A".to_vec(), b"B".to_vec())
+        );
         let c = dir.path().join("c.sig");
         let err = write_once_all(&[(&c, b"C"), (&a, b"X")], 0o444).unwrap_err();
-        assert!(format!("{err:#}").contains("refusing to overwrite"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("refusing to overwrite"),
+            "{err:#}"
+        );
         assert_eq!(fs::read(&a).unwrap(), b"A");
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 2, "{names:?}");
     }
 

@@ -71,7 +71,10 @@ fn prepare(c: &SigCheck) -> Option<(EdwardsPoint, Scalar)> {
 /// One signature, cofactorless: `[s]B − [k]A` must encode to exactly `R`.
 fn verify_one(c: &SigCheck, s: &Scalar) -> bool {
     let minus_a = -EdwardsPoint::from(c.key);
-    EdwardsPoint::vartime_double_scalar_mul_basepoint(&c.k, &minus_a, s).compress().0 == c.r
+    EdwardsPoint::vartime_double_scalar_mul_basepoint(&c.k, &minus_a, s)
+        .compress()
+        .0
+        == c.r
 }
 
 /// Check every signature; `result[i]` says whether `checks[i]` is valid.
@@ -95,8 +98,10 @@ pub fn verify_all(checks: &[SigCheck]) -> Vec<bool> {
 
 /// A batch of signatures by one key.
 fn verify_batch(checks: &[SigCheck], idx: &[usize], ok: &mut [bool]) {
-    let prepared: Vec<(usize, EdwardsPoint, Scalar)> =
-        idx.iter().filter_map(|&i| prepare(&checks[i]).map(|(r, s)| (i, r, s))).collect();
+    let prepared: Vec<(usize, EdwardsPoint, Scalar)> = idx
+        .iter()
+        .filter_map(|&i| prepare(&checks[i]).map(|(r, s)| (i, r, s)))
+        .collect();
     if prepared.is_empty() {
         return;
     }
@@ -118,8 +123,13 @@ fn verify_batch(checks: &[SigCheck], idx: &[usize], ok: &mut [bool]) {
         a_coeff += zi * checks[*i].k;
     }
     let scalars = [b_coeff, a_coeff].into_iter().chain(z.iter().copied());
-    let points = [ED25519_BASEPOINT_POINT, a].into_iter().chain(prepared.iter().map(|(_, r, _)| *r));
-    if EdwardsPoint::vartime_multiscalar_mul(scalars, points).mul_by_cofactor().is_identity() {
+    let points = [ED25519_BASEPOINT_POINT, a]
+        .into_iter()
+        .chain(prepared.iter().map(|(_, r, _)| *r));
+    if EdwardsPoint::vartime_multiscalar_mul(scalars, points)
+        .mul_by_cofactor()
+        .is_identity()
+    {
         for (i, _, _) in &prepared {
             ok[*i] = true;
         }
@@ -169,7 +179,10 @@ mod tests {
             checks.push(SigCheck::new(signer.verifying_key(), &s, &m));
             expect.push(good);
             // dalek agrees on every case.
-            let dalek = signer.verifying_key().verify_strict(&m, &ed25519_dalek::Signature::from_bytes(&s)).is_ok();
+            let dalek = signer
+                .verifying_key()
+                .verify_strict(&m, &ed25519_dalek::Signature::from_bytes(&s))
+                .is_ok();
             assert_eq!(dalek, good, "case {i}");
         }
         // A signature by the wrong key.

@@ -61,7 +61,10 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 /// Write `bytes` to `path` durably, failing if `path` already exists. See the module docs.
 pub fn write_once(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     if path.exists() {
-        bail!("refusing to overwrite {}: evidence files are written once", path.display());
+        bail!(
+            "refusing to overwrite {}: evidence files are written once",
+            path.display()
+        );
     }
     let tmp = tmp_path(path)?;
     write_tmp(&tmp, bytes, mode)?;
@@ -70,6 +73,45 @@ pub fn write_once(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let _ = fs::remove_file(&tmp);
     linked.with_context(|| format!("publishing {} (does it already exist?)", path.display()))?;
     sync_dir(parent_dir(path)?)
+}
+
+/// [`write_once`] for several files in one directory with a single directory fsync: every
+/// temporary is written and fsynced, then each is linked to its final name (failing if any
+/// name exists), then the directory is fsynced once. After a crash any subset of the names
+/// may exist, each complete. Used for an evidence bundle's two signature files.
+pub fn write_once_all(files: &[(&Path, &[u8])], mode: u32) -> Result<()> {
+    let Some((first, _)) = files.first() else {
+        return Ok(());
+    };
+    let dir = parent_dir(first)?;
+    let mut tmps = Vec::with_capacity(files.len());
+    let result = (|| {
+        for (path, bytes) in files {
+            if parent_dir(path)? != dir {
+                bail!("{} is not in {}", path.display(), dir.display());
+            }
+            if path.exists() {
+                bail!(
+                    "refusing to overwrite {}: evidence files are written once",
+                    path.display()
+                );
+            }
+            let tmp = tmp_path(path)?;
+            write_tmp(&tmp, bytes, mode)?;
+            tmps.push(tmp);
+        }
+        for ((path, _), tmp) in files.iter().zip(&tmps) {
+            fs::hard_link(tmp, path).with_context(|| {
+                format!("publishing {} (does it already exist?)", path.display())
+            })?;
+        }
+        Ok(())
+    })();
+    for tmp in &tmps {
+        let _ = fs::remove_file(tmp);
+    }
+    result?;
+    sync_dir(dir)
 }
 
 /// Atomically replace `path` with `bytes` (create it if missing). See the module docs.
@@ -103,11 +145,40 @@ mod tests {
         let p = dir.path().join("a.json");
         write_once(&p, b"first", 0o644).unwrap();
         let err = write_once(&p, b"second", 0o644).unwrap_err();
-        assert!(format!("{err:#}").contains("refusing to overwrite"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("refusing to overwrite"),
+            "{err:#}"
+        );
         assert_eq!(fs::read(&p).unwrap(), b"first");
         // No temporaries left behind.
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn write_once_all_publishes_every_file_and_refuses_existing_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.sig"), dir.path().join("b.sig"));
+        write_once_all(&[(&a, b"A"), (&b, b"B")], 0o444).unwrap();
+        assert_eq!(
+            (fs::read(&a).unwrap(), fs::read(&b).unwrap()),
+            (b"A".to_vec(), b"B".to_vec())
+        );
+        let c = dir.path().join("c.sig");
+        let err = write_once_all(&[(&c, b"C"), (&a, b"X")], 0o444).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("refusing to overwrite"),
+            "{err:#}"
+        );
+        assert_eq!(fs::read(&a).unwrap(), b"A");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
     }
 
     #[test]

@@ -139,7 +139,7 @@ fn ssh_time(t: DateTime<Utc>) -> String {
 
 /// `SHA256:ab+/cd` as a file name: `SHA256-ab-_cd`.
 pub fn key_id_file_stem(key_id: &str) -> String {
-    key_id.replace(':', "-").replace('+', "-").replace('/', "_")
+    key_id.replace([':', '+'], "-").replace('/', "_")
 }
 
 /// The OpenSSH public key for an Ed25519 verifying key (comment `msp-evidence`).
@@ -166,7 +166,11 @@ fn allowed_signers_line(info: &KeyInfo) -> Result<String> {
     let mut parts = info.public_key.split_whitespace();
     let (alg, b64) = match (parts.next(), parts.next()) {
         (Some(a), Some(b)) => (a, b),
-        _ => bail!("key {}: public_key {:?} is not an OpenSSH line", info.key_id, info.public_key),
+        _ => bail!(
+            "key {}: public_key {:?} is not an OpenSSH line",
+            info.key_id,
+            info.public_key
+        ),
     };
     Ok(format!("{PRINCIPAL} {opts} {alg} {b64}\n"))
 }
@@ -175,10 +179,20 @@ fn write_public_files(dir: &Path, stem: &str, vk: &VerifyingKey, once: bool) -> 
     let pem = vk
         .to_public_key_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
         .context("encoding the public key as SPKI PEM")?;
-    let ssh = ssh_public_key(vk).to_openssh().context("encoding the public key for OpenSSH")?;
-    let write = if once { fsutil::write_once } else { fsutil::replace };
+    let ssh = ssh_public_key(vk)
+        .to_openssh()
+        .context("encoding the public key for OpenSSH")?;
+    let write = if once {
+        fsutil::write_once
+    } else {
+        fsutil::replace
+    };
     write(&dir.join(format!("{stem}.pub.pem")), pem.as_bytes(), 0o644)?;
-    write(&dir.join(format!("{stem}.pub")), format!("{ssh}\n").as_bytes(), 0o644)?;
+    write(
+        &dir.join(format!("{stem}.pub")),
+        format!("{ssh}\n").as_bytes(),
+        0o644,
+    )?;
     Ok(())
 }
 
@@ -193,7 +207,9 @@ fn new_key_info(vk: &VerifyingKey, now: DateTime<Utc>) -> Result<KeyInfo> {
     Ok(KeyInfo {
         key_id: key_id_of(vk),
         algorithm: ALGORITHM.to_string(),
-        public_key: ssh_public_key(vk).to_openssh().context("encoding the public key")?,
+        public_key: ssh_public_key(vk)
+            .to_openssh()
+            .context("encoding the public key")?,
         created: rfc3339(now),
         valid_from: rfc3339(now),
         valid_until: None,
@@ -236,7 +252,10 @@ pub fn generate(dir: &Path, now: DateTime<Utc>) -> Result<KeyInfo> {
 fn write_private_key(path: &Path, sk: &SigningKey, once: bool) -> Result<()> {
     // PKCS#8 v1 (no embedded public key): the form `openssl genpkey` writes and OpenSSL 3.0
     // reads; the v2 form ed25519-dalek writes by default is rejected by `openssl pkey`.
-    let bytes = ed25519_dalek::pkcs8::KeypairBytes { secret_key: sk.to_bytes(), public_key: None };
+    let bytes = ed25519_dalek::pkcs8::KeypairBytes {
+        secret_key: sk.to_bytes(),
+        public_key: None,
+    };
     let pem = bytes
         .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
         .context("encoding the private key as PKCS#8 PEM")?;
@@ -285,14 +304,27 @@ pub fn rotate(dir: &Path, now: DateTime<Utc>) -> Result<(KeyInfo, KeyInfo)> {
     let now = now.trunc_subsecs(0);
     let mut old = read_key_info(&dir.join(KEY_INFO_FILE))?;
     if old.valid_from_time()? > now {
-        bail!("{}: current key is valid from {}, after the rotation time {}", dir.display(), old.valid_from, rfc3339(now));
+        bail!(
+            "{}: current key is valid from {}, after the rotation time {}",
+            dir.display(),
+            old.valid_from,
+            rfc3339(now)
+        );
     }
     // Check the public files really are the key the info names before archiving them.
     let pem_path = dir.join(PUBLIC_PEM_FILE);
-    let pem = fs::read_to_string(&pem_path).with_context(|| format!("reading {}", pem_path.display()))?;
-    let old_vk = VerifyingKey::from_public_key_pem(&pem).with_context(|| format!("parsing {}", pem_path.display()))?;
+    let pem =
+        fs::read_to_string(&pem_path).with_context(|| format!("reading {}", pem_path.display()))?;
+    let old_vk = VerifyingKey::from_public_key_pem(&pem)
+        .with_context(|| format!("parsing {}", pem_path.display()))?;
     if key_id_of(&old_vk) != old.key_id {
-        bail!("{} is key {}, but {} names {}", pem_path.display(), key_id_of(&old_vk), KEY_INFO_FILE, old.key_id);
+        bail!(
+            "{} is key {}, but {} names {}",
+            pem_path.display(),
+            key_id_of(&old_vk),
+            KEY_INFO_FILE,
+            old.key_id
+        );
     }
     old.valid_until = Some(rfc3339(now));
 
@@ -312,8 +344,12 @@ pub fn rotate(dir: &Path, now: DateTime<Utc>) -> Result<(KeyInfo, KeyInfo)> {
     let mut all = read_archive(dir)?;
     all.push(new.clone());
     write_allowed_signers(dir, &all)?;
-    fs::rename(&staged, dir.join(PRIVATE_KEY_FILE))
-        .with_context(|| format!("moving the new private key into {}", dir.join(PRIVATE_KEY_FILE).display()))?;
+    fs::rename(&staged, dir.join(PRIVATE_KEY_FILE)).with_context(|| {
+        format!(
+            "moving the new private key into {}",
+            dir.join(PRIVATE_KEY_FILE).display()
+        )
+    })?;
     fsutil::sync_dir(dir)?;
     Ok((old, new))
 }
@@ -328,7 +364,9 @@ pub struct Signer {
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print key material.
-        f.debug_struct("Signer").field("key_id", &self.key_id).finish_non_exhaustive()
+        f.debug_struct("Signer")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -345,9 +383,11 @@ impl Signer {
                 path.display()
             );
         }
-        let pem = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        let key = SigningKey::from_pkcs8_pem(&pem)
-            .with_context(|| format!("{} is not a PKCS#8 PEM Ed25519 private key", path.display()))?;
+        let pem =
+            fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let key = SigningKey::from_pkcs8_pem(&pem).with_context(|| {
+            format!("{} is not a PKCS#8 PEM Ed25519 private key", path.display())
+        })?;
         let signer = Signer::from_signing_key(key);
         let pub_path = key_dir.join(PUBLIC_SSH_FILE);
         if let Ok(text) = fs::read_to_string(&pub_path) {
@@ -369,7 +409,11 @@ impl Signer {
     /// Wrap an in-memory key (tests and benchmarks; production code uses [`Signer::load`]).
     pub fn from_signing_key(key: SigningKey) -> Signer {
         let vk = key.verifying_key();
-        Signer { key_id: key_id_of(&vk), ssh_public: ssh_public_key(&vk), key }
+        Signer {
+            key_id: key_id_of(&vk),
+            ssh_public: ssh_public_key(&vk),
+            key,
+        }
     }
 
     /// `SHA256:...` fingerprint, as `ssh-keygen -l` prints it.
@@ -390,12 +434,18 @@ impl Signer {
     /// SSHSIG (PEM armoured) over `msg` with namespace `msp-evidence`, hash SHA-512 (what
     /// `ssh-keygen -Y sign` uses).
     pub fn sign_sshsig(&self, msg: &[u8]) -> Result<String> {
-        let data = SshSig::signed_data(NAMESPACE, HashAlg::Sha512, msg).context("building SSHSIG signed data")?;
+        let data = SshSig::signed_data(NAMESPACE, HashAlg::Sha512, msg)
+            .context("building SSHSIG signed data")?;
         let sig = self.key.sign(&data);
         let ssh_sig = ssh_key::Signature::new(ssh_key::Algorithm::Ed25519, sig.to_bytes().to_vec())
             .context("wrapping the Ed25519 signature")?;
-        let sshsig = SshSig::new(self.ssh_public.key_data().clone(), NAMESPACE, HashAlg::Sha512, ssh_sig)
-            .context("building SSHSIG")?;
+        let sshsig = SshSig::new(
+            self.ssh_public.key_data().clone(),
+            NAMESPACE,
+            HashAlg::Sha512,
+            ssh_sig,
+        )
+        .context("building SSHSIG")?;
         let mut pem = sshsig.to_pem(LineEnding::LF).context("encoding SSHSIG")?;
         if !pem.ends_with('\n') {
             pem.push('\n');

@@ -40,11 +40,22 @@ impl Keyring {
     pub fn load(dir: &Path) -> Result<Keyring> {
         let current = keys::read_key_info(&dir.join(keys::KEY_INFO_FILE))?;
         let mut ring = Keyring::default();
-        for info in keys::read_archive(dir)?.into_iter().chain(std::iter::once(current)) {
+        for info in keys::read_archive(dir)?
+            .into_iter()
+            .chain(std::iter::once(current))
+        {
             let key = public_key_of(&info)?;
             let valid_from = info.valid_from_time()?;
             let valid_until = info.valid_until_time()?;
-            ring.keys.insert(info.key_id.clone(), TrustedKey { info, key, valid_from, valid_until });
+            ring.keys.insert(
+                info.key_id.clone(),
+                TrustedKey {
+                    info,
+                    key,
+                    valid_from,
+                    valid_until,
+                },
+            );
         }
         Ok(ring)
     }
@@ -56,14 +67,22 @@ impl Keyring {
 }
 
 fn public_key_of(info: &KeyInfo) -> Result<VerifyingKey> {
-    let pk = PublicKey::from_openssh(info.public_key.trim())
-        .with_context(|| format!("key {}: public_key is not an OpenSSH public key", info.key_id))?;
+    let pk = PublicKey::from_openssh(info.public_key.trim()).with_context(|| {
+        format!(
+            "key {}: public_key is not an OpenSSH public key",
+            info.key_id
+        )
+    })?;
     let fp = pk.fingerprint(ssh_key::HashAlg::Sha256).to_string();
     if fp != info.key_id {
-        bail!("key info says key_id {} but its public_key has fingerprint {fp}", info.key_id);
+        bail!(
+            "key info says key_id {} but its public_key has fingerprint {fp}",
+            info.key_id
+        );
     }
     let Some(ed) = pk.key_data().ed25519() else {
         bail!("key {}: not an Ed25519 key", info.key_id);
     };
-    VerifyingKey::from_bytes(&ed.0).with_context(|| format!("key {}: invalid Ed25519 public key", info.key_id))
+    VerifyingKey::from_bytes(&ed.0)
+        .with_context(|| format!("key {}: invalid Ed25519 public key", info.key_id))
 }

@@ -1,6 +1,8 @@
 //! Evidence bundles: the types ([`bundle`]), the write-once hash-chained store ([`store`]),
-//! the trusted keys ([`keyring`]) and verification ([`verify`]).
+//! the trusted keys ([`keyring`]), verification ([`verify`]) with batched signature checks
+//! ([`batch`]), and a synthetic bundle for tests and benchmarks ([`sample`]).
 
+pub mod batch;
 pub mod bundle;
 pub mod keyring;
 pub mod sample;
@@ -62,25 +64,50 @@ impl EvidenceCmd {
     /// Run the evidence command.
     pub fn run(self) -> Result<Exit> {
         match self {
-            EvidenceCmd::Verify { keys, runbooks, json, partial, paths } => run_verify(keys, runbooks, json, partial, paths),
-            EvidenceCmd::WriteTestBundles { root, keys, count, with_artifact, now } => {
-                write_test_bundles(root, keys, count, with_artifact, now)
-            }
+            EvidenceCmd::Verify {
+                keys,
+                runbooks,
+                json,
+                partial,
+                paths,
+            } => run_verify(keys, runbooks, json, partial, paths),
+            EvidenceCmd::WriteTestBundles {
+                root,
+                keys,
+                count,
+                with_artifact,
+                now,
+            } => write_test_bundles(root, keys, count, with_artifact, now),
         }
     }
 }
 
-fn run_verify(keys: PathBuf, runbooks: Option<PathBuf>, json: bool, partial: bool, paths: Vec<PathBuf>) -> Result<Exit> {
-    let ring = keyring::Keyring::load(&keys).with_context(|| format!("loading keys from {}", keys.display()))?;
+fn run_verify(
+    keys: PathBuf,
+    runbooks: Option<PathBuf>,
+    json: bool,
+    partial: bool,
+    paths: Vec<PathBuf>,
+) -> Result<Exit> {
+    let ring = keyring::Keyring::load(&keys)
+        .with_context(|| format!("loading keys from {}", keys.display()))?;
     let runbooks = runbooks.map(|d| verify::runbook_index(&d)).transpose()?;
     let (files, heads) = verify::collect(&paths)?;
     if files.is_empty() {
         anyhow::bail!("no evidence bundles (EB-YYYYMMDD-NNNN.json) found in the given paths");
     }
-    let opts = verify::VerifyOptions { keys: ring, runbooks, partial, threads: 0 };
+    let opts = verify::VerifyOptions {
+        keys: ring,
+        runbooks,
+        partial,
+        threads: 0,
+    };
     let report = verify::verify_files(&files, &heads, &opts)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report).context("serialising the report")?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).context("serialising the report")?
+        );
     } else {
         for p in &report.problems {
             println!("{}: {}", p.bundle, p.reason);
@@ -88,13 +115,21 @@ fn run_verify(keys: PathBuf, runbooks: Option<PathBuf>, json: bool, partial: boo
         for c in &report.chains {
             println!(
                 "chain {}/{}: {} bundle(s), sequence {}..{}, head sha256 {}",
-                c.client_id, c.hostname, c.bundles, c.first_sequence, c.last_sequence, c.head_sha256
+                c.client_id,
+                c.hostname,
+                c.bundles,
+                c.first_sequence,
+                c.last_sequence,
+                c.head_sha256
             );
         }
     }
     match &report.first_problem {
         None => {
-            eprintln!("evidence verify: OK, {} bundle(s) verified", report.bundles_checked);
+            eprintln!(
+                "evidence verify: OK, {} bundle(s) verified",
+                report.bundles_checked
+            );
             Ok(Exit::Ok)
         }
         Some(p) => {
@@ -107,7 +142,13 @@ fn run_verify(keys: PathBuf, runbooks: Option<PathBuf>, json: bool, partial: boo
     }
 }
 
-fn write_test_bundles(root: PathBuf, keys: PathBuf, count: u64, with_artifact: bool, now: Option<String>) -> Result<Exit> {
+fn write_test_bundles(
+    root: PathBuf,
+    keys: PathBuf,
+    count: u64,
+    with_artifact: bool,
+    now: Option<String>,
+) -> Result<Exit> {
     let signer = crate::keys::Signer::load(&keys)?;
     let mut store = store::EvidenceStore::open(&root)?;
     let fixed: Option<DateTime<Utc>> = now
@@ -124,7 +165,11 @@ fn write_test_bundles(root: PathBuf, keys: PathBuf, count: u64, with_artifact: b
                 .with_context(|| format!("writing {}", f.display()))?;
             files.push(f);
         }
-        let w = store.append(sample::sample_new_bundle(i, files), &signer, fixed.unwrap_or_else(Utc::now))?;
+        let w = store.append(
+            sample::sample_new_bundle(i, files),
+            &signer,
+            fixed.unwrap_or_else(Utc::now),
+        )?;
         println!("{} {} {}", w.sequence, w.bundle_id, w.sha256);
     }
     let _ = std::fs::remove_dir_all(&scratch);

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use super::bundle::{Action, ExecutionSection, IncidentSection, Outputs, Provenance, RunbookSection};
+use super::bundle::{
+    Action, ExecutionSection, IncidentSection, Outputs, Provenance, RunbookSection,
+};
 use super::store::NewBundle;
 
 /// SHA-256 used as `runbook_hash` in sample bundles (of the bytes [`SAMPLE_RUNBOOK`]).
@@ -38,7 +40,10 @@ pub fn sample_new_bundle(i: u64, artifact_files: Vec<PathBuf>) -> NewBundle {
             detected_at: "2026-11-22T10:00:00Z".to_string(),
             source: "probe:disk".to_string(),
             details: json!({"mount": "/srv/data", "used_pct": 90 + (i % 10), "threshold_pct": 90}),
-            hipaa_controls: vec!["164.308(a)(1)(ii)(D)".to_string(), "164.310(d)(1)".to_string()],
+            hipaa_controls: vec![
+                "164.308(a)(1)(ii)(D)".to_string(),
+                "164.310(d)(1)".to_string(),
+            ],
         },
         runbook: RunbookSection {
             runbook_id: "RB-DISK-001".to_string(),
@@ -63,12 +68,19 @@ pub fn sample_new_bundle(i: u64, artifact_files: Vec<PathBuf>) -> NewBundle {
         ],
         rollback: Vec::new(),
         verification: json!({"check": "used_pct < 85", "passed": true, "measured": 71}),
-        outputs: Outputs { resolution_status: "resolved".to_string() },
+        outputs: Outputs {
+            resolution_status: "resolved".to_string(),
+        },
         provenance: Provenance {
             agent_version: crate::AGENT_VERSION.to_string(),
-            nixos_system: Some("/nix/store/8a1k2b3c4d5e6f7g8h9i0j1k2l3m4n5o-nixos-system-clinic-001-26.05".to_string()),
+            nixos_system: Some(
+                "/nix/store/8a1k2b3c4d5e6f7g8h9i0j1k2l3m4n5o-nixos-system-clinic-001-26.05"
+                    .to_string(),
+            ),
             baseline_version: Some("1.0.0".to_string()),
-            baseline_sha256: Some("5e7b9d1f3a9f2c6a4d0b1e3f5a7c9e1b3d5f7a9c1e3b5d7f9a1c3e5b7d9f1a3c".to_string()),
+            baseline_sha256: Some(
+                "5e7b9d1f3a9f2c6a4d0b1e3f5a7c9e1b3d5f7a9c1e3b5d7f9a1c3e5b7d9f1a3c".to_string(),
+            ),
         },
         artifact_files,
     }

@@ -4,7 +4,8 @@
 //! Write protocol of [`EvidenceStore::append`] (see `ARCH-evidence.md` for the crash reasoning):
 //!
 //! 1. artifacts are copied into `EB-….artifacts/` (each file write-once, fsynced);
-//! 2. `.json.sig` then `.json.sshsig` are published with [`fsutil::write_once`];
+//! 2. `.json.sig` and `.json.sshsig` are published with [`fsutil::write_once_all`] (both
+//!    fsynced, linked, one directory fsync);
 //! 3. the bundle `.json` is published with [`fsutil::write_once`]: **this is the commit point**;
 //! 4. `head.json` (a hint naming the last bundle) is updated with [`fsutil::replace`].
 //!
@@ -28,8 +29,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::bundle::{
-    Action, Artifact, Bundle, Chain, ExecutionSection, IncidentSection, Outputs, Provenance, RunbookSection,
-    Signing, BUNDLE_VERSION, GENESIS_PREV_HASH,
+    Action, Artifact, Bundle, Chain, ExecutionSection, IncidentSection, Outputs, Provenance,
+    RunbookSection, Signing, BUNDLE_VERSION, GENESIS_PREV_HASH,
 };
 use crate::fsutil;
 use crate::keys::{Signer, ALGORITHM};
@@ -95,14 +96,21 @@ impl BundleName {
     pub fn parse_id(id: &str) -> Option<BundleName> {
         let rest = id.strip_prefix("EB-")?;
         let (day, n) = rest.split_once('-')?;
-        if day.len() != 8 || n.len() < 4 || !day.bytes().all(|b| b.is_ascii_digit()) || !n.bytes().all(|b| b.is_ascii_digit()) {
+        if day.len() != 8
+            || n.len() < 4
+            || !day.bytes().all(|b| b.is_ascii_digit())
+            || !n.bytes().all(|b| b.is_ascii_digit())
+        {
             return None;
         }
         let n: u64 = n.parse().ok()?;
         if n == 0 {
             return None;
         }
-        Some(BundleName { day: day.parse().ok()?, n })
+        Some(BundleName {
+            day: day.parse().ok()?,
+            n,
+        })
     }
     /// `EB-YYYYMMDD-NNNN`.
     pub fn id(&self) -> String {
@@ -110,7 +118,8 @@ impl BundleName {
     }
     /// `YYYY/MM` directory relative to the store root.
     pub fn month_dir(&self) -> PathBuf {
-        PathBuf::from(format!("{:04}", self.day / 10000)).join(format!("{:02}", self.day / 100 % 100))
+        PathBuf::from(format!("{:04}", self.day / 10000))
+            .join(format!("{:02}", self.day / 100 % 100))
     }
 }
 
@@ -148,7 +157,10 @@ pub struct EvidenceStore {
 
 impl std::fmt::Debug for EvidenceStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EvidenceStore").field("root", &self.root).field("head", &self.head).finish()
+        f.debug_struct("EvidenceStore")
+            .field("root", &self.root)
+            .field("head", &self.head)
+            .finish()
     }
 }
 
@@ -181,14 +193,19 @@ impl EvidenceStore {
             .mode(0o600)
             .open(&lock_path)
             .with_context(|| format!("opening {}", lock_path.display()))?;
-        let lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
-            anyhow::anyhow!(
-                "evidence store {} is in use by another writer (lock {} held: {errno})",
-                root.display(),
-                lock_path.display()
-            )
-        })?;
-        let mut store = EvidenceStore { root: root.to_path_buf(), _lock: lock, head: None };
+        let lock =
+            Flock::lock(lock_file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
+                anyhow::anyhow!(
+                    "evidence store {} is in use by another writer (lock {} held: {errno})",
+                    root.display(),
+                    lock_path.display()
+                )
+            })?;
+        let mut store = EvidenceStore {
+            root: root.to_path_buf(),
+            _lock: lock,
+            head: None,
+        };
         let names = store.scan_and_clean()?;
         store.head = store.find_head(&names)?;
         Ok(store)
@@ -206,7 +223,9 @@ impl EvidenceStore {
 
     /// Path of a bundle file in this store.
     pub fn bundle_path(&self, name: &BundleName) -> PathBuf {
-        self.root.join(name.month_dir()).join(format!("{}.json", name.id()))
+        self.root
+            .join(name.month_dir())
+            .join(format!("{}.json", name.id()))
     }
 
     /// List every published bundle (sorted by name); clean up orphans and temporaries.
@@ -242,7 +261,8 @@ impl EvidenceStore {
                 // Only this (locked) writer creates temporaries here: a left-over one is from a
                 // crash before its publishing link, so it never held published evidence.
                 let p = mdir.join(entry);
-                fs::remove_file(&p).with_context(|| format!("removing stale temporary {}", p.display()))?;
+                fs::remove_file(&p)
+                    .with_context(|| format!("removing stale temporary {}", p.display()))?;
                 continue;
             }
             if let Some(name) = BundleName::parse_file_name(entry) {
@@ -261,7 +281,9 @@ impl EvidenceStore {
                 .or_else(|| entry.strip_suffix(&format!(".json{SSHSIG_SUFFIX}")))
                 .or_else(|| entry.strip_suffix(ARTIFACTS_SUFFIX));
             if let Some(stem) = stem {
-                if BundleName::parse_id(stem).is_some() && !present.contains(format!("{stem}.json").as_str()) {
+                if BundleName::parse_id(stem).is_some()
+                    && !present.contains(format!("{stem}.json").as_str())
+                {
                     self.quarantine(&mdir.join(entry))?;
                 }
             }
@@ -274,7 +296,10 @@ impl EvidenceStore {
     fn quarantine(&self, path: &Path) -> Result<()> {
         let odir = self.root.join(ORPHANS_DIR);
         fsutil::create_dir_all(&odir, 0o755)?;
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let mut target = odir.join(&name);
         let mut i = 1;
         while target.exists() {
@@ -282,16 +307,22 @@ impl EvidenceStore {
             i += 1;
         }
         tracing::warn!(orphan = %path.display(), to = %target.display(), "moving signature/artifacts of an unpublished bundle aside");
-        fs::rename(path, &target).with_context(|| format!("moving orphan {} to {}", path.display(), target.display()))?;
+        fs::rename(path, &target)
+            .with_context(|| format!("moving orphan {} to {}", path.display(), target.display()))?;
         fsutil::sync_dir(&odir)
     }
 
     fn read_chain(&self, name: &BundleName) -> Result<(u64, String, String)> {
         let path = self.bundle_path(name);
         let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        let c: ChainOnly = serde_json::from_slice(&bytes)
-            .with_context(|| format!("{}: not an evidence bundle (chain section)", path.display()))?;
-        Ok((c.chain.sequence, c.chain.prev_bundle_sha256, sha256_hex(&bytes)))
+        let c: ChainOnly = serde_json::from_slice(&bytes).with_context(|| {
+            format!("{}: not an evidence bundle (chain section)", path.display())
+        })?;
+        Ok((
+            c.chain.sequence,
+            c.chain.prev_bundle_sha256,
+            sha256_hex(&bytes),
+        ))
     }
 
     /// The chain head. Fast path: `head.json` names the last bundle by name (or the one before
@@ -301,7 +332,8 @@ impl EvidenceStore {
         let head_path = self.root.join(HEAD_FILE);
         let hint: Option<HeadFile> = match fs::read(&head_path) {
             Ok(bytes) => Some(
-                serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", head_path.display()))?,
+                serde_json::from_slice(&bytes)
+                    .with_context(|| format!("parsing {}", head_path.display()))?,
             ),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(e).with_context(|| format!("reading {}", head_path.display())),
@@ -327,10 +359,18 @@ impl EvidenceStore {
             let same = Path::new(&h.bundle) == last_rel && h.sequence == seq && h.sha256 == sha;
             let one_ahead = seq == h.sequence + 1 && prev == h.sha256;
             if same || one_ahead {
-                return Ok(Some(Head { name: *last, sequence: seq, sha256: sha }));
+                return Ok(Some(Head {
+                    name: *last,
+                    sequence: seq,
+                    sha256: sha,
+                }));
             }
         } else if names.len() == 1 {
-            return Ok(Some(Head { name: *last, sequence: seq, sha256: sha }));
+            return Ok(Some(Head {
+                name: *last,
+                sequence: seq,
+                sha256: sha,
+            }));
         }
         // Slow path (no hint, or names out of chain order after the clock went backwards).
         let mut best: Option<Head> = None;
@@ -383,12 +423,19 @@ impl EvidenceStore {
     }
 
     fn artifacts_dir(&self, name: &BundleName) -> PathBuf {
-        self.root.join(name.month_dir()).join(format!("{}{ARTIFACTS_SUFFIX}", name.id()))
+        self.root
+            .join(name.month_dir())
+            .join(format!("{}{ARTIFACTS_SUFFIX}", name.id()))
     }
 
     /// Assign id, sequence and previous hash, store artifacts, sign, write durably.
     /// `now` sets the bundle id's date and `generated_at` (UTC, whole seconds).
-    pub fn append(&mut self, new: NewBundle, signer: &Signer, now: DateTime<Utc>) -> Result<Written> {
+    pub fn append(
+        &mut self,
+        new: NewBundle,
+        signer: &Signer,
+        now: DateTime<Utc>,
+    ) -> Result<Written> {
         let now = now.trunc_subsecs(0);
         let day = now.year() as u32 * 10000 + now.month() * 100 + now.day();
         let name = self.next_name(day);
@@ -451,28 +498,52 @@ impl EvidenceStore {
             verification: new.verification,
             outputs: new.outputs,
             provenance: new.provenance,
-            chain: Chain { sequence, prev_bundle_sha256: prev },
-            signing: Signing { key_id: signer.key_id().to_string(), algorithm: ALGORITHM.to_string() },
+            chain: Chain {
+                sequence,
+                prev_bundle_sha256: prev,
+            },
+            signing: Signing {
+                key_id: signer.key_id().to_string(),
+                algorithm: ALGORITHM.to_string(),
+            },
         };
         let bytes = serialize_bundle(&bundle)?;
         let sha256 = sha256_hex(&bytes);
         let raw = signer.sign_raw(&bytes);
         let sshsig = signer.sign_sshsig(&bytes)?;
         let path = mdir.join(format!("{id}.json"));
-        fsutil::write_once(&mdir.join(format!("{id}.json{SIG_SUFFIX}")), &raw, EVIDENCE_FILE_MODE)?;
-        fsutil::write_once(&mdir.join(format!("{id}.json{SSHSIG_SUFFIX}")), sshsig.as_bytes(), EVIDENCE_FILE_MODE)?;
+        // Both signatures durable (one directory fsync) before the bundle is published.
+        let sig_path = mdir.join(format!("{id}.json{SIG_SUFFIX}"));
+        let sshsig_path = mdir.join(format!("{id}.json{SSHSIG_SUFFIX}"));
+        fsutil::write_once_all(
+            &[(&sig_path, &raw[..]), (&sshsig_path, sshsig.as_bytes())],
+            EVIDENCE_FILE_MODE,
+        )?;
         // Commit point: from here on the bundle is part of the chain.
         fsutil::write_once(&path, &bytes, EVIDENCE_FILE_MODE)?;
-        self.head = Some(Head { name: *name, sequence, sha256: sha256.clone() });
+        self.head = Some(Head {
+            name: *name,
+            sequence,
+            sha256: sha256.clone(),
+        });
         let hint = HeadFile {
             sequence,
-            bundle: name.month_dir().join(format!("{id}.json")).to_string_lossy().into_owned(),
+            bundle: name
+                .month_dir()
+                .join(format!("{id}.json"))
+                .to_string_lossy()
+                .into_owned(),
             sha256: sha256.clone(),
         };
         let mut hint_bytes = serde_json::to_vec_pretty(&hint).context("serialising head hint")?;
         hint_bytes.push(b'\n');
         fsutil::replace(&self.root.join(HEAD_FILE), &hint_bytes, 0o644)?;
-        Ok(Written { bundle_id: id, path, sequence, sha256 })
+        Ok(Written {
+            bundle_id: id,
+            path,
+            sequence,
+            sha256,
+        })
     }
 
     /// Copy artifact files into `EB-….artifacts/`, returning their listing (sorted by name).
@@ -490,16 +561,25 @@ impl EvidenceStore {
                 bail!("artifact {}: file name {fname:?} is not allowed (plain name, no leading dot, no control characters)", f.display());
             }
             if let Some(other) = by_name.insert(fname.clone(), f) {
-                bail!("artifacts {} and {} have the same file name {fname:?}", other.display(), f.display());
+                bail!(
+                    "artifacts {} and {} have the same file name {fname:?}",
+                    other.display(),
+                    f.display()
+                );
             }
         }
         let adir = self.artifacts_dir(name);
         fs::create_dir(&adir).with_context(|| format!("creating {}", adir.display()))?;
         let mut out = Vec::with_capacity(by_name.len());
         for (fname, src) in by_name {
-            let bytes = fs::read(src).with_context(|| format!("reading artifact {}", src.display()))?;
+            let bytes =
+                fs::read(src).with_context(|| format!("reading artifact {}", src.display()))?;
             fsutil::write_once(&adir.join(&fname), &bytes, EVIDENCE_FILE_MODE)?;
-            out.push(Artifact { filename: fname, sha256: sha256_hex(&bytes), size_bytes: bytes.len() as u64 });
+            out.push(Artifact {
+                filename: fname,
+                sha256: sha256_hex(&bytes),
+                size_bytes: bytes.len() as u64,
+            });
         }
         if let Some(parent) = adir.parent() {
             fsutil::sync_dir(parent)?;
@@ -520,7 +600,9 @@ pub fn valid_artifact_name(name: &str) -> bool {
 
 fn read_dir_names(dir: &Path) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    for entry in fs::read_dir(dir).with_context(|| format!("reading directory {}", dir.display()))? {
+    for entry in
+        fs::read_dir(dir).with_context(|| format!("reading directory {}", dir.display()))?
+    {
         let entry = entry.with_context(|| format!("reading directory {}", dir.display()))?;
         out.push(entry.file_name().to_string_lossy().into_owned());
     }
@@ -534,11 +616,23 @@ mod tests {
     #[test]
     fn bundle_names_parse_and_print() {
         let n = BundleName::parse_file_name("EB-20261122-0003.json").unwrap();
-        assert_eq!(n, BundleName { day: 20261122, n: 3 });
+        assert_eq!(
+            n,
+            BundleName {
+                day: 20261122,
+                n: 3
+            }
+        );
         assert_eq!(n.id(), "EB-20261122-0003");
         assert_eq!(n.month_dir(), PathBuf::from("2026/11"));
         assert_eq!(BundleName::parse_id("EB-20261122-12345").unwrap().n, 12345);
-        for bad in ["EB-2026112-0003.json", "EB-20261122-003.json", "EB-20261122-0000.json", "EB-20261122-0003.json.sig", ".tmp-EB-20261122-0003.json"] {
+        for bad in [
+            "EB-2026112-0003.json",
+            "EB-20261122-003.json",
+            "EB-20261122-0000.json",
+            "EB-20261122-0003.json.sig",
+            ".tmp-EB-20261122-0003.json",
+        ] {
             assert!(BundleName::parse_file_name(bad).is_none(), "{bad}");
         }
     }

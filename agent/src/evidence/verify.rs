@@ -22,9 +22,12 @@ use ed25519_dalek::Signature;
 use serde::Serialize;
 use ssh_key::{HashAlg, SshSig};
 
+use super::batch::{verify_all, SigCheck};
 use super::bundle::{Bundle, GENESIS_PREV_HASH};
 use super::keyring::Keyring;
-use super::store::{sha256_hex, BundleName, ARTIFACTS_SUFFIX, HEAD_FILE, SIG_SUFFIX, SSHSIG_SUFFIX};
+use super::store::{
+    sha256_hex, BundleName, ARTIFACTS_SUFFIX, HEAD_FILE, SIG_SUFFIX, SSHSIG_SUFFIX,
+};
 use crate::fsutil::TMP_PREFIX;
 use crate::keys::{ALGORITHM, NAMESPACE};
 
@@ -104,7 +107,16 @@ pub fn collect(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
             }
             walk(p, &mut files)?;
         } else {
-            files.push(p.clone());
+            // Named files too: `verify 2026/11/*` passes the signatures and artifacts as well.
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if BundleName::parse_file_name(&name).is_some() {
+                files.push(p.clone());
+            } else {
+                tracing::debug!(file = %p.display(), "not an EB-YYYYMMDD-NNNN.json bundle, ignored");
+            }
         }
     }
     files.sort();
@@ -113,7 +125,9 @@ pub fn collect(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    for entry in fs::read_dir(dir).with_context(|| format!("reading directory {}", dir.display()))? {
+    for entry in
+        fs::read_dir(dir).with_context(|| format!("reading directory {}", dir.display()))?
+    {
         let entry = entry.with_context(|| format!("reading directory {}", dir.display()))?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
@@ -121,7 +135,9 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
             // `.tmp-*` temporaries, `.orphans/`, `.lock`: never evidence.
             continue;
         }
-        let ft = entry.file_type().with_context(|| format!("reading {}", entry.path().display()))?;
+        let ft = entry
+            .file_type()
+            .with_context(|| format!("reading {}", entry.path().display()))?;
         if ft.is_dir() {
             if !name.ends_with(ARTIFACTS_SUFFIX) {
                 walk(&entry.path(), out)?;
@@ -136,18 +152,29 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 /// Read a runbook directory (recursive): every `*.yaml`/`*.yml` with a top-level `id:`.
 pub fn runbook_index(dir: &Path) -> Result<HashMap<String, Vec<String>>> {
     fn visit(dir: &Path, idx: &mut HashMap<String, Vec<String>>) -> Result<()> {
-        for entry in fs::read_dir(dir).with_context(|| format!("reading runbook directory {}", dir.display()))? {
-            let entry = entry.with_context(|| format!("reading runbook directory {}", dir.display()))?;
+        for entry in fs::read_dir(dir)
+            .with_context(|| format!("reading runbook directory {}", dir.display()))?
+        {
+            let entry =
+                entry.with_context(|| format!("reading runbook directory {}", dir.display()))?;
             let path = entry.path();
-            if entry.file_type().with_context(|| format!("reading {}", path.display()))?.is_dir() {
+            if entry
+                .file_type()
+                .with_context(|| format!("reading {}", path.display()))?
+                .is_dir()
+            {
                 visit(&path, idx)?;
                 continue;
             }
-            let is_yaml = matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
+            let is_yaml = matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml")
+            );
             if !is_yaml {
                 continue;
             }
-            let bytes = fs::read(&path).with_context(|| format!("reading runbook {}", path.display()))?;
+            let bytes =
+                fs::read(&path).with_context(|| format!("reading runbook {}", path.display()))?;
             let doc: serde_yaml_ng::Value = match serde_yaml_ng::from_slice(&bytes) {
                 Ok(v) => v,
                 Err(e) => {
@@ -156,7 +183,10 @@ pub fn runbook_index(dir: &Path) -> Result<HashMap<String, Vec<String>>> {
                 }
             };
             match doc.get("id").and_then(|v| v.as_str()) {
-                Some(id) => idx.entry(id.to_string()).or_default().push(sha256_hex(&bytes)),
+                Some(id) => idx
+                    .entry(id.to_string())
+                    .or_default()
+                    .push(sha256_hex(&bytes)),
                 None => tracing::warn!(runbook = %path.display(), "no top-level `id:`, ignored"),
             }
         }
@@ -171,29 +201,34 @@ pub fn runbook_index(dir: &Path) -> Result<HashMap<String, Vec<String>>> {
 /// themselves; everything wrong with the evidence is a [`Problem`] in the report.
 pub fn verify_files(files: &[PathBuf], heads: &[PathBuf], opts: &VerifyOptions) -> Result<Report> {
     let threads = match opts.threads {
-        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
         n => n,
     }
     .min(files.len() / 64 + 1)
     .max(1);
-    let results: Vec<Result<(Vec<Problem>, Option<Link>)>> = if threads == 1 {
-        files.iter().map(|f| check_bundle(f, opts)).collect()
+    let results: Vec<Result<(Vec<Problem>, Vec<Link>)>> = if threads == 1 {
+        vec![check_files(files, opts)]
     } else {
         let chunk = files.len().div_ceil(threads);
         std::thread::scope(|s| {
             let handles: Vec<_> = files
                 .chunks(chunk)
-                .map(|c| s.spawn(move || c.iter().map(|f| check_bundle(f, opts)).collect::<Vec<_>>()))
+                .map(|c| s.spawn(move || check_files(c, opts)))
                 .collect();
-            handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
         })
     };
     let mut problems = Vec::new();
     let mut links = Vec::with_capacity(files.len());
     for r in results {
-        let (p, link) = r?;
+        let (p, l) = r?;
         problems.extend(p);
-        links.extend(link);
+        links.extend(l);
     }
     let chains = check_chains(links, heads, opts, &mut problems)?;
     problems.sort_by(|a, b| a.order.cmp(&b.order));
@@ -211,9 +246,17 @@ pub fn verify_files(files: &[PathBuf], heads: &[PathBuf], opts: &VerifyOptions) 
 }
 
 fn problem(path: &Path, reason: String) -> Problem {
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let name = BundleName::parse_file_name(&file_name);
-    Problem { bundle: file_name, path: path.to_path_buf(), reason, order: (name, path.to_path_buf()) }
+    Problem {
+        bundle: file_name,
+        path: path.to_path_buf(),
+        reason,
+        order: (name, path.to_path_buf()),
+    }
 }
 
 /// Read a companion file; `None` when it does not exist.
@@ -231,12 +274,42 @@ fn companion(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// All checks of one bundle that need no other bundle.
-fn check_bundle(path: &Path, opts: &VerifyOptions) -> Result<(Vec<Problem>, Option<Link>)> {
+/// Per-bundle checks of some files, signatures verified in batches at the end.
+fn check_files(files: &[PathBuf], opts: &VerifyOptions) -> Result<(Vec<Problem>, Vec<Link>)> {
+    let mut problems = Vec::new();
+    let mut links = Vec::with_capacity(files.len());
+    let mut sigs = Vec::with_capacity(2 * files.len());
+    let mut on_failure = Vec::with_capacity(2 * files.len());
+    for f in files {
+        let (p, link) = check_bundle(f, opts, &mut |check, problem| {
+            sigs.push(check);
+            on_failure.push(problem);
+        })?;
+        problems.extend(p);
+        links.extend(link);
+    }
+    for (ok, problem) in verify_all(&sigs).into_iter().zip(on_failure) {
+        if !ok {
+            problems.push(problem);
+        }
+    }
+    Ok((problems, links))
+}
+
+/// All checks of one bundle that need no other bundle. Signature checks are handed to
+/// `defer` with the problem to report if the signature turns out invalid.
+fn check_bundle(
+    path: &Path,
+    opts: &VerifyOptions,
+    defer: &mut dyn FnMut(SigCheck, Problem),
+) -> Result<(Vec<Problem>, Option<Link>)> {
     let mut problems = Vec::new();
     let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let sha256 = sha256_hex(&bytes);
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let name = BundleName::parse_file_name(&file_name);
     let raw_sig = read_opt(&companion(path, SIG_SUFFIX))?;
 
@@ -246,7 +319,10 @@ fn check_bundle(path: &Path, opts: &VerifyOptions) -> Result<(Vec<Problem>, Opti
             // Say whether the bytes are still what was signed: they rarely are.
             let signed_by = raw_sig.as_deref().and_then(|s| {
                 let sig = Signature::from_slice(s).ok()?;
-                opts.keys.keys.values().find(|k| k.key.verify_strict(&bytes, &sig).is_ok())
+                opts.keys
+                    .keys
+                    .values()
+                    .find(|k| k.key.verify_strict(&bytes, &sig).is_ok())
             });
             let why = match signed_by {
                 Some(k) => format!("validly signed by {} but not a valid bundle: {e}", k.info.key_id),
@@ -260,7 +336,10 @@ fn check_bundle(path: &Path, opts: &VerifyOptions) -> Result<(Vec<Problem>, Opti
 
     // Identity: the id is the file name, the file sits in its YYYY/MM directory.
     if Some(bundle.bundle_id.as_str()) != file_name.strip_suffix(".json") {
-        bad(format!("bundle_id {} does not match the file name (renamed, moved or reordered)", bundle.bundle_id));
+        bad(format!(
+            "bundle_id {} does not match the file name (renamed, moved or reordered)",
+            bundle.bundle_id
+        ));
     }
     if let Some(n) = name {
         let month = path.parent();
@@ -273,31 +352,46 @@ fn check_bundle(path: &Path, opts: &VerifyOptions) -> Result<(Vec<Problem>, Opti
         };
         if let (Some(y), Some(m)) = (as_num(year, 4), as_num(month, 2)) {
             if PathBuf::from(&y).join(&m) != n.month_dir() {
-                bad(format!("is in directory {y}/{m}, not {}", n.month_dir().display()));
+                bad(format!(
+                    "is in directory {y}/{m}, not {}",
+                    n.month_dir().display()
+                ));
             }
         }
     }
     let generated_at = match DateTime::parse_from_rfc3339(&bundle.generated_at) {
         Ok(t) => Some(t.with_timezone(&Utc)),
         Err(e) => {
-            bad(format!("generated_at {:?} is not an RFC 3339 time: {e}", bundle.generated_at));
+            bad(format!(
+                "generated_at {:?} is not an RFC 3339 time: {e}",
+                bundle.generated_at
+            ));
             None
         }
     };
     if let (Some(t), Some(n)) = (generated_at, BundleName::parse_id(&bundle.bundle_id)) {
         let day: u32 = t.format("%Y%m%d").to_string().parse().unwrap_or(0);
         if day != n.day {
-            bad(format!("generated_at {} is not on the day in bundle_id {}", bundle.generated_at, bundle.bundle_id));
+            bad(format!(
+                "generated_at {} is not on the day in bundle_id {}",
+                bundle.generated_at, bundle.bundle_id
+            ));
         }
     }
 
     // Signatures, with the key named by the bundle and valid at its time.
     let key = opts.keys.get(&bundle.signing.key_id);
     if bundle.signing.algorithm != ALGORITHM {
-        bad(format!("signing.algorithm is {:?}, expected {ALGORITHM:?}", bundle.signing.algorithm));
+        bad(format!(
+            "signing.algorithm is {:?}, expected {ALGORITHM:?}",
+            bundle.signing.algorithm
+        ));
     }
     match (key, generated_at) {
-        (None, _) => bad(format!("signed by unknown key {} (not in the key directory)", bundle.signing.key_id)),
+        (None, _) => bad(format!(
+            "signed by unknown key {} (not in the key directory)",
+            bundle.signing.key_id
+        )),
         (Some(k), Some(t)) if !k.covers(t) => bad(format!(
             "signed by key {} outside its validity window ({} to {}): generated_at {}",
             k.info.key_id,
@@ -308,27 +402,35 @@ fn check_bundle(path: &Path, opts: &VerifyOptions) -> Result<(Vec<Problem>, Opti
         _ => {}
     }
     if let Some(k) = key {
-        match raw_sig {
+        match raw_sig.as_deref().map(<[u8; 64]>::try_from) {
             None => bad(format!("missing {file_name}{SIG_SUFFIX}")),
-            Some(s) => match Signature::from_slice(&s) {
-                Err(_) => bad(format!("{file_name}{SIG_SUFFIX} is {} bytes, not a 64-byte Ed25519 signature", s.len())),
-                Ok(sig) => {
-                    if k.key.verify_strict(&bytes, &sig).is_err() {
-                        bad(format!(
-                            "raw signature ({file_name}{SIG_SUFFIX}) does not verify with key {}: bundle or signature modified",
-                            k.info.key_id
-                        ));
-                    }
-                }
-            },
+            Some(Err(_)) => bad(format!(
+                "{file_name}{SIG_SUFFIX} is {} bytes, not a 64-byte Ed25519 signature",
+                raw_sig.as_ref().map_or(0, Vec::len)
+            )),
+            Some(Ok(sig)) => defer(
+                SigCheck::new(k.key, &sig, &bytes),
+                problem(
+                    path,
+                    format!(
+                        "raw signature ({file_name}{SIG_SUFFIX}) does not verify with key {}: bundle or signature modified",
+                        k.info.key_id
+                    ),
+                ),
+            ),
         }
         match read_opt(&companion(path, SSHSIG_SUFFIX))? {
             None => bad(format!("missing {file_name}{SSHSIG_SUFFIX}")),
-            Some(s) => {
-                if let Err(why) = check_sshsig(&s, &bytes, &k.key) {
-                    bad(format!("SSH signature ({file_name}{SSHSIG_SUFFIX}) {why}"));
-                }
-            }
+            Some(s) => match prepare_sshsig(&s, &bytes, &k.key) {
+                Err(why) => bad(format!("SSH signature ({file_name}{SSHSIG_SUFFIX}) {why}")),
+                Ok(check) => defer(
+                    check,
+                    problem(
+                        path,
+                        format!("SSH signature ({file_name}{SSHSIG_SUFFIX}) does not verify: bundle or signature modified"),
+                    ),
+                ),
+            },
         }
     }
 
@@ -337,7 +439,10 @@ fn check_bundle(path: &Path, opts: &VerifyOptions) -> Result<(Vec<Problem>, Opti
     if let Some(idx) = &opts.runbooks {
         let rb = &bundle.runbook;
         match idx.get(&rb.runbook_id) {
-            None => bad(format!("runbook {} is not in the runbook directory", rb.runbook_id)),
+            None => bad(format!(
+                "runbook {} is not in the runbook directory",
+                rb.runbook_id
+            )),
             Some(hashes) if !hashes.contains(&rb.runbook_hash) => bad(format!(
                 "runbook_hash {} of {} matches no runbook file with that id (runbook changed?)",
                 rb.runbook_hash, rb.runbook_id
@@ -358,11 +463,20 @@ fn check_bundle(path: &Path, opts: &VerifyOptions) -> Result<(Vec<Problem>, Opti
     Ok((problems, Some(link)))
 }
 
-/// Check an armoured SSHSIG over `msg` made by `key` in our namespace.
-fn check_sshsig(armoured: &[u8], msg: &[u8], key: &ed25519_dalek::VerifyingKey) -> std::result::Result<(), String> {
-    let sig = SshSig::from_pem(armoured).map_err(|e| format!("is not a valid SSH signature: {e}"))?;
+/// Check an armoured SSHSIG's envelope (namespace, key, hash) and prepare the check of its
+/// Ed25519 signature over the SSHSIG signed data for `msg`.
+fn prepare_sshsig(
+    armoured: &[u8],
+    msg: &[u8],
+    key: &ed25519_dalek::VerifyingKey,
+) -> std::result::Result<SigCheck, String> {
+    let sig =
+        SshSig::from_pem(armoured).map_err(|e| format!("is not a valid SSH signature: {e}"))?;
     if sig.namespace() != NAMESPACE {
-        return Err(format!("has namespace {:?}, expected {NAMESPACE:?}", sig.namespace()));
+        return Err(format!(
+            "has namespace {:?}, expected {NAMESPACE:?}",
+            sig.namespace()
+        ));
     }
     let Some(pk) = sig.public_key().ed25519() else {
         return Err("is not an Ed25519 signature".into());
@@ -379,12 +493,16 @@ fn check_sshsig(armoured: &[u8], msg: &[u8], key: &ed25519_dalek::VerifyingKey) 
         return Err("has a non-empty reserved field".into());
     }
     let data = SshSig::signed_data(NAMESPACE, sig.hash_alg(), msg).map_err(|e| e.to_string())?;
-    let raw = Signature::from_slice(sig.signature_bytes()).map_err(|_| "has a malformed Ed25519 signature".to_string())?;
-    key.verify_strict(&data, &raw).map_err(|_| "does not verify: bundle or signature modified".to_string())
+    let raw = <[u8; 64]>::try_from(sig.signature_bytes())
+        .map_err(|_| "has a malformed Ed25519 signature".to_string())?;
+    Ok(SigCheck::new(*key, &raw, &data))
 }
 
 fn check_artifacts(path: &Path, bundle: &Bundle, bad: &mut impl FnMut(String)) -> Result<()> {
-    let stem = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let stem = stem.strip_suffix(".json").unwrap_or(&stem);
     let adir = path.with_file_name(format!("{stem}{ARTIFACTS_SUFFIX}"));
     let mut on_disk: Vec<String> = match fs::read_dir(&adir) {
@@ -404,23 +522,34 @@ fn check_artifacts(path: &Path, bundle: &Bundle, bad: &mut impl FnMut(String)) -
     };
     for a in &bundle.artifacts {
         if !super::store::valid_artifact_name(&a.filename) {
-            bad(format!("artifact name {:?} is not a plain file name", a.filename));
+            bad(format!(
+                "artifact name {:?} is not a plain file name",
+                a.filename
+            ));
             continue;
         }
         let ap = adir.join(&a.filename);
         match read_opt(&ap)? {
             None => bad(format!("artifact {} is missing", a.filename)),
-            Some(b) if b.len() as u64 != a.size_bytes => {
-                bad(format!("artifact {} is {} bytes, the bundle says {}", a.filename, b.len(), a.size_bytes))
-            }
-            Some(b) if sha256_hex(&b) != a.sha256 => bad(format!("artifact {} sha256 does not match (modified)", a.filename)),
+            Some(b) if b.len() as u64 != a.size_bytes => bad(format!(
+                "artifact {} is {} bytes, the bundle says {}",
+                a.filename,
+                b.len(),
+                a.size_bytes
+            )),
+            Some(b) if sha256_hex(&b) != a.sha256 => bad(format!(
+                "artifact {} sha256 does not match (modified)",
+                a.filename
+            )),
             Some(_) => {}
         }
         on_disk.retain(|n| n != &a.filename);
     }
     on_disk.sort();
     for extra in on_disk {
-        bad(format!("artifact {extra} in {stem}{ARTIFACTS_SUFFIX}/ is not listed in the bundle (inserted)"));
+        bad(format!(
+            "artifact {extra} in {stem}{ARTIFACTS_SUFFIX}/ is not listed in the bundle (inserted)"
+        ));
     }
     Ok(())
 }
@@ -451,13 +580,20 @@ fn check_chains(
         let mut kept: BTreeMap<u64, &Link> = BTreeMap::new();
         for (seq, same) in &by_seq {
             let linked: Vec<&Link> = match by_seq.get(&(seq + 1)) {
-                Some(next) => same.iter().copied().filter(|l| next.iter().any(|n| n.prev == l.sha256)).collect(),
+                Some(next) => same
+                    .iter()
+                    .copied()
+                    .filter(|l| next.iter().any(|n| n.prev == l.sha256))
+                    .collect(),
                 None => Vec::new(),
             };
             let keep = linked.first().copied().unwrap_or(same[0]);
             kept.insert(*seq, keep);
             for l in same.iter().filter(|l| l.path != keep.path) {
-                problems.push(problem(&l.path, format!("fork: sequence {seq} is also used by {}", keep.file_name)));
+                problems.push(problem(
+                    &l.path,
+                    format!("fork: sequence {seq} is also used by {}", keep.file_name),
+                ));
             }
         }
         // Forks: one predecessor claimed twice (with different sequences).
@@ -479,7 +615,11 @@ fn check_chains(
                 match prev_seq {
                     None => {
                         if *seq == 1 && l.prev != GENESIS_PREV_HASH {
-                            problems.push(problem(&l.path, "chain broken: sequence 1 must have the genesis prev_bundle_sha256".into()));
+                            problems.push(problem(
+                                &l.path,
+                                "chain broken: sequence 1 must have the genesis prev_bundle_sha256"
+                                    .into(),
+                            ));
                         } else if *seq != 1 && !opts.partial {
                             problems.push(problem(
                                 &l.path,
@@ -503,11 +643,17 @@ fn check_chains(
                         } else if named.sha256 != l.prev {
                             problems.push(problem(
                                 &l.path,
-                                format!("chain broken: prev_bundle_sha256 does not match {}", named.file_name),
+                                format!(
+                                    "chain broken: prev_bundle_sha256 does not match {}",
+                                    named.file_name
+                                ),
                             ));
                         }
                         if l.prev == GENESIS_PREV_HASH {
-                            problems.push(problem(&l.path, "chain broken: a second genesis bundle".into()));
+                            problems.push(problem(
+                                &l.path,
+                                "chain broken: a second genesis bundle".into(),
+                            ));
                         }
                         // Same day: the per-day number must grow with the sequence.
                         if let (Some(a), Some(n)) = (named.name, l.name) {
@@ -540,11 +686,14 @@ fn check_chains(
     // A store's head.json records how far its chain got: fewer bundles means deletion at the end.
     for head in heads {
         let text = fs::read(head).with_context(|| format!("reading {}", head.display()))?;
-        let hint: serde_json::Value = serde_json::from_slice(&text).with_context(|| format!("parsing {}", head.display()))?;
+        let hint: serde_json::Value =
+            serde_json::from_slice(&text).with_context(|| format!("parsing {}", head.display()))?;
         let seq = hint.get("sequence").and_then(|v| v.as_u64()).unwrap_or(0);
         let sha = hint.get("sha256").and_then(|v| v.as_str()).unwrap_or("");
         let bundle = hint.get("bundle").and_then(|v| v.as_str()).unwrap_or("");
-        let reached = summaries.iter().any(|c| c.last_sequence > seq || (c.last_sequence == seq && c.head_sha256 == sha));
+        let reached = summaries
+            .iter()
+            .any(|c| c.last_sequence > seq || (c.last_sequence == seq && c.head_sha256 == sha));
         if !reached {
             let root = head.parent().unwrap_or(Path::new("."));
             problems.push(problem(

@@ -6,8 +6,10 @@
 //! * the agent's ingest through detection (journalctl -o export → parser → bounded channel →
 //!   Detector), all fields and with `--output-fields` restricted to what the detector reads;
 //! * the ingesting process's peak RSS (VmHWM), measured in a fresh child process so the
-//!   generator's memory does not count.
-//! Env: MSP_BENCH_ENTRIES (default 200000).
+//!   generator's memory does not count;
+//! * the agent's parse + detect alone, from a saved export stream.
+//!
+//! Env: MSP_BENCH_ENTRIES (default 200000), MSP_BENCH_ROUNDS (default 3).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

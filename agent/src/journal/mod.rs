@@ -233,6 +233,8 @@ impl JournalSource {
 
     /// The next entry, blocking; `Ok(None)` at the end of a non-follow input. An `Err` means
     /// the source is dead (see [`ReaderDied`]); later calls return `Ok(None)`.
+    // Not an Iterator: it returns Result<Option<_>> and can fail after yielding.
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Option<Entry>> {
         loop {
             match self.next_timeout(Duration::from_secs(3600))? {

@@ -125,7 +125,7 @@ fn follow_yields_entries_appended_after_start_and_from_new_files() {
     cfg.follow = true;
     cfg.start_at = StartAt::Head;
     let mut s = JournalSource::start(&cfg).unwrap();
-    let mut next = |s: &mut JournalSource| match s.next_timeout(Duration::from_secs(10)).unwrap() {
+    let next = |s: &mut JournalSource| match s.next_timeout(Duration::from_secs(10)).unwrap() {
         Next::Entry(e) => msg(&e),
         other => panic!("expected an entry, got {other:?}"),
     };
@@ -229,4 +229,20 @@ fn following_files_is_refused_with_a_clear_error() {
     let cfg = SourceConfig::new(Input::Files(vec!["/nonexistent.journal".into()]));
     let err = JournalSource::start(&cfg).err().unwrap();
     assert!(format!("{err:#}").contains("/nonexistent.journal"), "{err:#}");
+}
+
+#[test]
+fn system_journal_follow_covers_all_boots_of_this_machine_only() {
+    let mut cfg = SourceConfig::new(Input::System);
+    cfg.follow = true;
+    cfg.after_cursor = Some("s=1;i=2".into());
+    let args = cfg.journalctl_args().unwrap();
+    for want in ["--output=export", "--merge", "--follow", "--after-cursor=s=1;i=2"] {
+        assert!(args.iter().any(|a| a == want), "{want} missing from {args:?}");
+    }
+    assert!(!args.iter().any(|a| a.starts_with("--boot") || a == "-b"), "{args:?}");
+    match std::fs::read_to_string("/etc/machine-id") {
+        Ok(id) if id.trim().len() == 32 => assert!(args.contains(&format!("_MACHINE_ID={}", id.trim())), "{args:?}"),
+        _ => eprintln!("NOTE: /etc/machine-id missing or malformed here: the _MACHINE_ID match is not checked"),
+    }
 }

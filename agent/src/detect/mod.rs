@@ -30,9 +30,9 @@ use crate::exit::Exit;
 use crate::incident::{event_type, Incident, IncidentSource};
 use crate::journal::{self, Input, JournalSource, SourceConfig};
 
-/// The journal fields the detector reads; pass as [`SourceConfig::output_fields`] so
-/// journalctl formats only these (the always-present `__CURSOR`, `__REALTIME_TIMESTAMP`,
-/// `__MONOTONIC_TIMESTAMP` and `_BOOT_ID` come anyway).
+/// The journal fields the detector reads. Can be passed as [`SourceConfig::output_fields`],
+/// but measured slower with journalctl 252 than asking for all fields (BENCHMARKS-journal.md);
+/// kept to document the detector's inputs and for newer journalctl versions.
 pub const FIELDS: &[&str] = &[
     "MESSAGE", "MESSAGE_ID", "PRIORITY", "UNIT", "_SYSTEMD_UNIT", "_PID", "_TRANSPORT", "_COMM",
     "SYSLOG_IDENTIFIER", "UNIT_RESULT", "EXIT_CODE", "EXIT_STATUS", "JOB_RESULT", "_HOSTNAME",
@@ -81,8 +81,9 @@ impl DetectCmd {
         if files.is_empty() {
             bail!("give at least one --journal-file or --journal-dir");
         }
-        let mut cfg = SourceConfig::new(Input::Files(files));
-        cfg.output_fields = Some(FIELDS.iter().map(|s| s.to_string()).collect());
+        // All fields: journalctl 252 formats `--output-fields` output slower, not faster
+        // (BENCHMARKS-journal.md).
+        let cfg = SourceConfig::new(Input::Files(files));
         let mut source = JournalSource::start(&cfg)?;
         let mut detector = Detector::new(DetectConfig::new(), IncidentIds::in_memory());
         let stdout = std::io::stdout();

@@ -191,10 +191,31 @@ pub fn first_match<'r>(rules: &'r [Rule], e: &Entry) -> Option<&'r Rule> {
 }
 
 fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
-    // Needles are lowercase ASCII; a cheap pre-check on the first byte keeps this fast.
-    if needle.is_empty() || hay.len() < needle.len() {
-        return needle.is_empty();
+    let Some(&first) = needle.first() else { return true };
+    // Jump between occurrences of the first byte (either case) with memchr: this runs on
+    // every service message, so it must not be a byte-by-byte window scan.
+    let (lo, up) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    let mut from = 0;
+    while hay.len() - from >= needle.len() {
+        let Some(i) = memchr::memchr2(lo, up, &hay[from..=hay.len() - needle.len()]) else { return false };
+        let at = from + i;
+        if hay[at..at + needle.len()].eq_ignore_ascii_case(needle) {
+            return true;
+        }
+        from = at + 1;
     }
-    let first = needle[0];
-    hay.windows(needle.len()).any(|w| w[0].to_ascii_lowercase() == first && w.eq_ignore_ascii_case(needle))
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ignore_case_search() {
+        use super::contains_ignore_case as c;
+        assert!(c(b"SSL: Certificate Has Expired", b"certificate has expired"));
+        assert!(c(b"certificate has expired", b"certificate has expired"));
+        assert!(!c(b"certificate has expire", b"certificate has expired"));
+        assert!(!c(b"", b"x"));
+        assert!(c(b"xxC", b"c"));
+    }
 }

@@ -162,6 +162,11 @@ impl<R: BufRead> ExportReader<R> {
         ExportReader { inner, limits, line: Vec::with_capacity(256), entries: 0 }
     }
 
+    /// The underlying reader (e.g. to ask a `BufReader` whether input is buffered).
+    pub fn get_ref(&self) -> &R {
+        &self.inner
+    }
+
     /// The next entry, `Ok(None)` at a clean end of stream. A stream that ends inside an
     /// entry, a binary field whose length runs past the end, or a field name that is not a
     /// journal field name are errors naming the entry number and the field.

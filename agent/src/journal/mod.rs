@@ -183,11 +183,19 @@ pub enum Next {
     End,
 }
 
-type Msg = Result<Entry, anyhow::Error>;
+/// Entries travel in batches: one channel operation (and at most one consumer wake-up) per
+/// batch instead of per entry. The reader sends a batch when it is full or when journalctl has
+/// nothing more buffered, so a batch never waits for input (no added latency when following).
+type Msg = Result<Vec<Entry>, anyhow::Error>;
+
+/// Most entries per batch.
+const MAX_BATCH: usize = 64;
 
 /// A running journal source. Dropping it kills the journalctl child and joins the reader.
 pub struct JournalSource {
     rx: Option<Receiver<Msg>>,
+    /// The rest of the batch being handed out.
+    pending: std::collections::VecDeque<Entry>,
     child: Arc<Mutex<Child>>,
     reader: Option<JoinHandle<()>>,
     done: bool,
@@ -222,19 +230,24 @@ impl JournalSource {
         let stdout = child.stdout.take().context("journalctl stdout")?;
         let stderr = child.stderr.take().context("journalctl stderr")?;
         let child = Arc::new(Mutex::new(child));
-        let (tx, rx) = mpsc::sync_channel(cfg.channel_capacity.max(1));
+        // `channel_capacity` entries in flight at most: batches of `batch` entries, and
+        // `capacity / batch` batches in the channel (plus one being filled, one being consumed).
+        let batch = MAX_BATCH.min(cfg.channel_capacity.max(1));
+        let (tx, rx) = mpsc::sync_channel((cfg.channel_capacity / batch).max(1));
         let limits = cfg.limits;
         let follow = cfg.follow;
         let child2 = Arc::clone(&child);
         let reader = std::thread::Builder::new()
             .name("journal-reader".into())
-            .spawn(move || reader_thread(stdout, stderr, limits, follow, tx, child2))
+            .spawn(move || reader_thread(stdout, stderr, limits, follow, batch, tx, child2))
             .context("spawning journal reader thread")?;
-        Ok(JournalSource { rx: Some(rx), child, reader: Some(reader), done: false })
+        Ok(JournalSource { rx: Some(rx), pending: Default::default(), child, reader: Some(reader), done: false })
     }
 
     /// The next entry, blocking; `Ok(None)` at the end of a non-follow input. An `Err` means
     /// the source is dead (see [`ReaderDied`]); later calls return `Ok(None)`.
+    // Not an Iterator: it returns Result<Option<_>> and can fail after yielding.
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Option<Entry>> {
         loop {
             match self.next_timeout(Duration::from_secs(3600))? {
@@ -247,12 +260,21 @@ impl JournalSource {
 
     /// The next entry, waiting at most `timeout`.
     pub fn next_timeout(&mut self, timeout: Duration) -> Result<Next> {
+        if let Some(e) = self.pending.pop_front() {
+            return Ok(Next::Entry(e));
+        }
         if self.done {
             return Ok(Next::End);
         }
         let Some(rx) = &self.rx else { return Ok(Next::End) };
         match rx.recv_timeout(timeout) {
-            Ok(Ok(e)) => Ok(Next::Entry(e)),
+            Ok(Ok(batch)) => {
+                self.pending.extend(batch);
+                match self.pending.pop_front() {
+                    Some(e) => Ok(Next::Entry(e)),
+                    None => Ok(Next::Idle),
+                }
+            }
             Ok(Err(e)) => {
                 self.done = true;
                 Err(e)
@@ -290,6 +312,7 @@ fn reader_thread(
     mut stderr: std::process::ChildStderr,
     limits: Limits,
     follow: bool,
+    batch_max: usize,
     tx: SyncSender<Msg>,
     child: Arc<Mutex<Child>>,
 ) {
@@ -311,20 +334,33 @@ fn reader_thread(
         String::from_utf8_lossy(&kept).trim().to_string()
     });
     let mut reader = ExportReader::new(BufReader::with_capacity(256 * 1024, stdout), limits);
+    let mut batch: Vec<Entry> = Vec::with_capacity(batch_max);
     let failure: Option<String> = loop {
-        match reader.next_entry() {
-            Ok(Some(e)) => {
-                if tx.send(Ok(e)).is_err() {
-                    // Consumer gone: stop journalctl and leave quietly.
-                    if let Ok(mut c) = child.lock() {
-                        let _ = c.kill();
-                        let _ = c.wait();
-                    }
-                    return;
+        let (entry, failure) = match reader.next_entry() {
+            Ok(Some(e)) => (Some(e), None),
+            Ok(None) => (None, None),
+            Err(e) => (None, Some(format!("{e:#}"))),
+        };
+        let stop = entry.is_none();
+        if let Some(e) = entry {
+            batch.push(e);
+        }
+        // Send when the batch is full, when journalctl has nothing more buffered (so entries
+        // never wait for input that may not come), or at the end.
+        let flush = stop || batch.len() >= batch_max || reader.get_ref().buffer().is_empty();
+        if flush && !batch.is_empty() {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_max));
+            if tx.send(Ok(full)).is_err() {
+                // Consumer gone: stop journalctl and leave quietly.
+                if let Ok(mut c) = child.lock() {
+                    let _ = c.kill();
+                    let _ = c.wait();
                 }
+                return;
             }
-            Ok(None) => break None,
-            Err(e) => break Some(format!("{e:#}")),
+        }
+        if stop {
+            break failure;
         }
     };
     let (exited_ok, status) = match child.lock() {

@@ -8,19 +8,19 @@
 //!   `MSP_BENCH_LOAD_ENTRIES` (default 300,000) ordinary entries, with the ingest rate and
 //!   `journalctl -o export` reading the same file in the same run for comparison.
 
-mod common {
-    #[path = "../../tests/common/agent_fixture.rs"]
-    pub mod agent_fixture;
-    #[path = "../../tests/fixtures/journal/helpers.rs"]
-    pub mod helpers;
-    #[path = "../../tests/common/stock.rs"]
-    pub mod stock;
-}
+// `#[path]` on top-level modules: the paths of nested ones resolve through a directory
+// (`benches/common/`) that does not exist.
+#[path = "../tests/common/agent_fixture.rs"]
+mod agent_fixture;
+#[path = "../tests/fixtures/journal/helpers.rs"]
+mod helpers;
+#[path = "../tests/common/stock.rs"]
+mod stock;
 
 use std::time::{Duration, Instant};
 
-use common::agent_fixture::{crash_entry, now_usec, sigterm_and_wait, wait_until, Fixture};
-use common::helpers::{text, write_journal, BOOT_A};
+use agent_fixture::{crash_entry, now_usec, sigterm_and_wait, wait_until, Fixture};
+use helpers::{text, write_journal, BOOT_A};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)

@@ -147,6 +147,10 @@ impl Uploader {
         }
         let bundle_bytes = std::fs::read(bundle.json_path()).with_context(|| format!("reading {}", bundle.json_path().display()))?;
         let (client, host) = self.key_owner(&bundle_bytes, bundle)?;
+        let written_at: DateTime<Utc> = std::fs::metadata(bundle.json_path())
+            .and_then(|m| m.modified())
+            .with_context(|| format!("reading the mtime of {}", bundle.json_path().display()))?
+            .into();
         if !self.started || self.outbox.fresh {
             for f in &bundle.files {
                 self.uncertain.insert(object_key(&self.cfg.prefix, &client, &host, bundle, &f.rel));
@@ -163,7 +167,7 @@ impl Uploader {
                 std::fs::read(&f.path).with_context(|| format!("reading {}", f.path.display()))?
             };
             let sums = Sums::of(&bytes);
-            let head = self.put_or_find(&key, bytes, &sums, retain_until, report)?;
+            let head = self.put_or_find(&key, bytes, &sums, retain_until, written_at, report)?;
             self.uncertain.remove(&key);
             objects.push(ReceiptObject {
                 file: f.rel.clone(),
@@ -200,15 +204,17 @@ impl Uploader {
         bytes: Vec<u8>,
         sums: &Sums,
         retain_until: DateTime<Utc>,
+        written_at: DateTime<Utc>,
         report: &mut SyncReport,
     ) -> Result<ObjectHead> {
         if self.uncertain.contains(key) {
             if let Some(h) = self.client.head_object(key)? {
-                // Retention runs from the upload time of the version found.
-                let min_retain = h
-                    .last_modified
-                    .map(|t| t + TimeDelta::days(i64::from(self.cfg.retention_days)) - TimeDelta::seconds(1))
-                    .unwrap_or(retain_until - TimeDelta::days(1));
+                // That version was put by an earlier attempt, which came after the bundle
+                // was written: its retention must reach at least that far. (Not from its
+                // Last-Modified: a PUT delayed inside a stalled server is stored later
+                // than it was sent.)
+                let min_retain = (written_at + TimeDelta::days(i64::from(self.cfg.retention_days))).trunc_subsecs(0)
+                    - TimeDelta::seconds(1);
                 check_readback(&h, sums, min_retain).with_context(|| {
                     format!(
                         "{key} already exists in the bucket but does not match the local file; \

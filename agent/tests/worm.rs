@@ -312,6 +312,17 @@ fn restart_after_a_lost_answer_confirms_without_a_second_version() {
     }
     let mut up = Uploader::new(m.config(), m.creds.clone(), &e.evidence, &e.state, s.clone()).unwrap();
     assert_eq!(up.sync_once().unwrap().confirmed.len(), 5);
+    drop(up);
+    // The agent died after writing the receipts of 0004 and 0005 but before saving the
+    // outbox: the receipts confirm them, nothing is sent again.
+    let mut st = read_state(&e.state);
+    st.last_confirmed = Some("EB-20261122-0003".into());
+    std::fs::write(e.state.join("worm/outbox.json"), serde_json::to_vec(&st).unwrap()).unwrap();
+    let mut up = Uploader::new(m.config(), m.creds.clone(), &e.evidence, &e.state, s.clone()).unwrap();
+    let r = up.sync_once().unwrap();
+    assert_eq!(r.confirmed, ["EB-20261122-0004", "EB-20261122-0005"]);
+    assert_eq!((r.objects_put, r.objects_found), (0, 0), "{r:?}");
+    assert_eq!(read_state(&e.state).last_confirmed.as_deref(), Some("EB-20261122-0005"));
     // Two more bundles. The first one's bundle file and .sig reach the bucket, then the
     // agent dies before reading back, receipting or saving the outbox.
     maker.next();

@@ -87,6 +87,19 @@ impl Outbox {
     }
 }
 
+/// May the local copy of `bundle_id`, written at `written_at`, be removed? Only when it is
+/// confirmed in the bucket *and* older than the local retention. The worm module never
+/// deletes local evidence itself; whoever prunes the store asks this first.
+pub fn local_copy_removable(
+    outbox: &Outbox,
+    bundle_id: &str,
+    written_at: DateTime<Utc>,
+    local_retention_days: u32,
+    now: DateTime<Utc>,
+) -> bool {
+    outbox.is_confirmed(bundle_id) && now - written_at > chrono::TimeDelta::days(i64::from(local_retention_days))
+}
+
 /// Exponential backoff with full jitter: the n-th consecutive failure waits a random time in
 /// `[base * 2^n / 2, base * 2^n]`, capped at `max`. Half the window is kept fixed so that a
 /// bad credential can never retry faster than the base rate.
@@ -154,6 +167,11 @@ mod tests {
         assert!(o.is_confirmed("EB-20261122-0002"));
         assert!(o.is_confirmed("EB-20261121-0099"));
         assert!(!o.is_confirmed("EB-20261122-0011"));
+        let now = Utc::now();
+        let old = now - chrono::TimeDelta::days(91);
+        assert!(local_copy_removable(&o, "EB-20261122-0002", old, 90, now));
+        assert!(!local_copy_removable(&o, "EB-20261122-0002", now, 90, now), "confirmed but recent");
+        assert!(!local_copy_removable(&o, "EB-20261122-0011", old, 90, now), "old but not confirmed");
         std::fs::write(o.path(), "{\"version\":1,\"bogus\":1}").unwrap();
         let err = format!("{:#}", Outbox::open(d.path()).err().unwrap());
         assert!(err.contains("outbox.json") && err.contains("bogus"), "{err}");

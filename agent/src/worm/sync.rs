@@ -138,10 +138,9 @@ impl Uploader {
 
     /// Upload (or find) every object of `bundle`, read each back, write the receipt.
     fn confirm_bundle(&mut self, bundle: &LocalBundle, report: &mut SyncReport) -> Result<()> {
-        if receipt::read(&self.evidence_dir, bundle)?.is_some() {
+        if let Some(r) = receipt::read(&self.evidence_dir, bundle)? {
             // Confirmed before a crash that came before the outbox was saved; make sure both
             // signatures are there and move on.
-            let r = receipt::read(&self.evidence_dir, bundle)?.context("receipt vanished")?;
             receipt::write(&self.evidence_dir, bundle, &r, &self.signer)?;
             return Ok(());
         }

@@ -1,13 +1,16 @@
-//! Evidence bundles: the types ([`bundle`]), the write-once hash-chained store ([`store`]) and
-//! verification ([`verify`]).
-//! SKELETON: bodies to be written.
+//! Evidence bundles: the types ([`bundle`]), the write-once hash-chained store ([`store`]),
+//! the trusted keys ([`keyring`]) and verification ([`verify`]).
 
 pub mod bundle;
+pub mod keyring;
+pub mod sample;
 pub mod store;
+pub mod verify;
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
 use clap::Subcommand;
 
 use crate::exit::Exit;
@@ -16,21 +19,114 @@ use crate::exit::Exit;
 #[derive(Debug, Subcommand)]
 pub enum EvidenceCmd {
     /// Check signatures, chain continuity, artifact and runbook hashes.
+    ///
+    /// Exit 0: everything valid; 1: something invalid (the first bad bundle and the reason
+    /// are printed); 2: usage or I/O error.
     Verify {
-        /// Directory with the public keys (`allowed_signers`, archived keys).
+        /// Directory with the public keys (`key-info.json`, `archive/`).
         #[arg(long, value_name = "DIR", default_value = crate::paths::KEY_DIR)]
         keys: PathBuf,
-        /// Machine-readable output.
+        /// Also check each bundle's runbook_id/runbook_hash against the runbook files in DIR.
+        #[arg(long, value_name = "DIR")]
+        runbooks: Option<PathBuf>,
+        /// Machine-readable output (a JSON report on stdout).
         #[arg(long)]
         json: bool,
-        /// Bundles or directories of bundles.
+        /// Accept a chain that does not start at sequence 1 (checking part of a chain).
+        #[arg(long)]
+        partial: bool,
+        /// Bundles or directories of bundles (searched recursively).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+    },
+    /// TEST AND BENCHMARK AID (hidden): append COUNT synthetic bundles to the store at ROOT,
+    /// signed with the key in KEYS. Used by the crash test, which SIGKILLs it mid-write.
+    #[command(hide = true)]
+    WriteTestBundles {
+        #[arg(long, value_name = "DIR")]
+        root: PathBuf,
+        #[arg(long, value_name = "DIR")]
+        keys: PathBuf,
+        #[arg(long)]
+        count: u64,
+        /// Attach a small artifact file to every bundle.
+        #[arg(long)]
+        with_artifact: bool,
+        /// Use this time (RFC 3339) instead of the clock.
+        #[arg(long)]
+        now: Option<String>,
     },
 }
 
 impl EvidenceCmd {
+    /// Run the evidence command.
     pub fn run(self) -> Result<Exit> {
-        bail!("evidence verify is not implemented yet")
+        match self {
+            EvidenceCmd::Verify { keys, runbooks, json, partial, paths } => run_verify(keys, runbooks, json, partial, paths),
+            EvidenceCmd::WriteTestBundles { root, keys, count, with_artifact, now } => {
+                write_test_bundles(root, keys, count, with_artifact, now)
+            }
+        }
     }
+}
+
+fn run_verify(keys: PathBuf, runbooks: Option<PathBuf>, json: bool, partial: bool, paths: Vec<PathBuf>) -> Result<Exit> {
+    let ring = keyring::Keyring::load(&keys).with_context(|| format!("loading keys from {}", keys.display()))?;
+    let runbooks = runbooks.map(|d| verify::runbook_index(&d)).transpose()?;
+    let (files, heads) = verify::collect(&paths)?;
+    if files.is_empty() {
+        anyhow::bail!("no evidence bundles (EB-YYYYMMDD-NNNN.json) found in the given paths");
+    }
+    let opts = verify::VerifyOptions { keys: ring, runbooks, partial, threads: 0 };
+    let report = verify::verify_files(&files, &heads, &opts)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report).context("serialising the report")?);
+    } else {
+        for p in &report.problems {
+            println!("{}: {}", p.bundle, p.reason);
+        }
+        for c in &report.chains {
+            println!(
+                "chain {}/{}: {} bundle(s), sequence {}..{}, head sha256 {}",
+                c.client_id, c.hostname, c.bundles, c.first_sequence, c.last_sequence, c.head_sha256
+            );
+        }
+    }
+    match &report.first_problem {
+        None => {
+            eprintln!("evidence verify: OK, {} bundle(s) verified", report.bundles_checked);
+            Ok(Exit::Ok)
+        }
+        Some(p) => {
+            eprintln!(
+                "evidence verify: FAILED, {} of {} bundle(s) invalid; first bad bundle {}: {}",
+                report.bundles_invalid, report.bundles_checked, p.bundle, p.reason
+            );
+            Ok(Exit::CheckFailed)
+        }
+    }
+}
+
+fn write_test_bundles(root: PathBuf, keys: PathBuf, count: u64, with_artifact: bool, now: Option<String>) -> Result<Exit> {
+    let signer = crate::keys::Signer::load(&keys)?;
+    let mut store = store::EvidenceStore::open(&root)?;
+    let fixed: Option<DateTime<Utc>> = now
+        .map(|s| DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&Utc)))
+        .transpose()
+        .context("--now must be an RFC 3339 time")?;
+    let scratch = std::env::temp_dir().join(format!("msp-test-artifacts-{}", std::process::id()));
+    for i in 0..count {
+        let mut files = Vec::new();
+        if with_artifact {
+            crate::fsutil::create_dir_all(&scratch, 0o700)?;
+            let f = scratch.join("df.txt");
+            std::fs::write(&f, format!("Filesystem Use%\n/srv/data {}%\n", 70 + i % 30))
+                .with_context(|| format!("writing {}", f.display()))?;
+            files.push(f);
+        }
+        let w = store.append(sample::sample_new_bundle(i, files), &signer, fixed.unwrap_or_else(Utc::now))?;
+        println!("{} {} {}", w.sequence, w.bundle_id, w.sha256);
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(Exit::Ok)
 }

@@ -1,14 +1,53 @@
-//! The local evidence store: `ROOT/YYYY/MM/EB-YYYYMMDD-NNNN.json` plus `.sig`, `.sshsig` and
-//! an `.artifacts/` directory, written once, hash-chained.
-//! SKELETON: the API below is the contract other modules code against; bodies to be written.
+//! The local evidence store: `ROOT/YYYY/MM/EB-YYYYMMDD-NNNN.json` plus `.json.sig`,
+//! `.json.sshsig` and an `EB-YYYYMMDD-NNNN.artifacts/` directory, written once, hash-chained.
+//!
+//! Write protocol of [`EvidenceStore::append`] (see `ARCH-evidence.md` for the crash reasoning):
+//!
+//! 1. artifacts are copied into `EB-….artifacts/` (each file write-once, fsynced);
+//! 2. `.json.sig` then `.json.sshsig` are published with [`fsutil::write_once`];
+//! 3. the bundle `.json` is published with [`fsutil::write_once`]: **this is the commit point**;
+//! 4. `head.json` (a hint naming the last bundle) is updated with [`fsutil::replace`].
+//!
+//! A crash before 3 leaves signatures/artifacts without a bundle: [`EvidenceStore::open`] moves
+//! them to `ROOT/.orphans/` (never deletes them) and the next append reuses the name. A crash
+//! between 3 and 4 leaves `head.json` one bundle behind; `open` notices the scan's last bundle
+//! extends it and continues from there. A published bundle therefore always has both
+//! signatures, and the chain never has a partial link.
+//!
+//! Other files in ROOT: `.lock` (flock held by the single writer), `head.json`, `.orphans/`.
 
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
-use chrono::{DateTime, Utc};
+use anyhow::{bail, Context, Result};
+use chrono::{DateTime, Datelike, SecondsFormat, SubsecRound, Utc};
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
-use super::bundle::{Action, ExecutionSection, IncidentSection, Outputs, Provenance, RunbookSection};
-use crate::keys::Signer;
+use super::bundle::{
+    Action, Artifact, Bundle, Chain, ExecutionSection, IncidentSection, Outputs, Provenance, RunbookSection,
+    Signing, BUNDLE_VERSION, GENESIS_PREV_HASH,
+};
+use crate::fsutil;
+use crate::keys::{Signer, ALGORITHM};
+
+/// Lock file name inside ROOT.
+pub const LOCK_FILE: &str = ".lock";
+/// Head hint file name inside ROOT.
+pub const HEAD_FILE: &str = "head.json";
+/// Where `open` moves signatures and artifacts whose bundle was never published.
+pub const ORPHANS_DIR: &str = ".orphans";
+/// Suffix of the raw Ed25519 signature file (`EB-….json.sig`).
+pub const SIG_SUFFIX: &str = ".sig";
+/// Suffix of the SSHSIG file (`EB-….json.sshsig`).
+pub const SSHSIG_SUFFIX: &str = ".sshsig";
+/// Suffix of the artifacts directory (`EB-….artifacts`).
+pub const ARTIFACTS_SUFFIX: &str = ".artifacts";
+/// Mode of every write-once evidence file.
+const EVIDENCE_FILE_MODE: u32 = 0o444;
 
 /// Everything a bundle says except what the store assigns (id, chain, signing, artifacts'
 /// hashes, generated_at).
@@ -38,18 +77,477 @@ pub struct Written {
     pub sha256: String,
 }
 
+/// A parsed bundle file name `EB-YYYYMMDD-NNNN.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BundleName {
+    /// `YYYYMMDD` as a number (sorts like the date).
+    pub day: u32,
+    /// Per-day counter, from 1.
+    pub n: u64,
+}
+
+impl BundleName {
+    /// Parse `EB-YYYYMMDD-NNNN.json` (NNNN: at least 4 digits); `None` for any other name.
+    pub fn parse_file_name(name: &str) -> Option<BundleName> {
+        BundleName::parse_id(name.strip_suffix(".json")?)
+    }
+    /// Parse a bundle id `EB-YYYYMMDD-NNNN`.
+    pub fn parse_id(id: &str) -> Option<BundleName> {
+        let rest = id.strip_prefix("EB-")?;
+        let (day, n) = rest.split_once('-')?;
+        if day.len() != 8 || n.len() < 4 || !day.bytes().all(|b| b.is_ascii_digit()) || !n.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let n: u64 = n.parse().ok()?;
+        if n == 0 {
+            return None;
+        }
+        Some(BundleName { day: day.parse().ok()?, n })
+    }
+    /// `EB-YYYYMMDD-NNNN`.
+    pub fn id(&self) -> String {
+        format!("EB-{:08}-{:04}", self.day, self.n)
+    }
+    /// `YYYY/MM` directory relative to the store root.
+    pub fn month_dir(&self) -> PathBuf {
+        PathBuf::from(format!("{:04}", self.day / 10000)).join(format!("{:02}", self.day / 100 % 100))
+    }
+}
+
+/// `head.json`: which bundle is the chain head. A hint for a fast `open`, always checked
+/// against the files themselves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeadFile {
+    sequence: u64,
+    /// Path relative to ROOT, e.g. `2026/11/EB-20261122-0003.json`.
+    bundle: String,
+    sha256: String,
+}
+
+/// The chain head as the store knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Head {
+    name: BundleName,
+    sequence: u64,
+    sha256: String,
+}
+
+/// Only the part of a bundle `open` needs (so a scan does not depend on every field).
+#[derive(Deserialize)]
+struct ChainOnly {
+    chain: Chain,
+}
+
 /// The store. One writer at a time per root (enforced with a lock file).
 pub struct EvidenceStore {
-    _root: PathBuf,
+    root: PathBuf,
+    _lock: Flock<File>,
+    head: Option<Head>,
+}
+
+impl std::fmt::Debug for EvidenceStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EvidenceStore").field("root", &self.root).field("head", &self.head).finish()
+    }
+}
+
+/// SHA-256 of `bytes` as lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The exact bytes a bundle is stored as: pretty JSON plus a trailing newline.
+pub fn serialize_bundle(bundle: &Bundle) -> Result<Vec<u8>> {
+    let mut bytes = serde_json::to_vec_pretty(bundle).context("serialising bundle")?;
+    bytes.push(b'\n');
+    Ok(bytes)
 }
 
 impl EvidenceStore {
-    /// Open (creating if needed) the store at `root`, finding the chain's head.
+    /// Open (creating if needed) the store at `root`, finding the chain's head. Takes the
+    /// writer lock (fails at once if another process holds it), moves orphaned signatures and
+    /// artifacts of a bundle that was never published to `ROOT/.orphans/`, removes stale
+    /// temporaries, and refuses a store whose `head.json` names a bundle that is gone
+    /// (evidence deleted).
     pub fn open(root: &Path) -> Result<EvidenceStore> {
-        bail!("evidence store at {} is not implemented yet", root.display())
+        fsutil::create_dir_all(root, 0o755)?;
+        let lock_path = root.join(LOCK_FILE);
+        let lock_file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&lock_path)
+            .with_context(|| format!("opening {}", lock_path.display()))?;
+        let lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
+            anyhow::anyhow!(
+                "evidence store {} is in use by another writer (lock {} held: {errno})",
+                root.display(),
+                lock_path.display()
+            )
+        })?;
+        let mut store = EvidenceStore { root: root.to_path_buf(), _lock: lock, head: None };
+        let names = store.scan_and_clean()?;
+        store.head = store.find_head(&names)?;
+        Ok(store)
     }
+
+    /// The store's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// (sequence, SHA-256 hex) of the last bundle, `None` for an empty store.
+    pub fn head(&self) -> Option<(u64, &str)> {
+        self.head.as_ref().map(|h| (h.sequence, h.sha256.as_str()))
+    }
+
+    /// Path of a bundle file in this store.
+    pub fn bundle_path(&self, name: &BundleName) -> PathBuf {
+        self.root.join(name.month_dir()).join(format!("{}.json", name.id()))
+    }
+
+    /// List every published bundle (sorted by name); clean up orphans and temporaries.
+    fn scan_and_clean(&self) -> Result<Vec<BundleName>> {
+        let mut names = Vec::new();
+        for year in read_dir_names(&self.root)? {
+            if year.len() != 4 || !year.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            let ydir = self.root.join(&year);
+            if !ydir.is_dir() {
+                continue;
+            }
+            for month in read_dir_names(&ydir)? {
+                if month.len() != 2 || !month.bytes().all(|b| b.is_ascii_digit()) {
+                    continue;
+                }
+                let mdir = ydir.join(&month);
+                if mdir.is_dir() {
+                    self.scan_month(&mdir, &mut names)?;
+                }
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn scan_month(&self, mdir: &Path, names: &mut Vec<BundleName>) -> Result<()> {
+        let entries = read_dir_names(mdir)?;
+        let present: std::collections::HashSet<&str> = entries.iter().map(String::as_str).collect();
+        for entry in &entries {
+            if entry.starts_with(fsutil::TMP_PREFIX) {
+                // Only this (locked) writer creates temporaries here: a left-over one is from a
+                // crash before its publishing link, so it never held published evidence.
+                let p = mdir.join(entry);
+                fs::remove_file(&p).with_context(|| format!("removing stale temporary {}", p.display()))?;
+                continue;
+            }
+            if let Some(name) = BundleName::parse_file_name(entry) {
+                names.push(name);
+                for suffix in [SIG_SUFFIX, SSHSIG_SUFFIX] {
+                    if !present.contains(format!("{entry}{suffix}").as_str()) {
+                        // Never produced by a crash (signatures are published first): damage.
+                        tracing::error!(bundle = %mdir.join(entry).display(), "bundle has no {suffix} file; `evidence verify` will reject it");
+                    }
+                }
+                continue;
+            }
+            // A companion (`.json.sig`, `.json.sshsig`, `.artifacts`) whose bundle is missing.
+            let stem = entry
+                .strip_suffix(&format!(".json{SIG_SUFFIX}"))
+                .or_else(|| entry.strip_suffix(&format!(".json{SSHSIG_SUFFIX}")))
+                .or_else(|| entry.strip_suffix(ARTIFACTS_SUFFIX));
+            if let Some(stem) = stem {
+                if BundleName::parse_id(stem).is_some() && !present.contains(format!("{stem}.json").as_str()) {
+                    self.quarantine(&mdir.join(entry))?;
+                }
+            }
+        }
+        fsutil::sync_dir(mdir)
+    }
+
+    /// Move a companion of an unpublished bundle to `ROOT/.orphans/` (kept, not deleted, so
+    /// nothing that looks like evidence ever disappears silently).
+    fn quarantine(&self, path: &Path) -> Result<()> {
+        let odir = self.root.join(ORPHANS_DIR);
+        fsutil::create_dir_all(&odir, 0o755)?;
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let mut target = odir.join(&name);
+        let mut i = 1;
+        while target.exists() {
+            target = odir.join(format!("{name}.{i}"));
+            i += 1;
+        }
+        tracing::warn!(orphan = %path.display(), to = %target.display(), "moving signature/artifacts of an unpublished bundle aside");
+        fs::rename(path, &target).with_context(|| format!("moving orphan {} to {}", path.display(), target.display()))?;
+        fsutil::sync_dir(&odir)
+    }
+
+    fn read_chain(&self, name: &BundleName) -> Result<(u64, String, String)> {
+        let path = self.bundle_path(name);
+        let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let c: ChainOnly = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{}: not an evidence bundle (chain section)", path.display()))?;
+        Ok((c.chain.sequence, c.chain.prev_bundle_sha256, sha256_hex(&bytes)))
+    }
+
+    /// The chain head. Fast path: `head.json` names the last bundle by name (or the one before
+    /// it, after a crash between publishing and updating the hint). Otherwise every bundle's
+    /// chain section is read and the highest sequence wins.
+    fn find_head(&self, names: &[BundleName]) -> Result<Option<Head>> {
+        let head_path = self.root.join(HEAD_FILE);
+        let hint: Option<HeadFile> = match fs::read(&head_path) {
+            Ok(bytes) => Some(
+                serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", head_path.display()))?,
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", head_path.display())),
+        };
+        if let Some(h) = &hint {
+            let named = self.root.join(&h.bundle);
+            if !named.is_file() {
+                bail!(
+                    "{} names {} (sequence {}) but that bundle is missing: evidence was deleted; \
+                     refusing to continue the chain",
+                    head_path.display(),
+                    named.display(),
+                    h.sequence
+                );
+            }
+        }
+        let Some(last) = names.last() else {
+            return Ok(None);
+        };
+        let (seq, prev, sha) = self.read_chain(last)?;
+        let last_rel = last.month_dir().join(format!("{}.json", last.id()));
+        if let Some(h) = &hint {
+            let same = Path::new(&h.bundle) == last_rel && h.sequence == seq && h.sha256 == sha;
+            let one_ahead = seq == h.sequence + 1 && prev == h.sha256;
+            if same || one_ahead {
+                return Ok(Some(Head { name: *last, sequence: seq, sha256: sha }));
+            }
+        } else if names.len() == 1 {
+            return Ok(Some(Head { name: *last, sequence: seq, sha256: sha }));
+        }
+        // Slow path (no hint, or names out of chain order after the clock went backwards).
+        let mut best: Option<Head> = None;
+        for name in names {
+            let (seq, _, sha) = self.read_chain(name)?;
+            match &best {
+                Some(b) if b.sequence == seq => bail!(
+                    "evidence store {} has two bundles with sequence {seq} ({} and {}): the chain is forked",
+                    self.root.display(),
+                    b.name.id(),
+                    name.id()
+                ),
+                Some(b) if b.sequence > seq => {}
+                _ => best = Some(Head { name: *name, sequence: seq, sha256: sha }),
+            }
+        }
+        if let (Some(h), Some(b)) = (&hint, &best) {
+            if b.sequence < h.sequence {
+                bail!(
+                    "{} says the chain reached sequence {} but the highest bundle is {} (sequence {}): evidence was deleted",
+                    head_path.display(),
+                    h.sequence,
+                    b.name.id(),
+                    b.sequence
+                );
+            }
+        }
+        Ok(best)
+    }
+
+    /// The name for the next bundle written on `day`.
+    fn next_name(&self, day: u32) -> BundleName {
+        let mut n = match &self.head {
+            Some(h) if h.name.day == day => h.name.n + 1,
+            _ => 1,
+        };
+        // Only reached with more names after the clock went back to a day that has bundles.
+        loop {
+            let name = BundleName { day, n };
+            let json = self.bundle_path(&name);
+            let taken = json.exists()
+                || json.with_extension(format!("json{SIG_SUFFIX}")).exists()
+                || json.with_extension(format!("json{SSHSIG_SUFFIX}")).exists()
+                || self.artifacts_dir(&name).exists();
+            if !taken {
+                return name;
+            }
+            n += 1;
+        }
+    }
+
+    fn artifacts_dir(&self, name: &BundleName) -> PathBuf {
+        self.root.join(name.month_dir()).join(format!("{}{ARTIFACTS_SUFFIX}", name.id()))
+    }
+
     /// Assign id, sequence and previous hash, store artifacts, sign, write durably.
-    pub fn append(&mut self, _new: NewBundle, _signer: &Signer, _now: DateTime<Utc>) -> Result<Written> {
-        bail!("not implemented yet")
+    /// `now` sets the bundle id's date and `generated_at` (UTC, whole seconds).
+    pub fn append(&mut self, new: NewBundle, signer: &Signer, now: DateTime<Utc>) -> Result<Written> {
+        let now = now.trunc_subsecs(0);
+        let day = now.year() as u32 * 10000 + now.month() * 100 + now.day();
+        let name = self.next_name(day);
+        let mdir = self.root.join(name.month_dir());
+        if !mdir.is_dir() {
+            fsutil::create_dir_all(&mdir, 0o755)?;
+            // Make the new YYYY and YYYY/MM entries themselves durable.
+            if let Some(ydir) = mdir.parent() {
+                fsutil::sync_dir(ydir)?;
+            }
+            fsutil::sync_dir(&self.root)?;
+        }
+        let result = self.write_bundle(&name, &mdir, new, signer, now);
+        if result.is_err() {
+            // Leave nothing half-written under the name: move companions aside so the next
+            // append can use it (the bundle itself is never removed once published).
+            let json = self.bundle_path(&name);
+            if !json.exists() {
+                for p in [
+                    json.with_extension(format!("json{SIG_SUFFIX}")),
+                    json.with_extension(format!("json{SSHSIG_SUFFIX}")),
+                    self.artifacts_dir(&name),
+                ] {
+                    if p.exists() {
+                        let _ = self.quarantine(&p);
+                    }
+                }
+            }
+        }
+        result
+    }
+
+    fn write_bundle(
+        &mut self,
+        name: &BundleName,
+        mdir: &Path,
+        new: NewBundle,
+        signer: &Signer,
+        now: DateTime<Utc>,
+    ) -> Result<Written> {
+        let id = name.id();
+        let artifacts = self.store_artifacts(name, &new.artifact_files)?;
+        let (sequence, prev) = match &self.head {
+            Some(h) => (h.sequence + 1, h.sha256.clone()),
+            None => (1, GENESIS_PREV_HASH.to_string()),
+        };
+        let bundle = Bundle {
+            bundle_id: id.clone(),
+            bundle_version: BUNDLE_VERSION.to_string(),
+            client_id: new.client_id,
+            hostname: new.hostname,
+            generated_at: now.to_rfc3339_opts(SecondsFormat::Secs, true),
+            generator: format!("msp-agent {}", crate::AGENT_VERSION),
+            incident: new.incident,
+            runbook: new.runbook,
+            execution: new.execution,
+            actions_taken: new.actions_taken,
+            rollback: new.rollback,
+            artifacts,
+            verification: new.verification,
+            outputs: new.outputs,
+            provenance: new.provenance,
+            chain: Chain { sequence, prev_bundle_sha256: prev },
+            signing: Signing { key_id: signer.key_id().to_string(), algorithm: ALGORITHM.to_string() },
+        };
+        let bytes = serialize_bundle(&bundle)?;
+        let sha256 = sha256_hex(&bytes);
+        let raw = signer.sign_raw(&bytes);
+        let sshsig = signer.sign_sshsig(&bytes)?;
+        let path = mdir.join(format!("{id}.json"));
+        fsutil::write_once(&mdir.join(format!("{id}.json{SIG_SUFFIX}")), &raw, EVIDENCE_FILE_MODE)?;
+        fsutil::write_once(&mdir.join(format!("{id}.json{SSHSIG_SUFFIX}")), sshsig.as_bytes(), EVIDENCE_FILE_MODE)?;
+        // Commit point: from here on the bundle is part of the chain.
+        fsutil::write_once(&path, &bytes, EVIDENCE_FILE_MODE)?;
+        self.head = Some(Head { name: *name, sequence, sha256: sha256.clone() });
+        let hint = HeadFile {
+            sequence,
+            bundle: name.month_dir().join(format!("{id}.json")).to_string_lossy().into_owned(),
+            sha256: sha256.clone(),
+        };
+        let mut hint_bytes = serde_json::to_vec_pretty(&hint).context("serialising head hint")?;
+        hint_bytes.push(b'\n');
+        fsutil::replace(&self.root.join(HEAD_FILE), &hint_bytes, 0o644)?;
+        Ok(Written { bundle_id: id, path, sequence, sha256 })
+    }
+
+    /// Copy artifact files into `EB-….artifacts/`, returning their listing (sorted by name).
+    fn store_artifacts(&self, name: &BundleName, files: &[PathBuf]) -> Result<Vec<Artifact>> {
+        if files.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut by_name: BTreeMap<String, &PathBuf> = BTreeMap::new();
+        for f in files {
+            let fname = f
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .with_context(|| format!("artifact {} has no file name", f.display()))?;
+            if !valid_artifact_name(&fname) {
+                bail!("artifact {}: file name {fname:?} is not allowed (plain name, no leading dot, no control characters)", f.display());
+            }
+            if let Some(other) = by_name.insert(fname.clone(), f) {
+                bail!("artifacts {} and {} have the same file name {fname:?}", other.display(), f.display());
+            }
+        }
+        let adir = self.artifacts_dir(name);
+        fs::create_dir(&adir).with_context(|| format!("creating {}", adir.display()))?;
+        let mut out = Vec::with_capacity(by_name.len());
+        for (fname, src) in by_name {
+            let bytes = fs::read(src).with_context(|| format!("reading artifact {}", src.display()))?;
+            fsutil::write_once(&adir.join(&fname), &bytes, EVIDENCE_FILE_MODE)?;
+            out.push(Artifact { filename: fname, sha256: sha256_hex(&bytes), size_bytes: bytes.len() as u64 });
+        }
+        if let Some(parent) = adir.parent() {
+            fsutil::sync_dir(parent)?;
+        }
+        Ok(out)
+    }
+}
+
+/// Artifact file names are plain names: no path separators, no leading dot (so they never
+/// look like temporaries), no control characters, at most 255 bytes.
+pub fn valid_artifact_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && !name.starts_with('.')
+        && !name.contains('/')
+        && !name.chars().any(char::is_control)
+}
+
+fn read_dir_names(dir: &Path) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).with_context(|| format!("reading directory {}", dir.display()))? {
+        let entry = entry.with_context(|| format!("reading directory {}", dir.display()))?;
+        out.push(entry.file_name().to_string_lossy().into_owned());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundle_names_parse_and_print() {
+        let n = BundleName::parse_file_name("EB-20261122-0003.json").unwrap();
+        assert_eq!(n, BundleName { day: 20261122, n: 3 });
+        assert_eq!(n.id(), "EB-20261122-0003");
+        assert_eq!(n.month_dir(), PathBuf::from("2026/11"));
+        assert_eq!(BundleName::parse_id("EB-20261122-12345").unwrap().n, 12345);
+        for bad in ["EB-2026112-0003.json", "EB-20261122-003.json", "EB-20261122-0000.json", "EB-20261122-0003.json.sig", ".tmp-EB-20261122-0003.json"] {
+            assert!(BundleName::parse_file_name(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn artifact_names_are_plain() {
+        assert!(valid_artifact_name("df.txt"));
+        for bad in ["", ".hidden", "a/b", "a\nb", ".tmp-x"] {
+            assert!(!valid_artifact_name(bad), "{bad:?}");
+        }
     }
 }

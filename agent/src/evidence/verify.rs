@@ -1,0 +1,557 @@
+//! `msp-agent evidence verify`: signatures, chain, artifacts and runbook hashes.
+//!
+//! Algorithm (one read of each file, see `ARCH-evidence.md`):
+//! 1. collect `EB-YYYYMMDD-NNNN.json` files from the given paths (recursive; `.tmp-*` and
+//!    hidden directories skipped);
+//! 2. check each bundle on its own (in parallel): parse, id vs file name and directory, key
+//!    chosen by `signing.key_id` and its window covering `generated_at`, raw signature and
+//!    SSHSIG with `verify_strict`, artifacts, runbook hash;
+//! 3. check each chain (bundles grouped by client and host, ordered by sequence): starts at 1
+//!    with the genesis hash, no gaps, no two bundles with one sequence or one predecessor,
+//!    each `prev_bundle_sha256` equal to the SHA-256 of the previous file, and not shorter
+//!    than a store's `head.json` says;
+//! 4. sort problems by bundle name: the first one is "the first bad bundle".
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use ed25519_dalek::Signature;
+use serde::Serialize;
+use ssh_key::{HashAlg, SshSig};
+
+use super::bundle::{Bundle, GENESIS_PREV_HASH};
+use super::keyring::Keyring;
+use super::store::{sha256_hex, BundleName, ARTIFACTS_SUFFIX, HEAD_FILE, SIG_SUFFIX, SSHSIG_SUFFIX};
+use crate::fsutil::TMP_PREFIX;
+use crate::keys::{ALGORITHM, NAMESPACE};
+
+/// What verification checks against.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions {
+    /// Trusted keys with their windows.
+    pub keys: Keyring,
+    /// `runbook_id` → SHA-256 of every runbook file with that id, when `--runbooks` is given.
+    pub runbooks: Option<HashMap<String, Vec<String>>>,
+    /// Accept a chain that does not start at sequence 1 (checking part of a chain).
+    pub partial: bool,
+    /// Worker threads for the per-bundle checks (0 = one per core).
+    pub threads: usize,
+}
+
+/// One thing wrong with one bundle.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Problem {
+    /// File name, e.g. `EB-20261122-0003.json`.
+    pub bundle: String,
+    pub path: PathBuf,
+    pub reason: String,
+    #[serde(skip)]
+    order: (Option<BundleName>, PathBuf),
+}
+
+/// Summary of one chain (one client and host).
+#[derive(Debug, Clone, Serialize)]
+pub struct ChainSummary {
+    pub client_id: String,
+    pub hostname: String,
+    pub bundles: usize,
+    pub first_sequence: u64,
+    pub last_sequence: u64,
+    /// SHA-256 of the last bundle's file.
+    pub head_sha256: String,
+}
+
+/// The outcome of a verification run (`--json` prints it).
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub ok: bool,
+    pub bundles_checked: usize,
+    pub bundles_invalid: usize,
+    /// The first bad bundle (by name) and why.
+    pub first_problem: Option<Problem>,
+    /// Every problem found, first bad bundle first.
+    pub problems: Vec<Problem>,
+    pub chains: Vec<ChainSummary>,
+}
+
+/// Per-bundle facts the chain check needs.
+#[derive(Debug, Clone)]
+struct Link {
+    path: PathBuf,
+    file_name: String,
+    name: Option<BundleName>,
+    sha256: String,
+    chain_key: (String, String),
+    sequence: u64,
+    prev: String,
+}
+
+/// Collect bundle files from files and directories (recursive). Returns the files and the
+/// `head.json` hints of store roots among the directories. A named path that does not
+/// exist is an error.
+pub fn collect(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let mut files = Vec::new();
+    let mut heads = Vec::new();
+    for p in paths {
+        let meta = fs::metadata(p).with_context(|| format!("reading {}", p.display()))?;
+        if meta.is_dir() {
+            let head = p.join(HEAD_FILE);
+            if head.is_file() {
+                heads.push(head);
+            }
+            walk(p, &mut files)?;
+        } else {
+            files.push(p.clone());
+        }
+    }
+    files.sort();
+    files.dedup();
+    Ok((files, heads))
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for entry in fs::read_dir(dir).with_context(|| format!("reading directory {}", dir.display()))? {
+        let entry = entry.with_context(|| format!("reading directory {}", dir.display()))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') {
+            // `.tmp-*` temporaries, `.orphans/`, `.lock`: never evidence.
+            continue;
+        }
+        let ft = entry.file_type().with_context(|| format!("reading {}", entry.path().display()))?;
+        if ft.is_dir() {
+            if !name.ends_with(ARTIFACTS_SUFFIX) {
+                walk(&entry.path(), out)?;
+            }
+        } else if BundleName::parse_file_name(&name).is_some() {
+            out.push(entry.path());
+        }
+    }
+    Ok(())
+}
+
+/// Read a runbook directory (recursive): every `*.yaml`/`*.yml` with a top-level `id:`.
+pub fn runbook_index(dir: &Path) -> Result<HashMap<String, Vec<String>>> {
+    fn visit(dir: &Path, idx: &mut HashMap<String, Vec<String>>) -> Result<()> {
+        for entry in fs::read_dir(dir).with_context(|| format!("reading runbook directory {}", dir.display()))? {
+            let entry = entry.with_context(|| format!("reading runbook directory {}", dir.display()))?;
+            let path = entry.path();
+            if entry.file_type().with_context(|| format!("reading {}", path.display()))?.is_dir() {
+                visit(&path, idx)?;
+                continue;
+            }
+            let is_yaml = matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
+            if !is_yaml {
+                continue;
+            }
+            let bytes = fs::read(&path).with_context(|| format!("reading runbook {}", path.display()))?;
+            let doc: serde_yaml_ng::Value = match serde_yaml_ng::from_slice(&bytes) {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(runbook = %path.display(), "not YAML, ignored: {e}");
+                    continue;
+                }
+            };
+            match doc.get("id").and_then(|v| v.as_str()) {
+                Some(id) => idx.entry(id.to_string()).or_default().push(sha256_hex(&bytes)),
+                None => tracing::warn!(runbook = %path.display(), "no top-level `id:`, ignored"),
+            }
+        }
+        Ok(())
+    }
+    let mut idx = HashMap::new();
+    visit(dir, &mut idx)?;
+    Ok(idx)
+}
+
+/// Verify bundle files (see the module docs). `Err` only for I/O errors on the bundles
+/// themselves; everything wrong with the evidence is a [`Problem`] in the report.
+pub fn verify_files(files: &[PathBuf], heads: &[PathBuf], opts: &VerifyOptions) -> Result<Report> {
+    let threads = match opts.threads {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        n => n,
+    }
+    .min(files.len() / 64 + 1)
+    .max(1);
+    let results: Vec<Result<(Vec<Problem>, Option<Link>)>> = if threads == 1 {
+        files.iter().map(|f| check_bundle(f, opts)).collect()
+    } else {
+        let chunk = files.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = files
+                .chunks(chunk)
+                .map(|c| s.spawn(move || c.iter().map(|f| check_bundle(f, opts)).collect::<Vec<_>>()))
+                .collect();
+            handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+        })
+    };
+    let mut problems = Vec::new();
+    let mut links = Vec::with_capacity(files.len());
+    for r in results {
+        let (p, link) = r?;
+        problems.extend(p);
+        links.extend(link);
+    }
+    let chains = check_chains(links, heads, opts, &mut problems)?;
+    problems.sort_by(|a, b| a.order.cmp(&b.order));
+    let mut bad: Vec<&Path> = problems.iter().map(|p| p.path.as_path()).collect();
+    bad.sort();
+    bad.dedup();
+    Ok(Report {
+        ok: problems.is_empty(),
+        bundles_checked: files.len(),
+        bundles_invalid: bad.len(),
+        first_problem: problems.first().cloned(),
+        problems,
+        chains,
+    })
+}
+
+fn problem(path: &Path, reason: String) -> Problem {
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = BundleName::parse_file_name(&file_name);
+    Problem { bundle: file_name, path: path.to_path_buf(), reason, order: (name, path.to_path_buf()) }
+}
+
+/// Read a companion file; `None` when it does not exist.
+fn read_opt(path: &Path) -> Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+fn companion(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// All checks of one bundle that need no other bundle.
+fn check_bundle(path: &Path, opts: &VerifyOptions) -> Result<(Vec<Problem>, Option<Link>)> {
+    let mut problems = Vec::new();
+    let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let sha256 = sha256_hex(&bytes);
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = BundleName::parse_file_name(&file_name);
+    let raw_sig = read_opt(&companion(path, SIG_SUFFIX))?;
+
+    let bundle: Bundle = match serde_json::from_slice(&bytes) {
+        Ok(b) => b,
+        Err(e) => {
+            // Say whether the bytes are still what was signed: they rarely are.
+            let signed_by = raw_sig.as_deref().and_then(|s| {
+                let sig = Signature::from_slice(s).ok()?;
+                opts.keys.keys.values().find(|k| k.key.verify_strict(&bytes, &sig).is_ok())
+            });
+            let why = match signed_by {
+                Some(k) => format!("validly signed by {} but not a valid bundle: {e}", k.info.key_id),
+                None => format!("not a valid bundle ({e}) and its raw signature does not verify with any trusted key: the file was modified"),
+            };
+            problems.push(problem(path, why));
+            return Ok((problems, None));
+        }
+    };
+    let mut bad = |reason: String| problems.push(problem(path, reason));
+
+    // Identity: the id is the file name, the file sits in its YYYY/MM directory.
+    if Some(bundle.bundle_id.as_str()) != file_name.strip_suffix(".json") {
+        bad(format!("bundle_id {} does not match the file name (renamed, moved or reordered)", bundle.bundle_id));
+    }
+    if let Some(n) = name {
+        let month = path.parent();
+        let year = month.and_then(Path::parent);
+        let as_num = |p: Option<&Path>, len: usize| {
+            p.and_then(Path::file_name)
+                .and_then(|s| s.to_str())
+                .filter(|s| s.len() == len && s.bytes().all(|b| b.is_ascii_digit()))
+                .map(str::to_string)
+        };
+        if let (Some(y), Some(m)) = (as_num(year, 4), as_num(month, 2)) {
+            if PathBuf::from(&y).join(&m) != n.month_dir() {
+                bad(format!("is in directory {y}/{m}, not {}", n.month_dir().display()));
+            }
+        }
+    }
+    let generated_at = match DateTime::parse_from_rfc3339(&bundle.generated_at) {
+        Ok(t) => Some(t.with_timezone(&Utc)),
+        Err(e) => {
+            bad(format!("generated_at {:?} is not an RFC 3339 time: {e}", bundle.generated_at));
+            None
+        }
+    };
+    if let (Some(t), Some(n)) = (generated_at, BundleName::parse_id(&bundle.bundle_id)) {
+        let day: u32 = t.format("%Y%m%d").to_string().parse().unwrap_or(0);
+        if day != n.day {
+            bad(format!("generated_at {} is not on the day in bundle_id {}", bundle.generated_at, bundle.bundle_id));
+        }
+    }
+
+    // Signatures, with the key named by the bundle and valid at its time.
+    let key = opts.keys.get(&bundle.signing.key_id);
+    if bundle.signing.algorithm != ALGORITHM {
+        bad(format!("signing.algorithm is {:?}, expected {ALGORITHM:?}", bundle.signing.algorithm));
+    }
+    match (key, generated_at) {
+        (None, _) => bad(format!("signed by unknown key {} (not in the key directory)", bundle.signing.key_id)),
+        (Some(k), Some(t)) if !k.covers(t) => bad(format!(
+            "signed by key {} outside its validity window ({} to {}): generated_at {}",
+            k.info.key_id,
+            k.info.valid_from,
+            k.info.valid_until.as_deref().unwrap_or("now"),
+            bundle.generated_at
+        )),
+        _ => {}
+    }
+    if let Some(k) = key {
+        match raw_sig {
+            None => bad(format!("missing {file_name}{SIG_SUFFIX}")),
+            Some(s) => match Signature::from_slice(&s) {
+                Err(_) => bad(format!("{file_name}{SIG_SUFFIX} is {} bytes, not a 64-byte Ed25519 signature", s.len())),
+                Ok(sig) => {
+                    if k.key.verify_strict(&bytes, &sig).is_err() {
+                        bad(format!(
+                            "raw signature ({file_name}{SIG_SUFFIX}) does not verify with key {}: bundle or signature modified",
+                            k.info.key_id
+                        ));
+                    }
+                }
+            },
+        }
+        match read_opt(&companion(path, SSHSIG_SUFFIX))? {
+            None => bad(format!("missing {file_name}{SSHSIG_SUFFIX}")),
+            Some(s) => {
+                if let Err(why) = check_sshsig(&s, &bytes, &k.key) {
+                    bad(format!("SSH signature ({file_name}{SSHSIG_SUFFIX}) {why}"));
+                }
+            }
+        }
+    }
+
+    check_artifacts(path, &bundle, &mut bad)?;
+
+    if let Some(idx) = &opts.runbooks {
+        let rb = &bundle.runbook;
+        match idx.get(&rb.runbook_id) {
+            None => bad(format!("runbook {} is not in the runbook directory", rb.runbook_id)),
+            Some(hashes) if !hashes.contains(&rb.runbook_hash) => bad(format!(
+                "runbook_hash {} of {} matches no runbook file with that id (runbook changed?)",
+                rb.runbook_hash, rb.runbook_id
+            )),
+            Some(_) => {}
+        }
+    }
+
+    let link = Link {
+        path: path.to_path_buf(),
+        file_name,
+        name,
+        sha256,
+        chain_key: (bundle.client_id, bundle.hostname),
+        sequence: bundle.chain.sequence,
+        prev: bundle.chain.prev_bundle_sha256,
+    };
+    Ok((problems, Some(link)))
+}
+
+/// Check an armoured SSHSIG over `msg` made by `key` in our namespace.
+fn check_sshsig(armoured: &[u8], msg: &[u8], key: &ed25519_dalek::VerifyingKey) -> std::result::Result<(), String> {
+    let sig = SshSig::from_pem(armoured).map_err(|e| format!("is not a valid SSH signature: {e}"))?;
+    if sig.namespace() != NAMESPACE {
+        return Err(format!("has namespace {:?}, expected {NAMESPACE:?}", sig.namespace()));
+    }
+    let Some(pk) = sig.public_key().ed25519() else {
+        return Err("is not an Ed25519 signature".into());
+    };
+    if pk.0 != key.to_bytes() {
+        return Err("was made by a different key than signing.key_id names".into());
+    }
+    if !matches!(sig.hash_alg(), HashAlg::Sha512 | HashAlg::Sha256) {
+        return Err("uses an unsupported hash".into());
+    }
+    // `SshSig::signed_data` builds exactly what ssh-keygen signs; the reserved field is
+    // always empty in signatures we accept.
+    if !sig.reserved().is_empty() {
+        return Err("has a non-empty reserved field".into());
+    }
+    let data = SshSig::signed_data(NAMESPACE, sig.hash_alg(), msg).map_err(|e| e.to_string())?;
+    let raw = Signature::from_slice(sig.signature_bytes()).map_err(|_| "has a malformed Ed25519 signature".to_string())?;
+    key.verify_strict(&data, &raw).map_err(|_| "does not verify: bundle or signature modified".to_string())
+}
+
+fn check_artifacts(path: &Path, bundle: &Bundle, bad: &mut impl FnMut(String)) -> Result<()> {
+    let stem = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = stem.strip_suffix(".json").unwrap_or(&stem);
+    let adir = path.with_file_name(format!("{stem}{ARTIFACTS_SUFFIX}"));
+    let mut on_disk: Vec<String> = match fs::read_dir(&adir) {
+        Ok(rd) => {
+            let mut v = Vec::new();
+            for e in rd {
+                let e = e.with_context(|| format!("reading {}", adir.display()))?;
+                let n = e.file_name().to_string_lossy().into_owned();
+                if !n.starts_with(TMP_PREFIX) {
+                    v.push(n);
+                }
+            }
+            v
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", adir.display())),
+    };
+    for a in &bundle.artifacts {
+        if !super::store::valid_artifact_name(&a.filename) {
+            bad(format!("artifact name {:?} is not a plain file name", a.filename));
+            continue;
+        }
+        let ap = adir.join(&a.filename);
+        match read_opt(&ap)? {
+            None => bad(format!("artifact {} is missing", a.filename)),
+            Some(b) if b.len() as u64 != a.size_bytes => {
+                bad(format!("artifact {} is {} bytes, the bundle says {}", a.filename, b.len(), a.size_bytes))
+            }
+            Some(b) if sha256_hex(&b) != a.sha256 => bad(format!("artifact {} sha256 does not match (modified)", a.filename)),
+            Some(_) => {}
+        }
+        on_disk.retain(|n| n != &a.filename);
+    }
+    on_disk.sort();
+    for extra in on_disk {
+        bad(format!("artifact {extra} in {stem}{ARTIFACTS_SUFFIX}/ is not listed in the bundle (inserted)"));
+    }
+    Ok(())
+}
+
+/// Chain rules over the parsed bundles; problems are pushed, summaries returned.
+///
+/// Bundles are grouped by (client_id, hostname) and then by sequence. When two bundles share
+/// a sequence (a fork), the one the next bundle links to is taken as the chain's and the other
+/// is named; with no successor to decide, the later name is named.
+fn check_chains(
+    links: Vec<Link>,
+    heads: &[PathBuf],
+    opts: &VerifyOptions,
+    problems: &mut Vec<Problem>,
+) -> Result<Vec<ChainSummary>> {
+    let mut groups: BTreeMap<(String, String), Vec<Link>> = BTreeMap::new();
+    for l in links {
+        groups.entry(l.chain_key.clone()).or_default().push(l);
+    }
+    let mut summaries = Vec::new();
+    for ((client_id, hostname), mut chain) in groups {
+        chain.sort_by(|a, b| (a.sequence, a.name, &a.path).cmp(&(b.sequence, b.name, &b.path)));
+        let mut by_seq: BTreeMap<u64, Vec<&Link>> = BTreeMap::new();
+        for l in &chain {
+            by_seq.entry(l.sequence).or_default().push(l);
+        }
+        // Forks: one sequence used twice. `kept` is the bundle the chain continues from.
+        let mut kept: BTreeMap<u64, &Link> = BTreeMap::new();
+        for (seq, same) in &by_seq {
+            let linked: Vec<&Link> = match by_seq.get(&(seq + 1)) {
+                Some(next) => same.iter().copied().filter(|l| next.iter().any(|n| n.prev == l.sha256)).collect(),
+                None => Vec::new(),
+            };
+            let keep = linked.first().copied().unwrap_or(same[0]);
+            kept.insert(*seq, keep);
+            for l in same.iter().filter(|l| l.path != keep.path) {
+                problems.push(problem(&l.path, format!("fork: sequence {seq} is also used by {}", keep.file_name)));
+            }
+        }
+        // Forks: one predecessor claimed twice (with different sequences).
+        let mut by_prev: HashMap<&str, &Link> = HashMap::new();
+        for l in &chain {
+            if let Some(other) = by_prev.insert(l.prev.as_str(), l) {
+                if other.sequence != l.sequence {
+                    problems.push(problem(
+                        &l.path,
+                        format!("fork: same prev_bundle_sha256 as {} (two bundles claim one predecessor)", other.file_name),
+                    ));
+                }
+            }
+        }
+        // Links between consecutive sequences.
+        let mut prev_seq: Option<(u64, &Link)> = None;
+        for (seq, same) in &by_seq {
+            for l in same {
+                match prev_seq {
+                    None => {
+                        if *seq == 1 && l.prev != GENESIS_PREV_HASH {
+                            problems.push(problem(&l.path, "chain broken: sequence 1 must have the genesis prev_bundle_sha256".into()));
+                        } else if *seq != 1 && !opts.partial {
+                            problems.push(problem(
+                                &l.path,
+                                format!(
+                                    "chain broken: the chain starts at sequence {seq} (bundles 1 to {} missing or not given; --partial checks part of a chain)",
+                                    seq - 1
+                                ),
+                            ));
+                        }
+                    }
+                    Some((pseq, named)) => {
+                        if *seq > pseq + 1 {
+                            problems.push(problem(
+                                &l.path,
+                                format!(
+                                    "chain broken: sequence {seq} follows sequence {pseq} ({}): {} bundle(s) missing",
+                                    named.file_name,
+                                    seq - pseq - 1
+                                ),
+                            ));
+                        } else if named.sha256 != l.prev {
+                            problems.push(problem(
+                                &l.path,
+                                format!("chain broken: prev_bundle_sha256 does not match {}", named.file_name),
+                            ));
+                        }
+                        if l.prev == GENESIS_PREV_HASH {
+                            problems.push(problem(&l.path, "chain broken: a second genesis bundle".into()));
+                        }
+                        // Same day: the per-day number must grow with the sequence.
+                        if let (Some(a), Some(n)) = (named.name, l.name) {
+                            if a.day == n.day && n.n < a.n {
+                                problems.push(problem(
+                                    &l.path,
+                                    format!(
+                                        "out of order: sequence {seq} has a lower number than {} (sequence {pseq})",
+                                        named.file_name
+                                    ),
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+            prev_seq = kept.get(seq).map(|k| (*seq, *k));
+        }
+        if let (Some(first), Some(last)) = (chain.first(), chain.last()) {
+            summaries.push(ChainSummary {
+                client_id,
+                hostname,
+                bundles: chain.len(),
+                first_sequence: first.sequence,
+                last_sequence: last.sequence,
+                head_sha256: last.sha256.clone(),
+            });
+        }
+    }
+    // A store's head.json records how far its chain got: fewer bundles means deletion at the end.
+    for head in heads {
+        let text = fs::read(head).with_context(|| format!("reading {}", head.display()))?;
+        let hint: serde_json::Value = serde_json::from_slice(&text).with_context(|| format!("parsing {}", head.display()))?;
+        let seq = hint.get("sequence").and_then(|v| v.as_u64()).unwrap_or(0);
+        let sha = hint.get("sha256").and_then(|v| v.as_str()).unwrap_or("");
+        let bundle = hint.get("bundle").and_then(|v| v.as_str()).unwrap_or("");
+        let reached = summaries.iter().any(|c| c.last_sequence > seq || (c.last_sequence == seq && c.head_sha256 == sha));
+        if !reached {
+            let root = head.parent().unwrap_or(Path::new("."));
+            problems.push(problem(
+                &root.join(bundle),
+                format!("chain truncated: {} says the chain reached sequence {seq} with this bundle, which is missing or different", head.display()),
+            ));
+        }
+    }
+    Ok(summaries)
+}

@@ -267,7 +267,7 @@ fn deleting_an_uploaded_version_is_refused_with_403() {
     BundleMaker::new(&e.evidence, s.clone()).next();
     let mut up = Uploader::new(m.config(), m.creds.clone(), &e.evidence, &e.state, s).unwrap();
     assert_eq!(up.sync_once().unwrap().confirmed.len(), 1);
-    let key = "msp-evidence/clinic-001/srv-primary/2026/11/EB-20261122-0001.json";
+    let key = "msp-evidence/clinic-001/clinic-001-srv-primary/2026/11/EB-20261122-0001.json";
     let v = versions_by_key(&m)[key][0].version_id.clone();
     let err = up.client().delete_object_version(key, &v).unwrap_err();
     assert_eq!(err.status(), Some(403), "{err}");
@@ -331,7 +331,7 @@ fn restart_after_a_lost_answer_confirms_without_a_second_version() {
     let dir = e.evidence.join("2026/11");
     let until = chrono::Utc::now() + chrono::TimeDelta::days(2555);
     for f in ["EB-20261122-0006.json", "EB-20261122-0006.json.sig"] {
-        c.put_object(&format!("msp-evidence/clinic-001/srv-primary/2026/11/{f}"), std::fs::read(dir.join(f)).unwrap(), until).unwrap();
+        c.put_object(&format!("msp-evidence/clinic-001/clinic-001-srv-primary/2026/11/{f}"), std::fs::read(dir.join(f)).unwrap(), until).unwrap();
     }
     drop(up);
     let mut up = Uploader::new(m.config(), m.creds.clone(), &e.evidence, &e.state, s.clone()).unwrap();
@@ -345,13 +345,13 @@ fn restart_after_a_lost_answer_confirms_without_a_second_version() {
 
     // A bundle whose object exists with other bytes is refused, not given a second version.
     maker.next();
-    c.put_object("msp-evidence/clinic-001/srv-primary/2026/11/EB-20261122-0008.json", b"{}".to_vec(), until).unwrap();
+    c.put_object("msp-evidence/clinic-001/clinic-001-srv-primary/2026/11/EB-20261122-0008.json", b"{}".to_vec(), until).unwrap();
     drop(up);
     let mut up = Uploader::new(m.config(), m.creds.clone(), &e.evidence, &e.state, s).unwrap();
     let r = up.sync_once().unwrap();
     let err = r.error.unwrap();
     assert!(err.contains("EB-20261122-0008.json already exists in the bucket but does not match") && err.contains("size is 2 bytes"), "{err}");
-    assert_eq!(versions_by_key(&m)["msp-evidence/clinic-001/srv-primary/2026/11/EB-20261122-0008.json"].len(), 1);
+    assert_eq!(versions_by_key(&m)["msp-evidence/clinic-001/clinic-001-srv-primary/2026/11/EB-20261122-0008.json"].len(), 1);
 }
 
 #[test]
@@ -380,6 +380,15 @@ fn cli_sync_and_verify_without_a_config_file() {
     let (code, out, err) = run(&["worm", "sync", "--key-dir", &keys], BUCKET);
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(out.contains("6 confirmed"), "{out}");
+    // Receipts beside the bundles do not disturb `evidence verify` (they are outside the chain).
+    let out = Command::new(env!("CARGO_BIN_EXE_msp-agent"))
+        .args(["evidence", "verify", "--keys"])
+        .arg(&e.keys)
+        .arg(&e.evidence)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(e.evidence.join("receipts/2026/11/EB-20261122-0006.receipt.json").is_file());
     let (code, out, err) = run(&["worm", "verify"], BUCKET);
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(out.contains("19 objects checked, 0 missing, 0 extra, 0 differing, 0 pending"), "{out}");
@@ -388,17 +397,17 @@ fn cli_sync_and_verify_without_a_config_file() {
     maker.next();
     let (code, out, _) = run(&["worm", "verify"], BUCKET);
     assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("pending: msp-evidence/clinic-001/srv-primary/2026/11/EB-20261122-0007.json"), "{out}");
+    assert!(out.contains("pending: msp-evidence/clinic-001/clinic-001-srv-primary/2026/11/EB-20261122-0007.json"), "{out}");
 
     // Extra and differing objects are named; exit 1.
     let c = m.client_for(BUCKET);
     let until = chrono::Utc::now() + chrono::TimeDelta::days(1);
-    c.put_object("msp-evidence/clinic-001/srv-primary/2026/11/stray.txt", b"x".to_vec(), until).unwrap();
-    c.put_object("msp-evidence/clinic-001/srv-primary/2026/11/EB-20261122-0002.json.sig", b"second version".to_vec(), until).unwrap();
+    c.put_object("msp-evidence/clinic-001/clinic-001-srv-primary/2026/11/stray.txt", b"x".to_vec(), until).unwrap();
+    c.put_object("msp-evidence/clinic-001/clinic-001-srv-primary/2026/11/EB-20261122-0002.json.sig", b"second version".to_vec(), until).unwrap();
     let (code, out, _) = run(&["worm", "verify"], BUCKET);
     assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains("extra: msp-evidence/clinic-001/srv-primary/2026/11/stray.txt"), "{out}");
-    assert!(out.contains("differing: msp-evidence/clinic-001/srv-primary/2026/11/EB-20261122-0002.json.sig: 2 versions, expected 1"), "{out}");
+    assert!(out.contains("extra: msp-evidence/clinic-001/clinic-001-srv-primary/2026/11/stray.txt"), "{out}");
+    assert!(out.contains("differing: msp-evidence/clinic-001/clinic-001-srv-primary/2026/11/EB-20261122-0002.json.sig: 2 versions, expected 1"), "{out}");
     assert!(out.contains("EB-20261122-0002.json.sig: 14 bytes in the bucket, 64 locally"), "{out}");
 
     // Against an empty bucket every confirmed object is missing.

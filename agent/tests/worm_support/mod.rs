@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use msp_agent::keys::Signer;
 use msp_agent::worm::s3::S3Client;
 use msp_agent::worm::{Credentials, WormConfig};
-use sha2::{Digest, Sha256};
+use chrono::{TimeZone, Utc};
+use msp_agent::evidence::sample::sample_new_bundle;
+use msp_agent::evidence::store::EvidenceStore;
 
 /// Bootstrap run during moto's unauthenticated first calls: an IAM user allowed s3:*, its
 /// access key, and a bucket with Object Lock. Exactly `BOOTSTRAP_CALLS` API calls.
@@ -187,55 +189,46 @@ impl Drop for Moto {
 
 /// A fresh signing key in `dir` (real `key generate` code) and its signer.
 pub fn signer(dir: &Path) -> Arc<Signer> {
-    msp_agent::keys::generate(dir, chrono::Utc::now()).unwrap();
+    // Valid from before the (fixed) dates of the test bundles, so `evidence verify` accepts them.
+    msp_agent::keys::generate(dir, Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap()).unwrap();
     Arc::new(Signer::load(dir).unwrap())
 }
 
-/// Writes signed, chained bundle files in the store layout. Test data, not the evidence
-/// store (that is `evidence::store`): fields are a subset, but the layout, the signatures
-/// and the write-once discipline are the store's.
+/// Appends realistic bundles (the evidence module's sample disk-full incident) to a real
+/// `EvidenceStore`, dated 2026-11-22, every fifth with an artifact.
 pub struct BundleMaker {
     pub root: PathBuf,
+    store: EvidenceStore,
     signer: Arc<Signer>,
     seq: u64,
-    prev: String,
-    pub date: String,
+    scratch: tempfile::TempDir,
 }
 
 impl BundleMaker {
-    /// Bundles dated 2026-11-22 under `root`.
+    /// Open (create) the store at `root`.
     pub fn new(root: &Path, signer: Arc<Signer>) -> BundleMaker {
-        BundleMaker { root: root.to_path_buf(), signer, seq: 0, prev: String::new(), date: "20261122".into() }
+        BundleMaker {
+            root: root.to_path_buf(),
+            store: EvidenceStore::open(root).unwrap(),
+            signer,
+            seq: 0,
+            scratch: tempfile::tempdir().unwrap(),
+        }
     }
 
-    /// Write the next bundle (every fifth one with an artifact); returns its id.
+    /// Append the next bundle; returns its id.
     pub fn next(&mut self) -> String {
         self.seq += 1;
-        let id = format!("EB-{}-{:04}", self.date, self.seq);
-        let dir = self.root.join(&self.date[0..4]).join(&self.date[4..6]);
-        msp_agent::fsutil::create_dir_all(&dir, 0o755).unwrap();
         let mut artifacts = vec![];
         if self.seq % 5 == 0 {
-            let adir = dir.join(format!("{id}.artifacts"));
-            msp_agent::fsutil::create_dir_all(&adir, 0o755).unwrap();
-            let body = format!("df output for {id}\n/dev/sda1 91%\n");
-            msp_agent::fsutil::write_once(&adir.join("df.txt"), body.as_bytes(), 0o644).unwrap();
-            artifacts.push(serde_json::json!({"filename": "df.txt", "sha256": hex::encode(Sha256::digest(body.as_bytes())), "size_bytes": body.len()}));
+            let p = self.scratch.path().join(format!("df-{}.txt", self.seq));
+            std::fs::write(&p, format!("Filesystem Use%\n/dev/sda1 91% (bundle {})\n", self.seq)).unwrap();
+            artifacts.push(p);
         }
-        let v = serde_json::json!({
-            "bundle_id": id, "bundle_version": "1.0", "client_id": "clinic-001", "hostname": "srv-primary",
-            "generated_at": chrono::Utc::now().to_rfc3339(), "artifacts": artifacts,
-            "chain": {"sequence": self.seq, "prev_bundle_sha256": self.prev},
-            "signing": {"key_id": self.signer.key_id(), "algorithm": "ed25519"},
-        });
-        let bytes = serde_json::to_vec_pretty(&v).unwrap();
-        self.prev = hex::encode(Sha256::digest(&bytes));
-        let json = dir.join(format!("{id}.json"));
-        msp_agent::fsutil::write_once(&json, &bytes, 0o644).unwrap();
-        msp_agent::fsutil::write_once(&dir.join(format!("{id}.json.sig")), &self.signer.sign_raw(&bytes), 0o644).unwrap();
-        let ssh = self.signer.sign_sshsig(&bytes).unwrap();
-        msp_agent::fsutil::write_once(&dir.join(format!("{id}.json.sshsig")), ssh.as_bytes(), 0o644).unwrap();
-        id
+        let new = sample_new_bundle(self.seq, artifacts);
+        let now = Utc.with_ymd_and_hms(2026, 11, 22, 8, 0, 0).unwrap() + chrono::TimeDelta::seconds(self.seq as i64);
+        let w = self.store.append(new, &self.signer, now).unwrap();
+        w.bundle_id
     }
 }
 

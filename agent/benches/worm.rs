@@ -19,6 +19,9 @@ s3 = boto3.client("s3", endpoint_url=ep, region_name="us-east-1", aws_access_key
 s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
 files = []
 for d, _, names in os.walk(root):
+    top = os.path.relpath(d, root).split(os.sep)[0]
+    if not (len(top) == 4 and top.isdigit()):
+        continue  # only the bundles (YYYY/MM/...), not receipts or head.json
     for n in names:
         if not n.startswith(".tmp-"):
             files.append(os.path.join(d, n))
@@ -42,6 +45,12 @@ fn main() {
     let evidence = dir.path().join("evidence");
     let s = signer(&dir.path().join("keys"));
     let mut maker = BundleMaker::new(&evidence, s.clone());
+    // Steady state: an outbox already exists (on the very first run every key gets a HEAD
+    // before its PUT, see ARCH-worm.md), so upload one bundle first.
+    maker.next();
+    let mut up = Uploader::new(m.config(), m.creds.clone(), &evidence, &dir.path().join("state"), s.clone()).unwrap();
+    assert_eq!(up.sync_once().unwrap().confirmed.len(), 1);
+    drop(up);
     for _ in 0..n {
         maker.next();
     }
@@ -65,7 +74,7 @@ fn main() {
     let ref_objects: f64 = it.next().unwrap().parse().unwrap();
     let ref_secs: f64 = it.next().unwrap().parse().unwrap();
 
-    println!("worm upload, moto_server on 127.0.0.1, {n} bundles ({objects} objects, {requests} requests incl. startup check)");
+    println!("worm upload, moto_server on 127.0.0.1, {n} bundles ({objects} objects, {requests} requests incl. startup check and one HEAD-first bundle)");
     println!(
         "  msp-agent: {:.1} bundles/s confirmed (put + read-back + signed receipt + outbox fsync), {:.1} objects/s, {:.2} s",
         n as f64 / ours,

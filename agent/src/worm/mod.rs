@@ -202,3 +202,22 @@ impl WormCmd {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_section_is_read_and_unknown_keys_are_named() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("agent.yaml");
+        std::fs::write(&p, "journal: {}\nworm:\n  bucket: evidence\n  endpoint: http://127.0.0.1:9000\n  path_style: true\n  retention_days: 10\n").unwrap();
+        let c = load_config_section(&p).unwrap();
+        assert_eq!((c.bucket.as_str(), c.retention_days, c.path_style), ("evidence", 10, true));
+        std::fs::write(&p, "worm:\n  bucket: evidence\n  retain_days: 10\n").unwrap();
+        let e = format!("{:#}", load_config_section(&p).unwrap_err());
+        assert!(e.contains("agent.yaml") && e.contains("section worm") && e.contains("retain_days"), "{e}");
+        std::fs::write(&p, "journal: {}\n").unwrap();
+        assert!(format!("{:#}", load_config_section(&p).unwrap_err()).contains("no `worm:` section"));
+    }
+}

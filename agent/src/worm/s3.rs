@@ -29,6 +29,10 @@ pub enum S3Error {
     /// been applied by the server.
     #[error("{op} {target}: cannot reach {endpoint}: {detail}")]
     Transport { op: &'static str, target: String, endpoint: String, detail: String },
+    /// The request could not be built or signed (bad endpoint, key or credentials format);
+    /// nothing was sent.
+    #[error("{op} {target}: {detail}")]
+    Local { op: &'static str, target: String, detail: String },
     /// The server answered with an error status.
     #[error("{op} {target}: HTTP {status} {code}: {message}")]
     Service { op: &'static str, target: String, status: u16, code: String, message: String },
@@ -39,14 +43,14 @@ impl S3Error {
     pub fn code(&self) -> Option<&str> {
         match self {
             S3Error::Service { code, .. } => Some(code),
-            S3Error::Transport { .. } => None,
+            S3Error::Transport { .. } | S3Error::Local { .. } => None,
         }
     }
     /// HTTP status, if the server answered.
     pub fn status(&self) -> Option<u16> {
         match self {
             S3Error::Service { status, .. } => Some(*status),
-            S3Error::Transport { .. } => None,
+            S3Error::Transport { .. } | S3Error::Local { .. } => None,
         }
     }
     /// True when the server may have applied the request although we saw no success: a
@@ -56,6 +60,7 @@ impl S3Error {
         match self {
             S3Error::Transport { .. } => true,
             S3Error::Service { status, .. } => *status >= 500,
+            S3Error::Local { .. } => false,
         }
     }
 }
@@ -208,7 +213,8 @@ impl S3Client {
             endpoint: self.endpoint.to_string(),
             detail,
         };
-        let url = self.url(key, query).map_err(|e| transport(format!("{e:#}")))?;
+        let local = |detail: String| S3Error::Local { op, target: target.clone(), detail };
+        let url = self.url(key, query).map_err(|e| local(format!("{e:#}")))?;
         let host = match url.port() {
             Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
             None => url.host_str().unwrap_or_default().to_string(),
@@ -217,7 +223,7 @@ impl S3Client {
         let mut headers: Vec<(String, String)> = vec![("host".into(), host)];
         headers.extend(extra_headers.iter().map(|(k, v)| (k.to_string(), v.clone())));
 
-        let signed = self.sign(method.as_str(), url.as_str(), &headers, &payload_hash).map_err(|e| transport(format!("signing: {e:#}")))?;
+        let signed = self.sign(method.as_str(), url.as_str(), &headers, &payload_hash).map_err(|e| local(format!("signing: {e:#}")))?;
         let mut req = self.http.request(method, url);
         for (k, v) in headers.iter().chain(signed.iter()) {
             req = req.header(k.as_str(), v.as_str());

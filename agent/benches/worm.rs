@@ -39,7 +39,10 @@ print(len(files), time.monotonic() - t)
 "#;
 
 fn main() {
-    let n: usize = std::env::var("WORM_BENCH_BUNDLES").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
+    let n: usize = std::env::var("WORM_BENCH_BUNDLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
     let m = Moto::start();
     let dir = tempfile::tempdir().unwrap();
     let evidence = dir.path().join("evidence");
@@ -48,13 +51,27 @@ fn main() {
     // Steady state: an outbox already exists (on the very first run every key gets a HEAD
     // before its PUT, see ARCH-worm.md), so upload one bundle first.
     maker.next();
-    let mut up = Uploader::new(m.config(), m.creds.clone(), &evidence, &dir.path().join("state"), s.clone()).unwrap();
+    let mut up = Uploader::new(
+        m.config(),
+        m.creds.clone(),
+        &evidence,
+        &dir.path().join("state"),
+        s.clone(),
+    )
+    .unwrap();
     assert_eq!(up.sync_once().unwrap().confirmed.len(), 1);
     drop(up);
     for _ in 0..n {
         maker.next();
     }
-    let mut up = Uploader::new(m.config(), m.creds.clone(), &evidence, &dir.path().join("state"), s).unwrap();
+    let mut up = Uploader::new(
+        m.config(),
+        m.creds.clone(),
+        &evidence,
+        &dir.path().join("state"),
+        s,
+    )
+    .unwrap();
     let t = Instant::now();
     let r = up.sync_once().unwrap();
     let ours = t.elapsed().as_secs_f64();
@@ -68,7 +85,11 @@ fn main() {
         .arg(&evidence)
         .output()
         .expect("python3 with boto3");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     let mut it = text.split_whitespace();
     let ref_objects: f64 = it.next().unwrap().parse().unwrap();
@@ -81,6 +102,13 @@ fn main() {
         objects as f64 / ours,
         ours
     );
-    println!("  boto3 put_object + head_object, same files: {:.1} objects/s, {:.2} s", ref_objects / ref_secs, ref_secs);
-    println!("  ratio (objects/s, msp-agent / boto3): {:.2}x", (objects as f64 / ours) / (ref_objects / ref_secs));
+    println!(
+        "  boto3 put_object + head_object, same files: {:.1} objects/s, {:.2} s",
+        ref_objects / ref_secs,
+        ref_secs
+    );
+    println!(
+        "  ratio (objects/s, msp-agent / boto3): {:.2}x",
+        (objects as f64 / ours) / (ref_objects / ref_secs)
+    );
 }

@@ -100,12 +100,18 @@ impl WormConfig {
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
         {
-            bail!("worm.bucket: {:?} is not a valid S3 bucket name", self.bucket);
+            bail!(
+                "worm.bucket: {:?} is not a valid S3 bucket name",
+                self.bucket
+            );
         }
         if !self.endpoint.is_empty()
             && !(self.endpoint.starts_with("http://") || self.endpoint.starts_with("https://"))
         {
-            bail!("worm.endpoint: {:?} must start with http:// or https://", self.endpoint);
+            bail!(
+                "worm.endpoint: {:?} must start with http:// or https://",
+                self.endpoint
+            );
         }
         if self.region.is_empty() {
             bail!("worm.region: must not be empty");
@@ -113,7 +119,11 @@ impl WormConfig {
         if self.retention_days == 0 {
             bail!("worm.retention_days: must be at least 1");
         }
-        for (name, v) in [("prefix", &self.prefix), ("client_id", &self.client_id), ("host", &self.host)] {
+        for (name, v) in [
+            ("prefix", &self.prefix),
+            ("client_id", &self.client_id),
+            ("host", &self.host),
+        ] {
             check_key_part(v).with_context(|| format!("worm.{name}"))?;
         }
         Ok(())
@@ -157,7 +167,10 @@ impl std::fmt::Debug for Credentials {
         f.debug_struct("Credentials")
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &"<redacted>")
-            .field("session_token", &self.session_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -180,7 +193,11 @@ impl Credentials {
         let Some(secret_access_key) = get("AWS_SECRET_ACCESS_KEY") else {
             bail!("no S3 credentials: AWS_SECRET_ACCESS_KEY is not set");
         };
-        Ok(Credentials { access_key_id, secret_access_key, session_token: get("AWS_SESSION_TOKEN") })
+        Ok(Credentials {
+            access_key_id,
+            secret_access_key,
+            session_token: get("AWS_SESSION_TOKEN"),
+        })
     }
 
     /// Parse an AWS shared-credentials style file: the `[default]` section, or the only
@@ -192,7 +209,8 @@ impl Credentials {
     }
 
     fn parse(text: &str) -> Result<Credentials> {
-        let mut sections: Vec<(String, Vec<(String, String, usize)>)> = vec![(String::new(), vec![])];
+        let mut sections: Vec<(String, Vec<(String, String, usize)>)> =
+            vec![(String::new(), vec![])];
         for (i, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
@@ -206,7 +224,8 @@ impl Credentials {
                 bail!("line {}: expected `key = value` or `[section]`", i + 1);
             };
             if let Some(last) = sections.last_mut() {
-                last.1.push((k.trim().to_ascii_lowercase(), v.trim().to_string(), i + 1));
+                last.1
+                    .push((k.trim().to_ascii_lowercase(), v.trim().to_string(), i + 1));
             }
         }
         sections.retain(|(name, kv)| !(name.is_empty() && kv.is_empty()));
@@ -215,11 +234,22 @@ impl Credentials {
             None if sections.len() == 1 => &sections[0],
             None => bail!("no [default] section and more than one section"),
         };
-        let get = |key: &str| chosen.1.iter().find(|(k, _, _)| k == key).map(|(_, v, _)| v.clone());
-        let access_key_id = get("aws_access_key_id").context("field aws_access_key_id is missing")?;
+        let get = |key: &str| {
+            chosen
+                .1
+                .iter()
+                .find(|(k, _, _)| k == key)
+                .map(|(_, v, _)| v.clone())
+        };
+        let access_key_id =
+            get("aws_access_key_id").context("field aws_access_key_id is missing")?;
         let secret_access_key =
             get("aws_secret_access_key").context("field aws_secret_access_key is missing")?;
-        Ok(Credentials { access_key_id, secret_access_key, session_token: get("aws_session_token") })
+        Ok(Credentials {
+            access_key_id,
+            secret_access_key,
+            session_token: get("aws_session_token"),
+        })
     }
 }
 
@@ -235,7 +265,10 @@ mod tests {
         assert_eq!(c.endpoint_url(), "https://s3.us-east-1.amazonaws.com");
         c.validate().unwrap();
         let err = serde_yaml_ng::from_str::<WormConfig>("bucket: b\nretention: 3\n").unwrap_err();
-        assert!(err.to_string().contains("unknown field `retention`"), "{err}");
+        assert!(
+            err.to_string().contains("unknown field `retention`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -251,16 +284,24 @@ mod tests {
 
     #[test]
     fn credentials_file_sections() {
-        let c = Credentials::parse("[default]\naws_access_key_id = AK\naws_secret_access_key=SK\n").unwrap();
-        assert_eq!((c.access_key_id.as_str(), c.secret_access_key.as_str()), ("AK", "SK"));
+        let c = Credentials::parse("[default]\naws_access_key_id = AK\naws_secret_access_key=SK\n")
+            .unwrap();
+        assert_eq!(
+            (c.access_key_id.as_str(), c.secret_access_key.as_str()),
+            ("AK", "SK")
+        );
         assert!(c.session_token.is_none());
-        let c = Credentials::parse("aws_access_key_id=A\naws_secret_access_key=S\naws_session_token=T\n").unwrap();
+        let c = Credentials::parse(
+            "aws_access_key_id=A\naws_secret_access_key=S\naws_session_token=T\n",
+        )
+        .unwrap();
         assert_eq!(c.session_token.as_deref(), Some("T"));
         let err = Credentials::parse("[default]\naws_access_key_id=A\n").unwrap_err();
         assert!(format!("{err:#}").contains("aws_secret_access_key"));
         let err = Credentials::parse("[default]\nnonsense\n").unwrap_err();
         assert!(format!("{err:#}").contains("line 2"));
-        let c = Credentials::parse("aws_access_key_id=AKID\naws_secret_access_key=TOPSECRET\n").unwrap();
+        let c = Credentials::parse("aws_access_key_id=AKID\naws_secret_access_key=TOPSECRET\n")
+            .unwrap();
         assert!(!format!("{c:?}").contains("TOPSECRET"));
     }
 }

@@ -40,7 +40,11 @@ impl LocalBundle {
 pub fn id_order(id: &str) -> Option<(String, u64)> {
     let rest = id.strip_prefix("EB-")?;
     let (date, n) = rest.split_once('-')?;
-    if date.len() != 8 || !date.bytes().all(|b| b.is_ascii_digit()) || n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+    if date.len() != 8
+        || !date.bytes().all(|b| b.is_ascii_digit())
+        || n.is_empty()
+        || !n.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     Some((date.to_string(), n.parse().ok()?))
@@ -82,7 +86,9 @@ pub fn scan(root: &Path) -> Result<Vec<LocalBundle>> {
                 continue;
             }
             for name in sorted_names(&mdir)? {
-                let Some(id) = name.strip_suffix(".json") else { continue };
+                let Some(id) = name.strip_suffix(".json") else {
+                    continue;
+                };
                 if id_order(id).is_none() {
                     continue;
                 }
@@ -105,7 +111,12 @@ fn bundle_files(mdir: &Path, id: &str, year: &str, month: &str) -> Result<LocalB
         let rel = format!("{id}{suffix}");
         let path = mdir.join(&rel);
         if !path.is_file() {
-            return Ok(LocalBundle { id: id.into(), year: year.into(), month: month.into(), files: vec![] });
+            return Ok(LocalBundle {
+                id: id.into(),
+                year: year.into(),
+                month: month.into(),
+                files: vec![],
+            });
         }
         files.push(LocalFile { rel, path });
     }
@@ -126,7 +137,12 @@ fn bundle_files(mdir: &Path, id: &str, year: &str, month: &str) -> Result<LocalB
         }
         files[3..].sort_by(|a, b| a.rel.cmp(&b.rel));
     }
-    Ok(LocalBundle { id: id.into(), year: year.into(), month: month.into(), files })
+    Ok(LocalBundle {
+        id: id.into(),
+        year: year.into(),
+        month: month.into(),
+        files,
+    })
 }
 
 #[cfg(test)]
@@ -135,9 +151,22 @@ mod tests {
 
     #[test]
     fn ids_sort_by_date_then_number() {
-        let mut ids = vec!["EB-20261122-0010", "EB-20261121-0002", "EB-20261122-0002", "EB-20261122-10000"];
+        let mut ids = vec![
+            "EB-20261122-0010",
+            "EB-20261121-0002",
+            "EB-20261122-0002",
+            "EB-20261122-10000",
+        ];
         ids.sort_by_key(|i| id_order(i));
-        assert_eq!(ids, ["EB-20261121-0002", "EB-20261122-0002", "EB-20261122-0010", "EB-20261122-10000"]);
+        assert_eq!(
+            ids,
+            [
+                "EB-20261121-0002",
+                "EB-20261122-0002",
+                "EB-20261122-0010",
+                "EB-20261122-10000"
+            ]
+        );
         assert!(id_order("EB-2026-1").is_none());
         assert!(id_order("receipt").is_none());
     }

@@ -142,13 +142,19 @@ impl ConnArgs {
 
 /// Read the `worm:` section of an agent config file (other sections are other modules').
 pub fn load_config_section(path: &Path) -> Result<WormConfig> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading {} (or pass --bucket and --endpoint)", path.display()))?;
-    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "reading {} (or pass --bucket and --endpoint)",
+            path.display()
+        )
+    })?;
+    let doc: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     let Some(section) = doc.get("worm") else {
         bail!("{}: no `worm:` section", path.display());
     };
-    serde_yaml_ng::from_value(section.clone()).with_context(|| format!("{}: section worm", path.display()))
+    serde_yaml_ng::from_value(section.clone())
+        .with_context(|| format!("{}: section worm", path.display()))
 }
 
 impl WormCmd {
@@ -159,7 +165,13 @@ impl WormCmd {
                 let cfg = conn.config()?;
                 let creds = Credentials::load(&cfg)?;
                 let signer = crate::keys::Signer::load(&key_dir)?;
-                let mut up = Uploader::new(cfg, creds, &conn.evidence_dir, &conn.state_dir, Arc::new(signer))?;
+                let mut up = Uploader::new(
+                    cfg,
+                    creds,
+                    &conn.evidence_dir,
+                    &conn.state_dir,
+                    Arc::new(signer),
+                )?;
                 let r = up.sync_once()?;
                 println!(
                     "worm sync: {} confirmed ({} objects put, {} found already uploaded), {} pending",
@@ -169,7 +181,10 @@ impl WormCmd {
                     r.pending
                 );
                 if let Some(e) = r.error {
-                    let since = r.failing_since.map(|t| format!(" (failing since {t})")).unwrap_or_default();
+                    let since = r
+                        .failing_since
+                        .map(|t| format!(" (failing since {t})"))
+                        .unwrap_or_default();
                     bail!("{e}{since}");
                 }
                 Ok(Exit::Ok)
@@ -181,9 +196,17 @@ impl WormCmd {
                 sync::check_bucket(&client, &cfg)?;
                 let r = verify::verify(&client, &cfg, &conn.evidence_dir, &conn.state_dir)?;
                 if json {
-                    println!("{}", serde_json::to_string_pretty(&r).context("serialising the report")?);
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&r).context("serialising the report")?
+                    );
                 } else {
-                    for (what, list) in [("missing", &r.missing), ("extra", &r.extra), ("differing", &r.differing), ("pending", &r.pending)] {
+                    for (what, list) in [
+                        ("missing", &r.missing),
+                        ("extra", &r.extra),
+                        ("differing", &r.differing),
+                        ("pending", &r.pending),
+                    ] {
                         for k in list {
                             println!("{what}: {k}");
                         }
@@ -213,11 +236,19 @@ mod tests {
         let p = d.path().join("agent.yaml");
         std::fs::write(&p, "journal: {}\nworm:\n  bucket: evidence\n  endpoint: http://127.0.0.1:9000\n  path_style: true\n  retention_days: 10\n").unwrap();
         let c = load_config_section(&p).unwrap();
-        assert_eq!((c.bucket.as_str(), c.retention_days, c.path_style), ("evidence", 10, true));
+        assert_eq!(
+            (c.bucket.as_str(), c.retention_days, c.path_style),
+            ("evidence", 10, true)
+        );
         std::fs::write(&p, "worm:\n  bucket: evidence\n  retain_days: 10\n").unwrap();
         let e = format!("{:#}", load_config_section(&p).unwrap_err());
-        assert!(e.contains("agent.yaml") && e.contains("section worm") && e.contains("retain_days"), "{e}");
+        assert!(
+            e.contains("agent.yaml") && e.contains("section worm") && e.contains("retain_days"),
+            "{e}"
+        );
         std::fs::write(&p, "journal: {}\n").unwrap();
-        assert!(format!("{:#}", load_config_section(&p).unwrap_err()).contains("no `worm:` section"));
+        assert!(
+            format!("{:#}", load_config_section(&p).unwrap_err()).contains("no `worm:` section")
+        );
     }
 }

@@ -54,15 +54,31 @@ impl Outbox {
         fsutil::create_dir_all(&dir, 0o700)?;
         let path = dir.join("outbox.json");
         if !path.exists() {
-            return Ok(Outbox { path, state: OutboxState { version: OUTBOX_VERSION, ..Default::default() }, fresh: true });
+            return Ok(Outbox {
+                path,
+                state: OutboxState {
+                    version: OUTBOX_VERSION,
+                    ..Default::default()
+                },
+                fresh: true,
+            });
         }
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        let state: OutboxState =
-            serde_json::from_str(&text).with_context(|| format!("parsing outbox state {}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let state: OutboxState = serde_json::from_str(&text)
+            .with_context(|| format!("parsing outbox state {}", path.display()))?;
         if state.version != OUTBOX_VERSION {
-            anyhow::bail!("{}: field version: {} is not supported (expected {OUTBOX_VERSION})", path.display(), state.version);
+            anyhow::bail!(
+                "{}: field version: {} is not supported (expected {OUTBOX_VERSION})",
+                path.display(),
+                state.version
+            );
         }
-        Ok(Outbox { path, state, fresh: false })
+        Ok(Outbox {
+            path,
+            state,
+            fresh: false,
+        })
     }
 
     /// Path of the state file.
@@ -72,7 +88,8 @@ impl Outbox {
 
     /// Write the state durably.
     pub fn save(&self) -> Result<()> {
-        let mut bytes = serde_json::to_vec_pretty(&self.state).context("serialising outbox state")?;
+        let mut bytes =
+            serde_json::to_vec_pretty(&self.state).context("serialising outbox state")?;
         bytes.push(b'\n');
         fsutil::replace(&self.path, &bytes, 0o600)
     }
@@ -97,7 +114,8 @@ pub fn local_copy_removable(
     local_retention_days: u32,
     now: DateTime<Utc>,
 ) -> bool {
-    outbox.is_confirmed(bundle_id) && now - written_at > chrono::TimeDelta::days(i64::from(local_retention_days))
+    outbox.is_confirmed(bundle_id)
+        && now - written_at > chrono::TimeDelta::days(i64::from(local_retention_days))
 }
 
 /// Exponential backoff with full jitter: the n-th consecutive failure waits a random time in
@@ -113,7 +131,11 @@ pub struct Backoff {
 impl Backoff {
     /// A backoff starting at `base`, never waiting more than `max`.
     pub fn new(base: Duration, max: Duration) -> Backoff {
-        Backoff { base, max, failures: 0 }
+        Backoff {
+            base,
+            max,
+            failures: 0,
+        }
     }
 
     /// Record a failure and return how long to wait before the next attempt.
@@ -123,7 +145,11 @@ impl Backoff {
         self.failures = self.failures.saturating_add(1);
         let half = ceiling / 2;
         let span = (ceiling - half).as_millis() as u64;
-        let jitter = if span == 0 { 0 } else { OsRng.next_u64() % (span + 1) };
+        let jitter = if span == 0 {
+            0
+        } else {
+            OsRng.next_u64() % (span + 1)
+        };
         half + Duration::from_millis(jitter)
     }
 
@@ -146,8 +172,14 @@ mod tests {
     fn backoff_grows_with_jitter_and_caps() {
         let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
         let d: Vec<Duration> = (0..10).map(|_| b.next_delay()).collect();
-        assert!(d[0] >= Duration::from_millis(500) && d[0] <= Duration::from_secs(1), "{d:?}");
-        assert!(d[3] >= Duration::from_secs(4) && d[3] <= Duration::from_secs(8), "{d:?}");
+        assert!(
+            d[0] >= Duration::from_millis(500) && d[0] <= Duration::from_secs(1),
+            "{d:?}"
+        );
+        assert!(
+            d[3] >= Duration::from_secs(4) && d[3] <= Duration::from_secs(8),
+            "{d:?}"
+        );
         assert!(d.iter().all(|x| *x <= Duration::from_secs(60)));
         assert!(d[9] >= Duration::from_secs(30), "{d:?}");
         b.reset();
@@ -170,10 +202,19 @@ mod tests {
         let now = Utc::now();
         let old = now - chrono::TimeDelta::days(91);
         assert!(local_copy_removable(&o, "EB-20261122-0002", old, 90, now));
-        assert!(!local_copy_removable(&o, "EB-20261122-0002", now, 90, now), "confirmed but recent");
-        assert!(!local_copy_removable(&o, "EB-20261122-0011", old, 90, now), "old but not confirmed");
+        assert!(
+            !local_copy_removable(&o, "EB-20261122-0002", now, 90, now),
+            "confirmed but recent"
+        );
+        assert!(
+            !local_copy_removable(&o, "EB-20261122-0011", old, 90, now),
+            "old but not confirmed"
+        );
         std::fs::write(o.path(), "{\"version\":1,\"bogus\":1}").unwrap();
         let err = format!("{:#}", Outbox::open(d.path()).err().unwrap());
-        assert!(err.contains("outbox.json") && err.contains("bogus"), "{err}");
+        assert!(
+            err.contains("outbox.json") && err.contains("bogus"),
+            "{err}"
+        );
     }
 }

@@ -83,13 +83,19 @@ pub fn read(evidence_root: &Path, bundle: &LocalBundle) -> Result<Option<Receipt
         return Ok(None);
     }
     let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
-    let r = serde_json::from_str(&text).with_context(|| format!("parsing receipt {}", p.display()))?;
+    let r =
+        serde_json::from_str(&text).with_context(|| format!("parsing receipt {}", p.display()))?;
     Ok(Some(r))
 }
 
 /// Sign and write the receipt once. If the receipt file already exists it is kept as it is
 /// and only missing signature files are added.
-pub fn write(evidence_root: &Path, bundle: &LocalBundle, receipt: &Receipt, signer: &Signer) -> Result<PathBuf> {
+pub fn write(
+    evidence_root: &Path,
+    bundle: &LocalBundle,
+    receipt: &Receipt,
+    signer: &Signer,
+) -> Result<PathBuf> {
     let path = receipt_path(evidence_root, bundle);
     let dir = path.parent().context("receipt path has no directory")?;
     fsutil::create_dir_all(dir, 0o755)?;
@@ -107,7 +113,9 @@ pub fn write(evidence_root: &Path, bundle: &LocalBundle, receipt: &Receipt, sign
     }
     let sshsig = with_suffix(&path, ".sshsig");
     if !sshsig.exists() {
-        let armored = signer.sign_sshsig(&bytes).context("SSH-signing the receipt")?;
+        let armored = signer
+            .sign_sshsig(&bytes)
+            .context("SSH-signing the receipt")?;
         fsutil::write_once(&sshsig, armored.as_bytes(), 0o644)?;
     }
     Ok(path)

@@ -20,7 +20,11 @@ use sha2::{Digest, Sha256};
 use super::config::{Credentials, WormConfig};
 
 /// Characters kept as they are in a key segment or query value (RFC 3986 unreserved).
-const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// Why an S3 call failed.
 #[derive(Debug, thiserror::Error)]
@@ -28,14 +32,29 @@ pub enum S3Error {
     /// No HTTP answer (connection refused, timeout, reset). The request may or may not have
     /// been applied by the server.
     #[error("{op} {target}: cannot reach {endpoint}: {detail}")]
-    Transport { op: &'static str, target: String, endpoint: String, detail: String },
+    Transport {
+        op: &'static str,
+        target: String,
+        endpoint: String,
+        detail: String,
+    },
     /// The request could not be built or signed (bad endpoint, key or credentials format);
     /// nothing was sent.
     #[error("{op} {target}: {detail}")]
-    Local { op: &'static str, target: String, detail: String },
+    Local {
+        op: &'static str,
+        target: String,
+        detail: String,
+    },
     /// The server answered with an error status.
     #[error("{op} {target}: HTTP {status} {code}: {message}")]
-    Service { op: &'static str, target: String, status: u16, code: String, message: String },
+    Service {
+        op: &'static str,
+        target: String,
+        status: u16,
+        code: String,
+        message: String,
+    },
 }
 
 impl S3Error {
@@ -128,7 +147,8 @@ impl S3Client {
     pub fn new(config: &WormConfig, creds: Credentials) -> Result<S3Client> {
         config.validate()?;
         let endpoint_s = config.endpoint_url();
-        let endpoint = Url::parse(&endpoint_s).with_context(|| format!("worm.endpoint: {endpoint_s:?} is not a URL"))?;
+        let endpoint = Url::parse(&endpoint_s)
+            .with_context(|| format!("worm.endpoint: {endpoint_s:?} is not a URL"))?;
         let timeout = Duration::from_secs(config.request_timeout_seconds.max(1));
         let http = reqwest::blocking::Client::builder()
             .timeout(timeout)
@@ -166,9 +186,17 @@ impl S3Client {
             path.push('/');
             path.push_str(&self.bucket);
         } else {
-            let host = self.endpoint.host_str().context("worm.endpoint has no host")?;
+            let host = self
+                .endpoint
+                .host_str()
+                .context("worm.endpoint has no host")?;
             url.set_host(Some(&format!("{}.{host}", self.bucket)))
-                .with_context(|| format!("bucket {:?} does not make a valid host name; use path_style", self.bucket))?;
+                .with_context(|| {
+                    format!(
+                        "bucket {:?} does not make a valid host name; use path_style",
+                        self.bucket
+                    )
+                })?;
         }
         match key {
             Some(k) => {
@@ -185,7 +213,13 @@ impl S3Client {
         } else {
             let q: Vec<String> = query
                 .iter()
-                .map(|(k, v)| format!("{}={}", utf8_percent_encode(k, UNRESERVED), utf8_percent_encode(v, UNRESERVED)))
+                .map(|(k, v)| {
+                    format!(
+                        "{}={}",
+                        utf8_percent_encode(k, UNRESERVED),
+                        utf8_percent_encode(v, UNRESERVED)
+                    )
+                })
                 .collect();
             url.set_query(Some(&q.join("&")));
         }
@@ -213,7 +247,11 @@ impl S3Client {
             endpoint: self.endpoint.to_string(),
             detail,
         };
-        let local = |detail: String| S3Error::Local { op, target: target.clone(), detail };
+        let local = |detail: String| S3Error::Local {
+            op,
+            target: target.clone(),
+            detail,
+        };
         let url = self.url(key, query).map_err(|e| local(format!("{e:#}")))?;
         let host = match url.port() {
             Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
@@ -221,26 +259,54 @@ impl S3Client {
         };
         let payload_hash = payload_sha256.unwrap_or_else(|| hex::encode(Sha256::digest(&body)));
         let mut headers: Vec<(String, String)> = vec![("host".into(), host)];
-        headers.extend(extra_headers.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        headers.extend(
+            extra_headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone())),
+        );
 
-        let signed = self.sign(method.as_str(), url.as_str(), &headers, &payload_hash).map_err(|e| local(format!("signing: {e:#}")))?;
+        let signed = self
+            .sign(method.as_str(), url.as_str(), &headers, &payload_hash)
+            .map_err(|e| local(format!("signing: {e:#}")))?;
         let mut req = self.http.request(method, url);
         for (k, v) in headers.iter().chain(signed.iter()) {
             req = req.header(k.as_str(), v.as_str());
         }
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let resp = req.body(body).send().map_err(|e| transport(error_chain(&e)))?;
+        let resp = req
+            .body(body)
+            .send()
+            .map_err(|e| transport(error_chain(&e)))?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let body = resp.bytes().map_err(|e| transport(format!("reading the response: {}", error_chain(&e))))?.to_vec();
+        let body = resp
+            .bytes()
+            .map_err(|e| transport(format!("reading the response: {}", error_chain(&e))))?
+            .to_vec();
         if (200..300).contains(&status) {
-            return Ok(Response { status, headers, body });
+            return Ok(Response {
+                status,
+                headers,
+                body,
+            });
         }
         let (code, message) = parse_error(status, &body);
-        Err(S3Error::Service { op, target, status, code, message })
+        Err(S3Error::Service {
+            op,
+            target,
+            status,
+            code,
+            message,
+        })
     }
 
-    fn sign(&self, method: &str, url: &str, headers: &[(String, String)], payload_hash: &str) -> Result<Vec<(String, String)>> {
+    fn sign(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(String, String)],
+        payload_hash: &str,
+    ) -> Result<Vec<(String, String)>> {
         let creds = aws_credential_types::Credentials::new(
             &self.creds.access_key_id,
             &self.creds.secret_access_key,
@@ -271,35 +337,73 @@ impl S3Client {
             SignableBody::Precomputed(payload_hash.to_string()),
         )
         .context("SigV4 request")?;
-        let (instructions, _sig) = sign(signable, &params).context("SigV4 signing")?.into_parts();
+        let (instructions, _sig) = sign(signable, &params)
+            .context("SigV4 signing")?
+            .into_parts();
         let (signed_headers, _) = instructions.into_parts();
-        Ok(signed_headers.into_iter().map(|h| (h.name().to_string(), h.value().to_string())).collect())
+        Ok(signed_headers
+            .into_iter()
+            .map(|h| (h.name().to_string(), h.value().to_string()))
+            .collect())
     }
 
     /// PutObject with COMPLIANCE retention until `retain_until`, Content-MD5 and
     /// `x-amz-checksum-sha256` (the server rejects the body if either does not match).
-    pub fn put_object(&self, key: &str, body: Vec<u8>, retain_until: DateTime<Utc>) -> Result<PutResult, S3Error> {
+    pub fn put_object(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        retain_until: DateTime<Utc>,
+    ) -> Result<PutResult, S3Error> {
         let sha = Sha256::digest(&body);
         let md5 = md5::Md5::digest(&body);
         let b64 = base64::engine::general_purpose::STANDARD;
-        let content_type = if key.ends_with(".json") { "application/json" } else { "application/octet-stream" };
+        let content_type = if key.ends_with(".json") {
+            "application/json"
+        } else {
+            "application/octet-stream"
+        };
         let headers = [
             ("content-type", content_type.to_string()),
             ("content-md5", b64.encode(md5)),
             ("x-amz-checksum-sha256", b64.encode(sha)),
             ("x-amz-object-lock-mode", "COMPLIANCE".to_string()),
-            ("x-amz-object-lock-retain-until-date", format_retain_until(retain_until)),
+            (
+                "x-amz-object-lock-retain-until-date",
+                format_retain_until(retain_until),
+            ),
         ];
-        let r = self.send("PutObject", reqwest::Method::PUT, Some(key), &[], &headers, body, Some(hex::encode(sha)))?;
-        Ok(PutResult { version_id: header(&r.headers, "x-amz-version-id"), etag: unquote(&header(&r.headers, "etag").unwrap_or_default()) })
+        let r = self.send(
+            "PutObject",
+            reqwest::Method::PUT,
+            Some(key),
+            &[],
+            &headers,
+            body,
+            Some(hex::encode(sha)),
+        )?;
+        Ok(PutResult {
+            version_id: header(&r.headers, "x-amz-version-id"),
+            etag: unquote(&header(&r.headers, "etag").unwrap_or_default()),
+        })
     }
 
     /// HeadObject (latest version, checksum mode on). `None` if there is no such key.
     pub fn head_object(&self, key: &str) -> Result<Option<ObjectHead>, S3Error> {
         let headers = [("x-amz-checksum-mode", "ENABLED".to_string())];
-        match self.send("HeadObject", reqwest::Method::HEAD, Some(key), &[], &headers, vec![], None) {
+        match self.send(
+            "HeadObject",
+            reqwest::Method::HEAD,
+            Some(key),
+            &[],
+            &headers,
+            vec![],
+            None,
+        ) {
             Ok(r) => {
-                let size = header(&r.headers, "content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+                let size = header(&r.headers, "content-length")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
                 let retain_until = header(&r.headers, "x-amz-object-lock-retain-until-date")
                     .and_then(|v| DateTime::parse_from_rfc3339(&v).ok())
                     .map(|d| d.with_timezone(&Utc));
@@ -332,7 +436,15 @@ impl S3Client {
             if !version_marker.is_empty() {
                 q.push(("version-id-marker", &version_marker));
             }
-            let r = self.send("ListObjectVersions", reqwest::Method::GET, None, &q, &[], vec![], None)?;
+            let r = self.send(
+                "ListObjectVersions",
+                reqwest::Method::GET,
+                None,
+                &q,
+                &[],
+                vec![],
+                None,
+            )?;
             let text = String::from_utf8_lossy(&r.body).into_owned();
             let bad = |detail: String| S3Error::Service {
                 op: "ListObjectVersions",
@@ -341,7 +453,8 @@ impl S3Client {
                 code: "MalformedResponse".into(),
                 message: detail,
             };
-            let doc = roxmltree::Document::parse(&text).map_err(|e| bad(format!("not XML: {e}")))?;
+            let doc =
+                roxmltree::Document::parse(&text).map_err(|e| bad(format!("not XML: {e}")))?;
             let root = doc.root_element();
             for node in root.children().filter(|n| n.is_element()) {
                 let name = node.tag_name().name();
@@ -371,24 +484,46 @@ impl S3Client {
     /// Read the bucket's versioning status and Object Lock configuration. A missing bucket
     /// is an error (`NoSuchBucket`).
     pub fn bucket_protection(&self) -> Result<BucketProtection, S3Error> {
-        let r = self.send("GetBucketVersioning", reqwest::Method::GET, None, &[("versioning", "")], &[], vec![], None)?;
+        let r = self.send(
+            "GetBucketVersioning",
+            reqwest::Method::GET,
+            None,
+            &[("versioning", "")],
+            &[],
+            vec![],
+            None,
+        )?;
         let text = String::from_utf8_lossy(&r.body).into_owned();
         let versioning = roxmltree::Document::parse(&text)
             .ok()
             .map(|d| child_text(d.root_element(), "Status"))
             .filter(|s| !s.is_empty());
-        let object_lock_enabled =
-            match self.send("GetObjectLockConfiguration", reqwest::Method::GET, None, &[("object-lock", "")], &[], vec![], None) {
-                Ok(r) => {
-                    let text = String::from_utf8_lossy(&r.body).into_owned();
-                    roxmltree::Document::parse(&text)
-                        .map(|d| child_text(d.root_element(), "ObjectLockEnabled") == "Enabled")
-                        .unwrap_or(false)
-                }
-                Err(S3Error::Service { code, .. }) if code == "ObjectLockConfigurationNotFoundError" => false,
-                Err(e) => return Err(e),
-            };
-        Ok(BucketProtection { versioning, object_lock_enabled })
+        let object_lock_enabled = match self.send(
+            "GetObjectLockConfiguration",
+            reqwest::Method::GET,
+            None,
+            &[("object-lock", "")],
+            &[],
+            vec![],
+            None,
+        ) {
+            Ok(r) => {
+                let text = String::from_utf8_lossy(&r.body).into_owned();
+                roxmltree::Document::parse(&text)
+                    .map(|d| child_text(d.root_element(), "ObjectLockEnabled") == "Enabled")
+                    .unwrap_or(false)
+            }
+            Err(S3Error::Service { code, .. })
+                if code == "ObjectLockConfigurationNotFoundError" =>
+            {
+                false
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(BucketProtection {
+            versioning,
+            object_lock_enabled,
+        })
     }
 
     /// CreateBucket with Object Lock enabled (which also turns versioning on). For setting up
@@ -404,17 +539,44 @@ impl S3Client {
             .into_bytes()
         };
         let headers = [("x-amz-bucket-object-lock-enabled", "true".to_string())];
-        self.send("CreateBucket", reqwest::Method::PUT, None, &[], &headers, body, None).map(|_| ())
+        self.send(
+            "CreateBucket",
+            reqwest::Method::PUT,
+            None,
+            &[],
+            &headers,
+            body,
+            None,
+        )
+        .map(|_| ())
     }
 
     /// CreateBucket without Object Lock (tests of the startup check).
     pub fn create_plain_bucket(&self) -> Result<(), S3Error> {
-        self.send("CreateBucket", reqwest::Method::PUT, None, &[], &[], vec![], None).map(|_| ())
+        self.send(
+            "CreateBucket",
+            reqwest::Method::PUT,
+            None,
+            &[],
+            &[],
+            vec![],
+            None,
+        )
+        .map(|_| ())
     }
 
     /// DeleteObject of one version. On a locked version the server must refuse (403).
     pub fn delete_object_version(&self, key: &str, version_id: &str) -> Result<(), S3Error> {
-        self.send("DeleteObject", reqwest::Method::DELETE, Some(key), &[("versionId", version_id)], &[], vec![], None).map(|_| ())
+        self.send(
+            "DeleteObject",
+            reqwest::Method::DELETE,
+            Some(key),
+            &[("versionId", version_id)],
+            &[],
+            vec![],
+            None,
+        )
+        .map(|_| ())
     }
 }
 
@@ -425,7 +587,9 @@ pub fn format_retain_until(t: DateTime<Utc>) -> String {
 }
 
 fn header(h: &HeaderMap, name: &str) -> Option<String> {
-    h.get(name).and_then(|v| v.to_str().ok()).map(|s| s.to_string())
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.to_string())
 }
 
 fn unquote(s: &str) -> String {
@@ -470,7 +634,14 @@ fn parse_error(status: u16, body: &[u8]) -> (String, String) {
         _ => "Error",
     };
     let snippet: String = text.chars().take(200).collect();
-    (code.to_string(), if snippet.is_empty() { "(no response body)".into() } else { snippet })
+    (
+        code.to_string(),
+        if snippet.is_empty() {
+            "(no response body)".into()
+        } else {
+            snippet
+        },
+    )
 }
 
 #[cfg(test)]
@@ -481,7 +652,11 @@ mod tests {
         let mut c = WormConfig::new("evidence-bucket");
         c.endpoint = endpoint.into();
         c.path_style = path_style;
-        let creds = Credentials { access_key_id: "AK".into(), secret_access_key: "SK".into(), session_token: None };
+        let creds = Credentials {
+            access_key_id: "AK".into(),
+            secret_access_key: "SK".into(),
+            session_token: None,
+        };
         S3Client::new(&c, creds).unwrap()
     }
 
@@ -489,15 +664,22 @@ mod tests {
     fn urls_path_and_virtual_host_style() {
         let c = client(true, "http://127.0.0.1:9000");
         assert_eq!(
-            c.url(Some("p/c 1/h/2026/01/EB-1.json"), &[]).unwrap().as_str(),
+            c.url(Some("p/c 1/h/2026/01/EB-1.json"), &[])
+                .unwrap()
+                .as_str(),
             "http://127.0.0.1:9000/evidence-bucket/p/c%201/h/2026/01/EB-1.json"
         );
         assert_eq!(
-            c.url(None, &[("versions", ""), ("prefix", "a/b")]).unwrap().as_str(),
+            c.url(None, &[("versions", ""), ("prefix", "a/b")])
+                .unwrap()
+                .as_str(),
             "http://127.0.0.1:9000/evidence-bucket/?versions=&prefix=a%2Fb"
         );
         let c = client(false, "");
-        assert_eq!(c.url(Some("k"), &[]).unwrap().as_str(), "https://evidence-bucket.s3.us-east-1.amazonaws.com/k");
+        assert_eq!(
+            c.url(Some("k"), &[]).unwrap().as_str(),
+            "https://evidence-bucket.s3.us-east-1.amazonaws.com/k"
+        );
     }
 
     #[test]
@@ -511,7 +693,9 @@ mod tests {
 
     #[test]
     fn retain_until_is_whole_seconds_utc() {
-        let t = DateTime::parse_from_rfc3339("2033-11-20T15:33:00.123Z").unwrap().with_timezone(&Utc);
+        let t = DateTime::parse_from_rfc3339("2033-11-20T15:33:00.123Z")
+            .unwrap()
+            .with_timezone(&Utc);
         assert_eq!(format_retain_until(t), "2033-11-20T15:33:00Z");
     }
 }

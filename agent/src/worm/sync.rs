@@ -102,10 +102,23 @@ impl Uploader {
     /// reported in [`SyncReport::error`] and recorded for the outage alert.
     pub fn sync_once(&mut self) -> Result<SyncReport> {
         let bundles = local::scan(&self.evidence_dir)?;
-        let last = self.outbox.state.last_confirmed.as_deref().and_then(id_order);
-        let pending: Vec<LocalBundle> =
-            bundles.into_iter().filter(|b| last.as_ref().is_none_or(|l| id_order(&b.id).as_ref() > Some(l))).collect();
-        let mut report = SyncReport { pending: pending.len(), ..Default::default() };
+        let last = self
+            .outbox
+            .state
+            .last_confirmed
+            .as_deref()
+            .and_then(id_order);
+        let pending: Vec<LocalBundle> = bundles
+            .into_iter()
+            .filter(|b| {
+                last.as_ref()
+                    .is_none_or(|l| id_order(&b.id).as_ref() > Some(l))
+            })
+            .collect();
+        let mut report = SyncReport {
+            pending: pending.len(),
+            ..Default::default()
+        };
         if pending.is_empty() {
             self.record_success()?;
             return Ok(report);
@@ -144,7 +157,8 @@ impl Uploader {
             receipt::write(&self.evidence_dir, bundle, &r, &self.signer)?;
             return Ok(());
         }
-        let bundle_bytes = std::fs::read(bundle.json_path()).with_context(|| format!("reading {}", bundle.json_path().display()))?;
+        let bundle_bytes = std::fs::read(bundle.json_path())
+            .with_context(|| format!("reading {}", bundle.json_path().display()))?;
         let (client, host) = self.key_owner(&bundle_bytes, bundle)?;
         let written_at: DateTime<Utc> = std::fs::metadata(bundle.json_path())
             .and_then(|m| m.modified())
@@ -152,11 +166,13 @@ impl Uploader {
             .into();
         if !self.started || self.outbox.fresh {
             for f in &bundle.files {
-                self.uncertain.insert(object_key(&self.cfg.prefix, &client, &host, bundle, &f.rel));
+                self.uncertain
+                    .insert(object_key(&self.cfg.prefix, &client, &host, bundle, &f.rel));
             }
             self.started = true;
         }
-        let retain_until = (Utc::now() + TimeDelta::days(i64::from(self.cfg.retention_days))).trunc_subsecs(0);
+        let retain_until =
+            (Utc::now() + TimeDelta::days(i64::from(self.cfg.retention_days))).trunc_subsecs(0);
         let mut objects = Vec::with_capacity(bundle.files.len());
         for f in &bundle.files {
             let key = object_key(&self.cfg.prefix, &client, &host, bundle, &f.rel);
@@ -212,7 +228,8 @@ impl Uploader {
                 // was written: its retention must reach at least that far. (Not from its
                 // Last-Modified: a PUT delayed inside a stalled server is stored later
                 // than it was sent.)
-                let min_retain = (written_at + TimeDelta::days(i64::from(self.cfg.retention_days))).trunc_subsecs(0)
+                let min_retain = (written_at + TimeDelta::days(i64::from(self.cfg.retention_days)))
+                    .trunc_subsecs(0)
                     - TimeDelta::seconds(1);
                 check_readback(&h, sums, min_retain).with_context(|| {
                     format!(
@@ -236,10 +253,9 @@ impl Uploader {
         report.objects_put += 1;
         // From here on the object exists: whatever happens, the next attempt must HEAD first.
         self.uncertain.insert(key.to_string());
-        let h = self
-            .client
-            .head_object(key)?
-            .ok_or_else(|| anyhow!("read-back of {key}: HeadObject found no object right after PutObject"))?;
+        let h = self.client.head_object(key)?.ok_or_else(|| {
+            anyhow!("read-back of {key}: HeadObject found no object right after PutObject")
+        })?;
         check_readback(&h, sums, retain_until).with_context(|| format!("read-back of {key}"))?;
         if let (Some(pv), Some(hv)) = (&put.version_id, &h.version_id) {
             if pv != hv {
@@ -260,7 +276,12 @@ impl Uploader {
                 v.get(name)
                     .and_then(|x| x.as_str())
                     .map(str::to_string)
-                    .with_context(|| format!("{}: field {name} is missing (set worm.client_id / worm.host)", bundle.json_path().display()))
+                    .with_context(|| {
+                        format!(
+                            "{}: field {name} is missing (set worm.client_id / worm.host)",
+                            bundle.json_path().display()
+                        )
+                    })
             };
             if client.is_empty() {
                 client = field("client_id")?;
@@ -271,9 +292,13 @@ impl Uploader {
         }
         for (name, v) in [("client_id", &client), ("hostname", &host)] {
             if v.is_empty() || v.contains('/') {
-                bail!("{}: {name} {v:?} cannot be used in an object key", bundle.json_path().display());
+                bail!(
+                    "{}: {name} {v:?} cannot be used in an object key",
+                    bundle.json_path().display()
+                );
             }
-            check_key_part(v).with_context(|| format!("{}: {name}", bundle.json_path().display()))?;
+            check_key_part(v)
+                .with_context(|| format!("{}: {name}", bundle.json_path().display()))?;
         }
         Ok((client, host))
     }
@@ -316,19 +341,31 @@ pub fn check_bucket(client: &S3Client, cfg: &WormConfig) -> Result<()> {
     let p = client
         .bucket_protection()
         .map_err(|e| match e.code() {
-            Some("NoSuchBucket") => anyhow!("bucket {:?} does not exist at {}", cfg.bucket, cfg.endpoint_url()),
+            Some("NoSuchBucket") => anyhow!(
+                "bucket {:?} does not exist at {}",
+                cfg.bucket,
+                cfg.endpoint_url()
+            ),
             _ => anyhow!(e),
         })
         .with_context(|| format!("checking bucket {:?}", cfg.bucket))?;
     let mut missing = Vec::new();
     if p.versioning.as_deref() != Some("Enabled") {
-        missing.push(format!("versioning is not enabled (status: {})", p.versioning.as_deref().unwrap_or("never enabled")));
+        missing.push(format!(
+            "versioning is not enabled (status: {})",
+            p.versioning.as_deref().unwrap_or("never enabled")
+        ));
     }
     if !p.object_lock_enabled {
         missing.push("Object Lock is not enabled (it can only be turned on for a bucket created with Object Lock)".to_string());
     }
     if !missing.is_empty() {
-        bail!("bucket {:?} at {} cannot hold WORM evidence: {}", cfg.bucket, cfg.endpoint_url(), missing.join("; "));
+        bail!(
+            "bucket {:?} at {} cannot hold WORM evidence: {}",
+            cfg.bucket,
+            cfg.endpoint_url(),
+            missing.join("; ")
+        );
     }
     Ok(())
 }
@@ -344,8 +381,19 @@ pub fn host_prefix(prefix: &str, client: &str, host: &str) -> String {
 }
 
 /// `PREFIX/CLIENT/HOST/YYYY/MM/FILE`.
-pub fn object_key(prefix: &str, client: &str, host: &str, bundle: &LocalBundle, rel: &str) -> String {
-    format!("{}{}/{}/{rel}", host_prefix(prefix, client, host), bundle.year, bundle.month)
+pub fn object_key(
+    prefix: &str,
+    client: &str,
+    host: &str,
+    bundle: &LocalBundle,
+    rel: &str,
+) -> String {
+    format!(
+        "{}{}/{}/{rel}",
+        host_prefix(prefix, client, host),
+        bundle.year,
+        bundle.month
+    )
 }
 
 /// Checksums of a local file, in the forms S3 uses.
@@ -385,7 +433,10 @@ fn check_readback(h: &ObjectHead, sums: &Sums, min_retain: DateTime<Utc>) -> Res
         None => bail!("the server returned neither x-amz-checksum-sha256 nor an MD5 ETag (ETag {:?}); cannot confirm the content", h.etag),
     }
     if h.lock_mode.as_deref() != Some("COMPLIANCE") {
-        bail!("object lock mode is {:?}, expected COMPLIANCE", h.lock_mode.as_deref().unwrap_or("none"));
+        bail!(
+            "object lock mode is {:?}, expected COMPLIANCE",
+            h.lock_mode.as_deref().unwrap_or("none")
+        );
     }
     match h.retain_until {
         Some(t) if t >= min_retain => Ok(()),
@@ -400,11 +451,18 @@ fn is_plain_md5(etag: &str) -> bool {
 
 /// Run the uploader until `stop` is set: a pass, then wait `poll` after success or the
 /// backoff delay after a failure. For the daemon's WORM thread. Returns the last report.
-pub fn run_until_stopped(uploader: &mut Uploader, stop: &AtomicBool, poll: Duration, mut backoff: Backoff) -> Result<SyncReport> {
+pub fn run_until_stopped(
+    uploader: &mut Uploader,
+    stop: &AtomicBool,
+    poll: Duration,
+    mut backoff: Backoff,
+) -> Result<SyncReport> {
     let mut last = SyncReport::default();
     while !stop.load(Ordering::Relaxed) {
         last = uploader.sync_once()?;
-        let wait = if last.error.is_some() { backoff.next_delay() } else {
+        let wait = if last.error.is_some() {
+            backoff.next_delay()
+        } else {
             backoff.reset();
             poll
         };
@@ -420,14 +478,21 @@ pub fn run_until_stopped(uploader: &mut Uploader, stop: &AtomicBool, poll: Durat
 mod tests {
     use super::*;
 
-    fn head(size: u64, sha: Option<&str>, etag: &str, mode: Option<&str>, retain: Option<&str>) -> ObjectHead {
+    fn head(
+        size: u64,
+        sha: Option<&str>,
+        etag: &str,
+        mode: Option<&str>,
+        retain: Option<&str>,
+    ) -> ObjectHead {
         ObjectHead {
             size,
             checksum_sha256: sha.map(str::to_string),
             etag: etag.into(),
             version_id: None,
             lock_mode: mode.map(str::to_string),
-            retain_until: retain.map(|r| DateTime::parse_from_rfc3339(r).unwrap().with_timezone(&Utc)),
+            retain_until: retain
+                .map(|r| DateTime::parse_from_rfc3339(r).unwrap().with_timezone(&Utc)),
             last_modified: None,
         }
     }
@@ -435,18 +500,86 @@ mod tests {
     #[test]
     fn readback_checks_each_property() {
         let s = Sums::of(b"hello");
-        let min = DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
-        let ok = head(5, Some(&s.sha256_b64), "x", Some("COMPLIANCE"), Some("2030-01-01T00:00:00Z"));
+        let min = DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let ok = head(
+            5,
+            Some(&s.sha256_b64),
+            "x",
+            Some("COMPLIANCE"),
+            Some("2030-01-01T00:00:00Z"),
+        );
         check_readback(&ok, &s, min).unwrap();
-        let md5_only = head(5, None, &s.md5_hex, Some("COMPLIANCE"), Some("2031-01-01T00:00:00Z"));
+        let md5_only = head(
+            5,
+            None,
+            &s.md5_hex,
+            Some("COMPLIANCE"),
+            Some("2031-01-01T00:00:00Z"),
+        );
         check_readback(&md5_only, &s, min).unwrap();
         let cases = [
-            (head(4, Some(&s.sha256_b64), "x", Some("COMPLIANCE"), Some("2030-01-01T00:00:00Z")), "size"),
-            (head(5, Some("AAAA"), "x", Some("COMPLIANCE"), Some("2030-01-01T00:00:00Z")), "checksum"),
-            (head(5, None, "abc-2", Some("COMPLIANCE"), Some("2030-01-01T00:00:00Z")), "neither"),
-            (head(5, Some(&s.sha256_b64), "x", Some("GOVERNANCE"), Some("2030-01-01T00:00:00Z")), "GOVERNANCE"),
-            (head(5, Some(&s.sha256_b64), "x", Some("COMPLIANCE"), Some("2029-12-31T23:59:59Z")), "retain-until"),
-            (head(5, Some(&s.sha256_b64), "x", None, Some("2030-01-01T00:00:00Z")), "none"),
+            (
+                head(
+                    4,
+                    Some(&s.sha256_b64),
+                    "x",
+                    Some("COMPLIANCE"),
+                    Some("2030-01-01T00:00:00Z"),
+                ),
+                "size",
+            ),
+            (
+                head(
+                    5,
+                    Some("AAAA"),
+                    "x",
+                    Some("COMPLIANCE"),
+                    Some("2030-01-01T00:00:00Z"),
+                ),
+                "checksum",
+            ),
+            (
+                head(
+                    5,
+                    None,
+                    "abc-2",
+                    Some("COMPLIANCE"),
+                    Some("2030-01-01T00:00:00Z"),
+                ),
+                "neither",
+            ),
+            (
+                head(
+                    5,
+                    Some(&s.sha256_b64),
+                    "x",
+                    Some("GOVERNANCE"),
+                    Some("2030-01-01T00:00:00Z"),
+                ),
+                "GOVERNANCE",
+            ),
+            (
+                head(
+                    5,
+                    Some(&s.sha256_b64),
+                    "x",
+                    Some("COMPLIANCE"),
+                    Some("2029-12-31T23:59:59Z"),
+                ),
+                "retain-until",
+            ),
+            (
+                head(
+                    5,
+                    Some(&s.sha256_b64),
+                    "x",
+                    None,
+                    Some("2030-01-01T00:00:00Z"),
+                ),
+                "none",
+            ),
         ];
         for (h, want) in cases {
             let e = format!("{:#}", check_readback(&h, &s, min).unwrap_err());

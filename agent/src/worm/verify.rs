@@ -38,13 +38,20 @@ impl VerifyReport {
 
 /// Compare the bucket with the local store at `evidence_dir` for `client`/`host` (from the
 /// config or, if empty there, from the bundles).
-pub fn verify(client: &S3Client, cfg: &WormConfig, evidence_dir: &Path, state_dir: &Path) -> Result<VerifyReport> {
+pub fn verify(
+    client: &S3Client,
+    cfg: &WormConfig,
+    evidence_dir: &Path,
+    state_dir: &Path,
+) -> Result<VerifyReport> {
     let bundles = local::scan(evidence_dir)?;
     let outbox = Outbox::open(state_dir)?;
     let (client_id, host) = owner(cfg, &bundles)?;
     let host_prefix = host_prefix(&cfg.prefix, &client_id, &host);
 
-    let versions = client.list_object_versions(&host_prefix).context("listing the bucket")?;
+    let versions = client
+        .list_object_versions(&host_prefix)
+        .context("listing the bucket")?;
     let mut by_key: BTreeMap<String, Vec<ObjectVersion>> = BTreeMap::new();
     for v in versions {
         by_key.entry(v.key.clone()).or_default().push(v);
@@ -67,37 +74,59 @@ pub fn verify(client: &S3Client, cfg: &WormConfig, evidence_dir: &Path, state_di
                 }
                 continue;
             };
-            let bytes = std::fs::read(&f.path).with_context(|| format!("reading {}", f.path.display()))?;
+            let bytes =
+                std::fs::read(&f.path).with_context(|| format!("reading {}", f.path.display()))?;
             let sums = Sums::of(&bytes);
             let live: Vec<&ObjectVersion> = vs.iter().filter(|v| !v.delete_marker).collect();
             if live.len() > 1 {
-                report.differing.push(format!("{key}: {} versions, expected 1", live.len()));
+                report
+                    .differing
+                    .push(format!("{key}: {} versions, expected 1", live.len()));
             }
             match vs.iter().find(|v| v.is_latest) {
-                Some(v) if v.delete_marker => report.differing.push(format!("{key}: latest version is a delete marker")),
-                Some(v) if v.size != sums.size => {
-                    report.differing.push(format!("{key}: {} bytes in the bucket, {} locally", v.size, sums.size))
-                }
+                Some(v) if v.delete_marker => report
+                    .differing
+                    .push(format!("{key}: latest version is a delete marker")),
+                Some(v) if v.size != sums.size => report.differing.push(format!(
+                    "{key}: {} bytes in the bucket, {} locally",
+                    v.size, sums.size
+                )),
                 Some(v) if v.etag.len() == 32 && !v.etag.eq_ignore_ascii_case(&sums.md5_hex) => {
-                    report.differing.push(format!("{key}: ETag {} but the local file's MD5 is {}", v.etag, sums.md5_hex))
+                    report.differing.push(format!(
+                        "{key}: ETag {} but the local file's MD5 is {}",
+                        v.etag, sums.md5_hex
+                    ))
                 }
                 _ => {}
             }
             if let Some(r) = &rec {
                 match r.objects.iter().find(|o| o.key == key) {
-                    Some(o) if o.sha256 != sums.sha256_hex => {
-                        report.differing.push(format!("{key}: receipt says sha256 {}, local file is {}", o.sha256, sums.sha256_hex))
-                    }
-                    Some(o) if !o.version_id.is_empty() && !vs.iter().any(|v| v.version_id == o.version_id) => {
-                        report.differing.push(format!("{key}: receipt names version {} which the bucket does not hold", o.version_id))
+                    Some(o) if o.sha256 != sums.sha256_hex => report.differing.push(format!(
+                        "{key}: receipt says sha256 {}, local file is {}",
+                        o.sha256, sums.sha256_hex
+                    )),
+                    Some(o)
+                        if !o.version_id.is_empty()
+                            && !vs.iter().any(|v| v.version_id == o.version_id) =>
+                    {
+                        report.differing.push(format!(
+                            "{key}: receipt names version {} which the bucket does not hold",
+                            o.version_id
+                        ))
                     }
                     Some(_) => {}
-                    None => report.differing.push(format!("{key}: not named in receipt {}", receipt::receipt_path(evidence_dir, b).display())),
+                    None => report.differing.push(format!(
+                        "{key}: not named in receipt {}",
+                        receipt::receipt_path(evidence_dir, b).display()
+                    )),
                 }
             }
         }
     }
-    report.extra = by_key.into_keys().filter(|k| !expected.contains(k)).collect();
+    report.extra = by_key
+        .into_keys()
+        .filter(|k| !expected.contains(k))
+        .collect();
     Ok(report)
 }
 
@@ -108,15 +137,23 @@ fn owner(cfg: &WormConfig, bundles: &[local::LocalBundle]) -> Result<(String, St
         let Some(first) = bundles.first() else {
             bail!("no local bundles to tell the client and host from; pass --client and --host");
         };
-        let text = std::fs::read(first.json_path()).with_context(|| format!("reading {}", first.json_path().display()))?;
-        let v: serde_json::Value =
-            serde_json::from_slice(&text).with_context(|| format!("parsing {}", first.json_path().display()))?;
+        let text = std::fs::read(first.json_path())
+            .with_context(|| format!("reading {}", first.json_path().display()))?;
+        let v: serde_json::Value = serde_json::from_slice(&text)
+            .with_context(|| format!("parsing {}", first.json_path().display()))?;
         let get = |f: &str| v.get(f).and_then(|x| x.as_str()).map(str::to_string);
         if client.is_empty() {
-            client = get("client_id").with_context(|| format!("{}: field client_id is missing", first.json_path().display()))?;
+            client = get("client_id").with_context(|| {
+                format!(
+                    "{}: field client_id is missing",
+                    first.json_path().display()
+                )
+            })?;
         }
         if host.is_empty() {
-            host = get("hostname").with_context(|| format!("{}: field hostname is missing", first.json_path().display()))?;
+            host = get("hostname").with_context(|| {
+                format!("{}: field hostname is missing", first.json_path().display())
+            })?;
         }
     }
     Ok((client, host))

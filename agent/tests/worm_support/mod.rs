@@ -10,12 +10,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use msp_agent::keys::Signer;
-use msp_agent::worm::s3::S3Client;
-use msp_agent::worm::{Credentials, WormConfig};
 use chrono::{TimeZone, Utc};
 use msp_agent::evidence::sample::sample_new_bundle;
 use msp_agent::evidence::store::EvidenceStore;
+use msp_agent::keys::Signer;
+use msp_agent::worm::s3::S3Client;
+use msp_agent::worm::{Credentials, WormConfig};
 
 /// Bootstrap run during moto's unauthenticated first calls: an IAM user allowed s3:*, its
 /// access key, and a bucket with Object Lock. Exactly `BOOTSTRAP_CALLS` API calls.
@@ -47,15 +47,25 @@ pub struct Moto {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Moto {
     /// Start moto without signature checking and create [`BUCKET`] with Object Lock.
     pub fn start() -> Moto {
         let mut m = Moto::spawn(None);
-        m.creds = Credentials { access_key_id: "testing".into(), secret_access_key: "testing".into(), session_token: None };
-        m.client_for(BUCKET).create_bucket_with_object_lock().unwrap();
+        m.creds = Credentials {
+            access_key_id: "testing".into(),
+            secret_access_key: "testing".into(),
+            session_token: None,
+        };
+        m.client_for(BUCKET)
+            .create_bucket_with_object_lock()
+            .unwrap();
         m
     }
 
@@ -66,7 +76,11 @@ impl Moto {
             .args(["-c", BOOTSTRAP_PY, &m.endpoint(), BUCKET])
             .output()
             .expect("python3 (with boto3, which moto[server] installs)");
-        assert!(out.status.success(), "bootstrap failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "bootstrap failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         m.creds = Credentials {
             access_key_id: v["id"].as_str().unwrap().into(),
@@ -85,14 +99,22 @@ impl Moto {
             port,
             log,
             _dir: dir,
-            creds: Credentials { access_key_id: String::new(), secret_access_key: String::new(), session_token: None },
+            creds: Credentials {
+                access_key_id: String::new(),
+                secret_access_key: String::new(),
+                session_token: None,
+            },
         };
         m.launch(auth_after);
         m
     }
 
     fn launch(&mut self, auth_after: Option<u32>) {
-        let logf = File::options().create(true).append(true).open(&self.log).unwrap();
+        let logf = File::options()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         let mut cmd = Command::new("moto_server");
         cmd.args(["-H", "127.0.0.1", "-p", &self.port.to_string()])
             .stdin(Stdio::null())
@@ -115,7 +137,12 @@ impl Moto {
             if ok == up {
                 return;
             }
-            assert!(Instant::now() < deadline, "moto on port {} did not become {}", self.port, if up { "ready" } else { "closed" });
+            assert!(
+                Instant::now() < deadline,
+                "moto on port {} did not become {}",
+                self.port,
+                if up { "ready" } else { "closed" }
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -160,7 +187,10 @@ impl Moto {
     /// memory, so a stopped server forgets every bucket.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGCONT);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGCONT,
+            );
             let _ = c.kill();
             let _ = c.wait();
             self.wait_for_port(false);
@@ -172,12 +202,18 @@ impl Moto {
     pub fn restart_empty(&mut self) {
         self.stop();
         self.launch(None);
-        self.client_for(BUCKET).create_bucket_with_object_lock().unwrap();
+        self.client_for(BUCKET)
+            .create_bucket_with_object_lock()
+            .unwrap();
     }
 
     /// Requests the server has logged (one access-log line per request).
     pub fn requests_logged(&self) -> usize {
-        std::fs::read_to_string(&self.log).unwrap_or_default().lines().filter(|l| l.contains("\" ") && l.contains("HTTP/1.1")).count()
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("\" ") && l.contains("HTTP/1.1"))
+            .count()
     }
 }
 
@@ -222,11 +258,16 @@ impl BundleMaker {
         let mut artifacts = vec![];
         if self.seq % 5 == 0 {
             let p = self.scratch.path().join(format!("df-{}.txt", self.seq));
-            std::fs::write(&p, format!("Filesystem Use%\n/dev/sda1 91% (bundle {})\n", self.seq)).unwrap();
+            std::fs::write(
+                &p,
+                format!("Filesystem Use%\n/dev/sda1 91% (bundle {})\n", self.seq),
+            )
+            .unwrap();
             artifacts.push(p);
         }
         let new = sample_new_bundle(self.seq, artifacts);
-        let now = Utc.with_ymd_and_hms(2026, 11, 22, 8, 0, 0).unwrap() + chrono::TimeDelta::seconds(self.seq as i64);
+        let now = Utc.with_ymd_and_hms(2026, 11, 22, 8, 0, 0).unwrap()
+            + chrono::TimeDelta::seconds(self.seq as i64);
         let w = self.store.append(new, &self.signer, now).unwrap();
         w.bundle_id
     }
@@ -235,5 +276,10 @@ impl BundleMaker {
 /// Write an AWS-style credentials file.
 pub fn write_credentials_file(path: &Path, c: &Credentials) {
     let mut f = File::create(path).unwrap();
-    writeln!(f, "[default]\naws_access_key_id = {}\naws_secret_access_key = {}", c.access_key_id, c.secret_access_key).unwrap();
+    writeln!(
+        f,
+        "[default]\naws_access_key_id = {}\naws_secret_access_key = {}",
+        c.access_key_id, c.secret_access_key
+    )
+    .unwrap();
 }

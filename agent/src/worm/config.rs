@@ -105,9 +105,9 @@ impl WormConfig {
                 self.bucket
             );
         }
-        if !self.endpoint.is_empty()
-            && !(self.endpoint.starts_with("http://") || self.endpoint.starts_with("https://"))
-        {
+        let scheme_ok =
+            self.endpoint.starts_with("http://") || self.endpoint.starts_with("https://");
+        if !(self.endpoint.is_empty() || scheme_ok) {
             bail!(
                 "worm.endpoint: {:?} must start with http:// or https://",
                 self.endpoint
@@ -209,8 +209,9 @@ impl Credentials {
     }
 
     fn parse(text: &str) -> Result<Credentials> {
-        let mut sections: Vec<(String, Vec<(String, String, usize)>)> =
-            vec![(String::new(), vec![])];
+        // (section name, [(key, value, line number)]); the unnamed section first.
+        type Section = (String, Vec<(String, String, usize)>);
+        let mut sections: Vec<Section> = vec![(String::new(), vec![])];
         for (i, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') || line.starts_with(';') {

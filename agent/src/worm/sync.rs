@@ -111,8 +111,11 @@ impl Uploader {
         let pending: Vec<LocalBundle> = bundles
             .into_iter()
             .filter(|b| {
-                last.as_ref()
-                    .is_none_or(|l| id_order(&b.id).as_ref() > Some(l))
+                // `Option::is_none_or` needs Rust 1.82; the workspace says 1.80.
+                match &last {
+                    None => true,
+                    Some(l) => id_order(&b.id).as_ref() > Some(l),
+                }
             })
             .collect();
         let mut report = SyncReport {

@@ -55,6 +55,10 @@ pub struct Config {
     /// Where escalations and failed remediations are sent.
     #[serde(default)]
     pub alert: AlertConfig,
+    /// WORM storage (S3 Object Lock); absent = evidence stays local only. Keys as in
+    /// `worm sync` (README, "WORM storage"); `client_id` and `host` default to the ones above.
+    #[serde(default)]
+    pub worm: Option<crate::worm::config::WormConfig>,
     /// The baseline this host was built against, recorded in every bundle's provenance.
     #[serde(default)]
     pub baseline: Option<BaselineRef>,

@@ -10,6 +10,9 @@ mod common {
     pub mod stock;
 }
 
+#[path = "worm_support/mod.rs"]
+mod worm_support;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -155,4 +158,47 @@ fn hostile_unit_names_escalate_and_never_reach_a_shell() {
     assert_eq!(std::fs::read_to_string(&f.marker).unwrap(), "test-honest.service\n");
     common::stock::verify_all_with_stock_tools(&f.keys, &f.evidence);
     f.verify_cli();
+}
+
+#[test]
+fn evidence_written_by_the_daemon_reaches_worm_storage_with_a_receipt() {
+    let moto = worm_support::Moto::start();
+    let mut f = Fixture::new(0, 300);
+    let mut cfg = std::fs::read_to_string(&f.config).unwrap();
+    cfg.push_str(&format!("worm:\n  endpoint: {}\n  bucket: {}\n  path_style: true\n", moto.endpoint(), worm_support::BUCKET));
+    std::fs::write(&f.config, cfg).unwrap();
+    f.env = vec![
+        ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
+    ];
+    let agent = f.spawn();
+    write_journal(&f.journal.join("crash.journal"), &crash_entry(b"test-worm.service", now_usec()));
+    let receipts = f.evidence.join("receipts");
+    wait_until(&f, "a signed upload receipt", Duration::from_secs(90), || {
+        common::stock::bundles(&f.evidence).len() == 1
+            && walk(&receipts).iter().any(|p| p.to_string_lossy().ends_with(".receipt.json"))
+    });
+    let status = sigterm_and_wait(agent);
+    assert!(status.success(), "{}", f.log_text());
+    let bundle = &common::stock::bundles(&f.evidence)[0];
+    let id = bundle.file_stem().unwrap().to_string_lossy().into_owned();
+    let receipt = walk(&receipts).into_iter().find(|p| p.to_string_lossy().ends_with(".receipt.json")).unwrap();
+    let text = std::fs::read_to_string(&receipt).unwrap();
+    assert!(text.contains(&id), "receipt names {id}: {text}");
+    common::stock::openssl_verify(&f.keys, &receipt).unwrap();
+    f.verify_cli();
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![];
+    let Ok(rd) = std::fs::read_dir(dir) else { return out };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }

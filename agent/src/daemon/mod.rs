@@ -14,6 +14,7 @@
 
 pub mod records;
 pub mod recovery;
+pub mod upload;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -133,7 +134,8 @@ pub struct Daemon {
     signer: Arc<Signer>,
     store: Arc<Mutex<EvidenceStore>>,
     guard: Guard,
-    alerter: Option<Alerter>,
+    alerter: Option<Arc<Alerter>>,
+    worm: Option<(std::thread::JoinHandle<()>, Arc<AtomicBool>)>,
     checkpoint: Checkpoint,
     detector: Detector,
     /// Cursors already recorded in evidence before a crash (skipped once when read again).
@@ -205,7 +207,8 @@ impl Daemon {
             signer,
             store: Arc::new(Mutex::new(store)),
             guard,
-            alerter: Some(alerter),
+            alerter: Some(Arc::new(alerter)),
+            worm: None,
             checkpoint,
             detector,
             handled,
@@ -233,6 +236,20 @@ impl Daemon {
         if daemon.cfg.journal.enabled {
             daemon.start_source()?;
         }
+        if let (Some(w), Some(alerter)) = (daemon.cfg.worm.clone(), daemon.alerter.clone()) {
+            let stop = Arc::new(AtomicBool::new(false));
+            let handle = upload::start(
+                w,
+                &daemon.cfg.client_id,
+                &daemon.host,
+                &daemon.cfg.evidence_dir,
+                &daemon.cfg.state_dir,
+                Arc::clone(&daemon.signer),
+                alerter,
+                Arc::clone(&stop),
+            )?;
+            daemon.worm = Some((handle, stop));
+        }
         tracing::info!(
             host = %daemon.host,
             runbooks = daemon.runbooks.len(),
@@ -255,7 +272,8 @@ impl Daemon {
         // A first-ever start does not act on history: only what happens from its first start
         // on (recorded once, so a crash before the first cursor loses nothing).
         sc.start_at = StartAt::Since(first_start_secs(&self.paths.first_start)?);
-        sc.output_fields = Some(crate::detect::FIELDS.iter().map(|f| f.to_string()).collect());
+        // All fields: restricting them with --output-fields measured slower (ARCH-journal.md).
+        sc.output_fields = None;
         self.source = Some(JournalSource::start(&sc)?);
         Ok(())
     }
@@ -629,8 +647,15 @@ impl Daemon {
             self.keepalive();
         }
         self.flush()?;
+        if let Some((handle, stop)) = self.worm.take() {
+            stop.store(true, Ordering::Relaxed);
+            let _ = handle.join();
+        }
         if let Some(a) = self.alerter.take() {
-            a.shutdown();
+            match Arc::try_unwrap(a) {
+                Ok(a) => a.shutdown(),
+                Err(_) => tracing::warn!("alerter still shared at shutdown; queued webhooks may be lost"),
+            }
         }
         let s = &self.stats;
         tracing::info!(entries = s.entries, incidents = s.incidents, runs = s.runs, suppressed = s.suppressed, escalated = s.escalated, "msp-agent stopped");

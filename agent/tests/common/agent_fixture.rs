@@ -71,6 +71,8 @@ pub struct Fixture {
     pub marker: PathBuf,
     pub config: PathBuf,
     pub log: PathBuf,
+    /// Extra environment for the agent process.
+    pub env: Vec<(String, String)>,
 }
 
 impl Fixture {
@@ -106,7 +108,7 @@ impl Fixture {
         )
         .unwrap();
         let log = root.join("agent.log");
-        Fixture { _tmp: tmp, root, keys, evidence, journal, marker, config, log }
+        Fixture { _tmp: tmp, root, keys, evidence, journal, marker, config, log, env: Vec::new() }
     }
 
     /// Start the agent and wait until it says it is ready (its journal reader is running).
@@ -125,6 +127,7 @@ impl Fixture {
             .args(["run", "--config"])
             .arg(&self.config)
             .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

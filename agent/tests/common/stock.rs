@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// Every `EB-*.json` under `root`, sorted by path (chain order within a month).
+/// Every bundle `EB-*.json` under `root` (not upload receipts), sorted by path (chain order
+/// within a month).
 pub fn bundles(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
@@ -14,9 +15,9 @@ pub fn bundles(root: &Path) -> Vec<PathBuf> {
         for e in rd.flatten() {
             let p = e.path();
             let name = e.file_name().to_string_lossy().into_owned();
-            if p.is_dir() && !name.starts_with('.') && !name.ends_with(".artifacts") {
+            if p.is_dir() && !name.starts_with('.') && !name.ends_with(".artifacts") && name != "receipts" {
                 stack.push(p);
-            } else if name.starts_with("EB-") && name.ends_with(".json") {
+            } else if name.starts_with("EB-") && name.ends_with(".json") && !name.ends_with(".receipt.json") {
                 out.push(p);
             }
         }

@@ -17,7 +17,7 @@
       mspLib = import ./nix/lib.nix;
 
       # The hosts in ./hosts, each with this flake's modules and an evaluation date for the
-      # baseline's exception expiry (this flake's last commit date; see README-nix.md).
+      # baseline's exception expiry (this flake's last commit date; see README.md, "Exceptions and dates").
       mkHost =
         name: modules:
         lib.nixosSystem {

@@ -1,4 +1,4 @@
-# checks.<system>.*: what `nix flake check` runs (README-nix.md, "What each check does").
+# checks.<system>.*: what `nix flake check` runs (README.md, "What each check does").
 # Evaluation checks compute their verdict while evaluating and produce a tiny derivation that
 # either records the evidence or fails with it; VM tests boot real NixOS machines.
 {

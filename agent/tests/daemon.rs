@@ -202,3 +202,31 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn a_manual_run_while_the_daemon_runs_shares_the_evidence_chain() {
+    let f = Fixture::new(0, 300);
+    let agent = f.spawn();
+    write_journal(&f.journal.join("crash.journal"), &crash_entry(b"test-auto.service", now_usec()));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_msp-agent"))
+        .args(["runbook", "run", "RB-TEST-001", "--param", "unit=test-manual.service"])
+        .args(["--client-id", "clinic-test", "--host", "test-host", "--runbooks"])
+        .arg(f.root.join("runbooks"))
+        .arg("--evidence-dir")
+        .arg(&f.evidence)
+        .arg("--key-dir")
+        .arg(&f.keys)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "manual run beside the daemon: {}", String::from_utf8_lossy(&out.stderr));
+    wait_until(&f, "the daemon's run", Duration::from_secs(60), || {
+        executions_by_unit(&f.bundles()).contains_key("test-auto.service")
+    });
+    let status = sigterm_and_wait(agent);
+    assert!(status.success(), "{}", f.log_text());
+    let bundles = f.bundles();
+    assert_eq!(bundles.len(), 2, "one automatic and one manual bundle");
+    assert!(bundles.iter().any(|b| b["execution"]["resolution_type"] == "manual"));
+    common::stock::verify_all_with_stock_tools(&f.keys, &f.evidence);
+    f.verify_cli();
+}

@@ -5,8 +5,9 @@
 //! suppression records, and dispatches runbook executions to worker threads (at most
 //! `max_concurrent_runbooks`, at most one per target). Workers execute, write the bundle, and
 //! report back over a channel. Only the owner thread touches the cursor and the guard, so
-//! their invariants need no locks; the evidence store is shared behind a mutex (it also holds
-//! a file lock against other processes, e.g. a manual `runbook run`).
+//! their invariants need no locks. The evidence store is opened for each append and its file
+//! lock held only for that append ([`STORE_WAIT`]), so other writers on the host (the weekly
+//! restore-test timer, an operator's `runbook run`) take turns with the daemon.
 //!
 //! Cursor rule: the committed cursor is the last entry read when nothing is in flight, else
 //! the entry just before the oldest entry whose runbook is still running. Guard state is saved
@@ -20,7 +21,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
@@ -132,7 +133,7 @@ pub struct Daemon {
     paths: StatePaths,
     runbooks: Arc<Vec<Runbook>>,
     signer: Arc<Signer>,
-    store: Arc<Mutex<EvidenceStore>>,
+    evidence_dir: Arc<PathBuf>,
     guard: Guard,
     alerter: Option<Arc<Alerter>>,
     worm: Option<(std::thread::JoinHandle<()>, Arc<AtomicBool>)>,
@@ -158,6 +159,8 @@ pub struct Daemon {
     stats: Stats,
 }
 
+/// How long a writer waits for another one (a manual run's append) to release the store.
+pub const STORE_WAIT: Duration = Duration::from_secs(60);
 /// How often the cursor and guard state are made durable when nothing forces it sooner.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// How long one wait for a journal entry may last (bounds the watchdog and probe latency).
@@ -173,7 +176,8 @@ impl Daemon {
 
         let key_file = cfg.effective_signing_key_file();
         let signer = Arc::new(load_signer(&key_file)?);
-        let store = EvidenceStore::open(&cfg.evidence_dir)?;
+        // Opening checks and repairs the store (orphans from a crash) before anything runs.
+        drop(EvidenceStore::open_waiting(&cfg.evidence_dir, STORE_WAIT)?);
 
         let (runbooks, errors) = crate::runbook::model::load_dir(&cfg.runbooks_dir)
             .with_context(|| format!("reading runbook directory {}", cfg.runbooks_dir.display()))?;
@@ -205,7 +209,7 @@ impl Daemon {
             paths,
             runbooks: Arc::new(runbooks),
             signer,
-            store: Arc::new(Mutex::new(store)),
+            evidence_dir: Arc::new(cfg.evidence_dir.clone()),
             guard,
             alerter: Some(Arc::new(alerter)),
             worm: None,
@@ -486,13 +490,13 @@ impl Daemon {
             resolution_type: ResolutionType::Automatic,
             provenance: self.provenance.clone(),
         };
-        let store = Arc::clone(&self.store);
+        let evidence_dir = Arc::clone(&self.evidence_dir);
         let signer = Arc::clone(&self.signer);
         let tx = self.done_tx.clone();
         std::thread::Builder::new()
             .name(format!("run-{}", rb.id))
             .spawn(move || {
-                let result = run_and_record(&rb, &params, &incident, &work_dir, &ctx, &store, &signer);
+                let result = run_and_record(&rb, &params, &incident, &work_dir, &ctx, &evidence_dir, &signer);
                 if result.is_ok() {
                     // Artifacts are copied into the store; the run directory has served.
                     let _ = std::fs::remove_dir_all(&work_dir);
@@ -595,12 +599,11 @@ impl Daemon {
     }
 
     fn append(&self, nb: NewBundle) -> Result<Written> {
-        let mut store = self.store.lock().map_err(|_| anyhow!("evidence store lock poisoned"))?;
-        store.append(nb, &self.signer, Utc::now())
+        EvidenceStore::open_waiting(&self.evidence_dir, STORE_WAIT)?.append(nb, &self.signer, Utc::now())
     }
 
     fn head_sequence(&self) -> u64 {
-        self.store.lock().ok().and_then(|s| s.head().map(|(seq, _)| seq)).unwrap_or(0)
+        EvidenceStore::read_head_sequence(&self.evidence_dir).unwrap_or(0)
     }
 
     /// Save guard state, then the cursor, then the evidence mark (this order; see module docs).
@@ -701,7 +704,7 @@ fn run_and_record(
     incident: &Incident,
     work_dir: &Path,
     ctx: &BundleContext,
-    store: &Mutex<EvidenceStore>,
+    evidence_dir: &Path,
     signer: &Signer,
 ) -> Result<(ResolutionStatus, Written)> {
     crate::fsutil::create_dir_all(work_dir, 0o700)?;
@@ -709,8 +712,7 @@ fn run_and_record(
     let report = execute(rb, params, incident, &exec)?;
     let mut nb = to_new_bundle(&report, incident, rb, ctx);
     nb.incident = records::incident_section(incident, rb.hipaa_controls.clone());
-    let mut store = store.lock().map_err(|_| anyhow!("evidence store lock poisoned"))?;
-    let written = store.append(nb, signer, Utc::now())?;
+    let written = EvidenceStore::open_waiting(evidence_dir, STORE_WAIT)?.append(nb, signer, Utc::now())?;
     Ok((report.status, written))
 }
 

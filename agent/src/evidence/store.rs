@@ -183,6 +183,31 @@ impl EvidenceStore {
     /// temporaries, and refuses a store whose `head.json` names a bundle that is gone
     /// (evidence deleted).
     pub fn open(root: &Path) -> Result<EvidenceStore> {
+        Self::open_inner(root, None)
+    }
+
+    /// [`EvidenceStore::open`], waiting up to `timeout` for another writer to finish instead
+    /// of failing at once. Writers that share a store (the daemon, `runbook run` from a timer
+    /// or an operator) hold it only for one append and open it with this.
+    pub fn open_waiting(root: &Path, timeout: std::time::Duration) -> Result<EvidenceStore> {
+        Self::open_inner(root, Some(timeout))
+    }
+
+    /// The chain head as `head.json` records it (sequence 0 for an empty store), read without
+    /// taking the writer's lock: the file is replaced atomically, so it is always whole.
+    pub fn read_head_sequence(root: &Path) -> Result<u64> {
+        let path = root.join(HEAD_FILE);
+        match std::fs::read(&path) {
+            Ok(b) => {
+                let v: serde_json::Value = serde_json::from_slice(&b).with_context(|| format!("parsing {}", path.display()))?;
+                Ok(v.get("sequence").and_then(|s| s.as_u64()).unwrap_or(0))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    fn open_inner(root: &Path, wait: Option<std::time::Duration>) -> Result<EvidenceStore> {
         fsutil::create_dir_all(root, 0o755)?;
         let lock_path = root.join(LOCK_FILE);
         let lock_file = OpenOptions::new()
@@ -193,14 +218,24 @@ impl EvidenceStore {
             .mode(0o600)
             .open(&lock_path)
             .with_context(|| format!("opening {}", lock_path.display()))?;
-        let lock =
-            Flock::lock(lock_file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
-                anyhow::anyhow!(
-                    "evidence store {} is in use by another writer (lock {} held: {errno})",
-                    root.display(),
-                    lock_path.display()
-                )
-            })?;
+        let deadline = wait.map(|w| std::time::Instant::now() + w);
+        let mut lock_file = lock_file;
+        let lock = loop {
+            match Flock::lock(lock_file, FlockArg::LockExclusiveNonblock) {
+                Ok(l) => break l,
+                Err((f, errno)) => match deadline {
+                    Some(d) if std::time::Instant::now() < d => {
+                        lock_file = f;
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    }
+                    _ => anyhow::bail!(
+                        "evidence store {} is in use by another writer (lock {} held: {errno})",
+                        root.display(),
+                        lock_path.display()
+                    ),
+                },
+            }
+        };
         let mut store = EvidenceStore {
             root: root.to_path_buf(),
             _lock: lock,

@@ -54,6 +54,10 @@ pub enum RunbookCmd {
         /// Client id recorded in the bundle.
         #[arg(long, value_name = "ID", env = "MSP_CLIENT_ID", default_value = "unassigned")]
         client_id: String,
+        /// Host name recorded in the evidence; use the daemon's (`hostname:` in its config)
+        /// so that both write one chain. Default: the kernel host name.
+        #[arg(long, value_name = "NAME", env = "MSP_HOST")]
+        host: Option<String>,
     },
 }
 
@@ -62,8 +66,9 @@ impl RunbookCmd {
     pub fn run(self) -> Result<Exit> {
         match self {
             RunbookCmd::Lint { paths } => lint(&paths),
-            RunbookCmd::Run { id, params, runbooks, evidence_dir, key_dir, client_id } => {
-                run_manual(&id, &params, &runbooks, &evidence_dir, &key_dir, &client_id)
+            RunbookCmd::Run { id, params, runbooks, evidence_dir, key_dir, client_id, host } => {
+                let host = host.unwrap_or_else(hostname);
+                run_manual(&id, &params, &runbooks, &evidence_dir, &key_dir, &client_id, &host)
             }
         }
     }
@@ -155,14 +160,22 @@ pub fn manual_incident(runbook: &Runbook, host: &str) -> Incident {
     }
 }
 
-fn run_manual(id: &str, raw_params: &[String], dir: &Path, evidence_dir: &Path, key_dir: &Path, client_id: &str) -> Result<Exit> {
+fn run_manual(
+    id: &str,
+    raw_params: &[String],
+    dir: &Path,
+    evidence_dir: &Path,
+    key_dir: &Path,
+    client_id: &str,
+    host: &str,
+) -> Result<Exit> {
     let overrides = raw_params
         .iter()
         .map(|s| params::parse_override(s))
         .collect::<Result<Vec<_>, _>>()
         .map_err(anyhow::Error::msg)?;
     let runbook = find_runbook(dir, id)?;
-    let (report, written) = run_by_hand(&runbook, &overrides, evidence_dir, key_dir, client_id)?;
+    let (report, written) = run_by_hand(&runbook, &overrides, evidence_dir, key_dir, client_id, host)?;
     println!("{}", written.path.display());
     eprintln!("runbook {id}: {}", report.status.as_str());
     Ok(if report.status == ResolutionStatus::Resolved { Exit::Ok } else { Exit::CheckFailed })
@@ -178,25 +191,29 @@ pub fn run_by_hand(
     evidence_dir: &Path,
     key_dir: &Path,
     client_id: &str,
+    host: &str,
 ) -> Result<(exec::ExecutionReport, crate::evidence::store::Written)> {
     let id = &runbook.id;
     let params = runbook.bind_params(None, overrides).with_context(|| format!("runbook {id}"))?;
     let signer = crate::keys::Signer::load(key_dir)?;
-    let mut store = crate::evidence::store::EvidenceStore::open(evidence_dir)?;
+    // Check the store opens (and is ours to write) before anything runs; the lock is then
+    // released so the daemon can keep recording while this runbook runs, and taken again
+    // for the append.
+    drop(crate::evidence::store::EvidenceStore::open_waiting(evidence_dir, crate::daemon::STORE_WAIT)?);
 
-    let host = hostname();
-    let incident = manual_incident(runbook, &host);
+    let incident = manual_incident(runbook, host);
     let work = tempfile::Builder::new().prefix("msp-run-").tempdir().context("creating the run directory")?;
     let cfg = ExecConfig::new(work.path())?;
     let report = execute(runbook, &params, &incident, &cfg)?;
     let ctx = BundleContext {
         client_id: client_id.to_string(),
-        hostname: host,
+        hostname: host.to_string(),
         operator: operator_name(),
         resolution_type: ResolutionType::Manual,
         provenance: provenance(),
     };
     let bundle = to_new_bundle(&report, &incident, runbook, &ctx);
-    let written = store.append(bundle, &signer, chrono::Utc::now())?;
+    let written = crate::evidence::store::EvidenceStore::open_waiting(evidence_dir, crate::daemon::STORE_WAIT)?
+        .append(bundle, &signer, chrono::Utc::now())?;
     Ok((report, written))
 }

@@ -49,7 +49,7 @@ fn main() {
     let s = signer(&dir.path().join("keys"));
     let mut maker = BundleMaker::new(&evidence, s.clone());
     // Steady state: an outbox already exists (on the very first run every key gets a HEAD
-    // before its PUT, see ARCH-worm.md), so upload one bundle first.
+    // before its PUT, see ARCHITECTURE.md, "WORM storage"), so upload one bundle first.
     maker.next();
     let mut up = Uploader::new(
         m.config(),

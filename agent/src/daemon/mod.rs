@@ -276,7 +276,8 @@ impl Daemon {
         // A first-ever start does not act on history: only what happens from its first start
         // on (recorded once, so a crash before the first cursor loses nothing).
         sc.start_at = StartAt::Since(first_start_secs(&self.paths.first_start)?);
-        // All fields: restricting them with --output-fields measured slower (ARCH-journal.md).
+        // All fields: restricting them with --output-fields measured slower
+        // (BENCHMARKS.md, "Journal ingest").
         sc.output_fields = None;
         self.source = Some(JournalSource::start(&sc)?);
         Ok(())

@@ -31,7 +31,8 @@ use crate::incident::{event_type, Incident, IncidentSource};
 use crate::journal::{self, Input, JournalSource, SourceConfig};
 
 /// The journal fields the detector reads. Can be passed as [`SourceConfig::output_fields`],
-/// but measured slower with journalctl 252 than asking for all fields (BENCHMARKS-journal.md);
+/// but measured slower with journalctl 252 than asking for all fields (BENCHMARKS.md,
+/// "Journal ingest");
 /// kept to document the detector's inputs and for newer journalctl versions.
 pub const FIELDS: &[&str] = &[
     "MESSAGE", "MESSAGE_ID", "PRIORITY", "UNIT", "_SYSTEMD_UNIT", "_PID", "_TRANSPORT", "_COMM",
@@ -82,7 +83,7 @@ impl DetectCmd {
             bail!("give at least one --journal-file or --journal-dir");
         }
         // All fields: journalctl 252 formats `--output-fields` output slower, not faster
-        // (BENCHMARKS-journal.md).
+        // (BENCHMARKS.md, "Journal ingest").
         let cfg = SourceConfig::new(Input::Files(files));
         let mut source = JournalSource::start(&cfg)?;
         let mut detector = Detector::new(DetectConfig::new(), IncidentIds::in_memory());

@@ -1,7 +1,8 @@
 //! The local evidence store: `ROOT/YYYY/MM/EB-YYYYMMDD-NNNN.json` plus `.json.sig`,
 //! `.json.sshsig` and an `EB-YYYYMMDD-NNNN.artifacts/` directory, written once, hash-chained.
 //!
-//! Write protocol of [`EvidenceStore::append`] (see `ARCH-evidence.md` for the crash reasoning):
+//! Write protocol of [`EvidenceStore::append`] (see `ARCHITECTURE.md`, "Evidence and keys",
+//! for the crash reasoning):
 //!
 //! 1. artifacts are copied into `EB-….artifacts/` (each file write-once, fsynced);
 //! 2. `.json.sig` and `.json.sshsig` are published with [`fsutil::write_once_all`] (both

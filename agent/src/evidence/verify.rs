@@ -1,6 +1,6 @@
 //! `msp-agent evidence verify`: signatures, chain, artifacts and runbook hashes.
 //!
-//! Algorithm (one read of each file, see `ARCH-evidence.md`):
+//! Algorithm (one read of each file, see `ARCHITECTURE.md`, "Evidence and keys"):
 //! 1. collect `EB-YYYYMMDD-NNNN.json` files from the given paths (recursive; `.tmp-*` and
 //!    hidden directories skipped);
 //! 2. check each bundle on its own (in parallel): parse, id vs file name and directory, key

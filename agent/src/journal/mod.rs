@@ -1,11 +1,12 @@
 //! The journal source: journald entries (the live system journal, or given files/directories)
 //! in stream order, each with its cursor, through a bounded channel.
 //!
-//! How it reads: a `journalctl -o export` child process (see ARCH-journal.md for the
-//! measurement behind that choice) whose stdout a reader thread parses ([`export`]) into
-//! [`Entry`] values and sends through a bounded channel. When the consumer falls behind, the
-//! channel fills, the reader thread blocks, the pipe fills and journalctl blocks: backpressure
-//! all the way down, no unbounded buffer anywhere.
+//! How it reads: a `journalctl -o export` child process (see ARCHITECTURE.md, "Why
+//! journalctl `-o export` (measured)", for the measurement behind that choice) whose stdout a
+//! reader thread parses ([`export`]) into [`Entry`] values and sends through a bounded
+//! channel. When the consumer falls behind, the channel fills, the reader thread blocks, the
+//! pipe fills and journalctl blocks: backpressure all the way down, no unbounded buffer
+//! anywhere.
 //!
 //! Never losing or double-handling an entry is split with the consumer:
 //! * the source starts after the cursor the consumer last acknowledged

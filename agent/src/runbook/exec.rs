@@ -2,7 +2,7 @@
 //! clean environment, bounded output and hard timeouts; then rollback and the closed-loop
 //! verification; and turns the result into an evidence bundle's content.
 //!
-//! Execution model (see ARCH-runbook.md for the reasoning):
+//! Execution model (see ARCHITECTURE.md, "Runbooks and execution", for the reasoning):
 //! * `bash --noprofile --norc -e -u -o pipefail -c SCRIPT msp-step`: strict mode is set with
 //!   bash's own flags, so the script text run is byte-for-byte the runbook's (its SHA-256 is
 //!   the recorded `script_hash`), and no profile or rc file can change behaviour.

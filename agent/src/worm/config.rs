@@ -14,7 +14,8 @@ pub const DEFAULT_OUTAGE_ALERT_AFTER_SECONDS: u64 = 3600;
 /// Default object key prefix.
 pub const DEFAULT_PREFIX: &str = "msp-evidence";
 
-/// Where and how evidence is uploaded. Every key is documented in `ARCH-worm.md`.
+/// Where and how evidence is uploaded. Every key is documented in `ARCHITECTURE.md`
+/// ("WORM storage", Config).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WormConfig {

@@ -8,7 +8,7 @@
 //! * [`receipt`]: signed upload receipts.
 //! * [`verify`]: compare the bucket with the local store.
 //!
-//! See `ARCH-worm.md` for the data flow and the invariants.
+//! See `ARCHITECTURE.md`, "WORM storage", for the data flow and the invariants.
 
 pub mod config;
 pub mod local;

@@ -58,9 +58,11 @@ impl Command {
     }
 }
 
-/// Log to stderr; `RUST_LOG` wins over `-v`. The daemon replaces this with journald output
-/// when started by systemd.
+/// Log to the journal (native protocol, structured fields) when stderr is connected to it —
+/// systemd sets `JOURNAL_STREAM` to stderr's device and inode for its services —, else to
+/// stderr. `RUST_LOG` wins over `-v`.
 pub fn init_logging(verbose: u8) {
+    use tracing_subscriber::prelude::*;
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
         0 => "info",
@@ -68,8 +70,26 @@ pub fn init_logging(verbose: u8) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    if stderr_is_journal() {
+        if let Ok(journald) = tracing_journald::layer() {
+            let _ = tracing_subscriber::registry()
+                .with(filter)
+                .with(journald.with_syslog_identifier("msp-agent".into()))
+                .try_init();
+            return;
+        }
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// `JOURNAL_STREAM` names stderr's device and inode (systemd.exec(5)).
+fn stderr_is_journal() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Some(v) = std::env::var_os("JOURNAL_STREAM") else { return false };
+    let Some((dev, ino)) = v.to_str().and_then(|s| s.split_once(':')) else { return false };
+    let Ok(meta) = std::fs::metadata("/proc/self/fd/2") else { return false };
+    dev.parse::<u64>().ok() == Some(meta.dev()) && ino.parse::<u64>().ok() == Some(meta.ino())
 }

@@ -12,7 +12,7 @@ use chrono::Utc;
 use helpers::*;
 use msp_agent::detect::probes::{self, CpuProbe, RestoreSchedule};
 use msp_agent::detect::unit_name::is_valid_unit_name;
-use msp_agent::detect::{default_runbook_for, DetectConfig, Detector, Finding, IncidentIds};
+use msp_agent::detect::{DetectConfig, Detector, Finding, IncidentIds};
 use msp_agent::incident::{Incident, IncidentSource};
 use msp_agent::journal::{Input, JournalSource, SourceConfig};
 
@@ -72,8 +72,18 @@ fn detect_cli_json_lines_carry_runbook_cursor_and_timestamp() {
     let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 7, "{out}");
     for v in &lines {
-        let et = v["event_type"].as_str().unwrap();
-        assert_eq!(v["runbook_id"].as_str(), default_runbook_for(et));
+        // Planned with the shipped runbooks, as the daemon would: each class has its runbook.
+        let expected = match v["event_type"].as_str().unwrap() {
+            "service_crash" => "RB-SERVICE-001",
+            "backup_failure" => "RB-BACKUP-001",
+            "disk_full" => "RB-DISK-001",
+            "cert_expiry" => "RB-CERT-001",
+            "high_cpu" => "RB-CPU-001",
+            "restore_test_due" => "RB-RESTORE-001",
+            other => panic!("unexpected event type {other}"),
+        };
+        assert_eq!(v["runbook_id"].as_str(), Some(expected), "{v}");
+        assert!(v["escalation"].is_null(), "{v}");
         assert!(v["__CURSOR"].as_str().unwrap().starts_with("s="), "{v}");
         assert!(v["__REALTIME_TIMESTAMP"].as_str().unwrap().parse::<u64>().unwrap() > 1_700_000_000_000_000);
         assert!(v["incident_id"].as_str().unwrap().starts_with("INC-"));

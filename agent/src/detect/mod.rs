@@ -16,7 +16,7 @@ pub mod text;
 pub mod unit_name;
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -27,7 +27,8 @@ pub use ids::IncidentIds;
 pub use probes::Finding;
 
 use crate::exit::Exit;
-use crate::incident::{event_type, Incident, IncidentSource};
+use crate::incident::{Incident, IncidentSource};
+use crate::runbook::model::Runbook;
 use crate::journal::{self, Input, JournalSource, SourceConfig};
 
 /// The journal fields the detector reads. Can be passed as [`SourceConfig::output_fields`],
@@ -38,20 +39,6 @@ pub const FIELDS: &[&str] = &[
     "MESSAGE", "MESSAGE_ID", "PRIORITY", "UNIT", "_SYSTEMD_UNIT", "_PID", "_TRANSPORT", "_COMM",
     "SYSLOG_IDENTIFIER", "UNIT_RESULT", "EXIT_CODE", "EXIT_STATUS", "JOB_RESULT", "_HOSTNAME",
 ];
-
-/// The runbook for an incident type until the planner (runbook selection by
-/// `trigger_conditions`) replaces it. `None` for an unknown type.
-pub fn default_runbook_for(event: &str) -> Option<&'static str> {
-    Some(match event {
-        event_type::SERVICE_CRASH => "RB-SERVICE-001",
-        event_type::BACKUP_FAILURE => "RB-BACKUP-001",
-        event_type::DISK_FULL => "RB-DISK-001",
-        event_type::CERT_EXPIRY => "RB-CERT-001",
-        event_type::HIGH_CPU => "RB-CPU-001",
-        event_type::RESTORE_TEST_DUE => "RB-RESTORE-001",
-        _ => return None,
-    })
-}
 
 /// `msp-agent detect`
 #[derive(Debug, Args)]
@@ -65,6 +52,45 @@ pub struct DetectCmd {
     /// One JSON object per line.
     #[arg(long)]
     pub json: bool,
+    /// Runbooks to plan with (as the daemon would); default: the runbooks built into this
+    /// binary.
+    #[arg(long, value_name = "DIR")]
+    pub runbooks: Option<PathBuf>,
+}
+
+/// What planning decided for an incident, as `detect` prints it.
+pub struct Planned {
+    /// The runbook that would run, if exactly one matches.
+    pub runbook_id: Option<String>,
+    /// Why it would escalate instead (no match, or several).
+    pub escalation: Option<String>,
+}
+
+impl Planned {
+    /// Plan `inc` among `runbooks` exactly as the daemon does.
+    pub fn of(inc: &Incident, runbooks: &[Runbook]) -> Planned {
+        match crate::plan::plan(inc, runbooks) {
+            crate::plan::Plan::Run(rb) => Planned { runbook_id: Some(rb.id.clone()), escalation: None },
+            crate::plan::Plan::Escalate { reason, .. } => Planned { runbook_id: None, escalation: Some(reason) },
+        }
+    }
+}
+
+/// The runbooks `detect` plans with: `dir`'s, or the embedded ones.
+fn planning_runbooks(dir: Option<&Path>) -> Result<Vec<Runbook>> {
+    match dir {
+        Some(d) => {
+            let (books, errors) = crate::runbook::model::load_dir(d).with_context(|| format!("reading runbook directory {}", d.display()))?;
+            if let Some(e) = errors.first() {
+                bail!("{e}");
+            }
+            Ok(books)
+        }
+        None => crate::demo::EMBEDDED_RUNBOOKS
+            .iter()
+            .map(|(name, text)| Runbook::from_bytes(Path::new(name), text.as_bytes()).map_err(|e| anyhow::anyhow!("{e}")))
+            .collect(),
+    }
 }
 
 impl DetectCmd {
@@ -86,12 +112,14 @@ impl DetectCmd {
         // (BENCHMARKS.md, "Journal ingest").
         let cfg = SourceConfig::new(Input::Files(files));
         let mut source = JournalSource::start(&cfg)?;
+        let runbooks = planning_runbooks(self.runbooks.as_deref())?;
         let mut detector = Detector::new(DetectConfig::new(), IncidentIds::in_memory());
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::new(stdout.lock());
         while let Some(entry) = source.next().context("reading the journal")? {
             if let Some(inc) = detector.observe(&entry, chrono::Utc::now())? {
-                let line = if self.json { json_line(&inc)? } else { text_line(&inc) };
+                let planned = Planned::of(&inc, &runbooks);
+                let line = if self.json { json_line(&inc, &planned)? } else { text_line(&inc, &planned) };
                 writeln!(out, "{line}").context("writing to stdout")?;
             }
         }
@@ -107,14 +135,16 @@ fn journal_pos(inc: &Incident) -> (String, Option<u64>) {
     }
 }
 
-/// The `--json` line: the incident's fields plus `runbook_id`, `__CURSOR`, `__REALTIME_TIMESTAMP`.
-pub fn json_line(inc: &Incident) -> Result<String> {
+/// The `--json` line: the incident's fields plus the plan (`runbook_id`, or `escalation` with
+/// the reason), `__CURSOR`, `__REALTIME_TIMESTAMP`.
+pub fn json_line(inc: &Incident, planned: &Planned) -> Result<String> {
     let (cursor, realtime) = journal_pos(inc);
     let v = json!({
         "incident_id": inc.incident_id,
         "event_type": inc.event_type,
         "severity": inc.severity,
-        "runbook_id": default_runbook_for(&inc.event_type),
+        "runbook_id": planned.runbook_id,
+        "escalation": planned.escalation,
         "unit": inc.unit,
         "host": inc.host,
         "__CURSOR": cursor,
@@ -127,7 +157,7 @@ pub fn json_line(inc: &Incident) -> Result<String> {
 
 /// The readable line. Every value here is already cleaned of control characters; `{:?}`
 /// quotes the message so a hostile one cannot fake extra lines or columns.
-pub fn text_line(inc: &Incident) -> String {
+pub fn text_line(inc: &Incident, planned: &Planned) -> String {
     let (cursor, realtime) = journal_pos(inc);
     let msg = inc.details.get("message").and_then(|m| m.as_str()).unwrap_or("");
     format!(
@@ -135,7 +165,7 @@ pub fn text_line(inc: &Incident) -> String {
         inc.incident_id,
         inc.event_type,
         inc.severity,
-        default_runbook_for(&inc.event_type).unwrap_or("-"),
+        planned.runbook_id.as_deref().unwrap_or("escalate"),
         inc.unit.as_deref().unwrap_or("-"),
         realtime.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
         cursor,

@@ -270,6 +270,16 @@ impl Guard {
         self.dirty = true;
     }
 
+    /// The run for `key` was interrupted by a shutdown and will be resumed: free the target,
+    /// keep the backoff as it was (an interruption is neither a success nor a failure).
+    pub fn interrupted(&mut self, key: &GuardKey) {
+        self.in_flight.remove(&target_key(key));
+        if let Some(entry) = self.state.keys.get_mut(&key.as_map_key()) {
+            entry.running = false;
+        }
+        self.dirty = true;
+    }
+
     /// Summaries for every window that has closed by `now` with unrecorded suppressions;
     /// the daemon writes each as a signed suppression record. Call periodically.
     pub fn flush_closed_windows(&mut self, now: DateTime<Utc>) -> Vec<SuppressionSummary> {

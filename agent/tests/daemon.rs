@@ -230,3 +230,72 @@ fn a_manual_run_while_the_daemon_runs_shares_the_evidence_chain() {
     common::stock::verify_all_with_stock_tools(&f.keys, &f.evidence);
     f.verify_cli();
 }
+
+/// A three-step runbook whose first step is slow, to stop the agent in the middle of it.
+fn three_step_runbook(marker: &std::path::Path, root: &std::path::Path) -> String {
+    let step = |n: u32, sleep: u32| {
+        format!(
+            "  - id: step{n}\n    action: Step {n}\n    timeout_seconds: 60\n    script: |\n      sleep {sleep}\n      printf '%s\\n' \"$MSP_PARAM_UNIT {n}\" >> \"$MSP_PARAM_MARKER\"\n"
+        )
+    };
+    format!(
+        "id: RB-TEST-001\nname: Three steps\nversion: \"1.0.0\"\ndescription: Test runbook in three steps.\n\
+         hipaa_controls: [\"§164.308(a)(1)(ii)(D)\"]\nseverity: high\nsla_minutes: 15\nparameters:\n  unit:\n    type: unit\n    required: true\n    from_incident: unit\n  \
+         marker:\n    type: path\n    default: \"{m}\"\n    allowed_roots: [\"{r}\"]\n\
+         trigger_conditions:\n  event_types: [service_crash]\n  unit_patterns: [\"test-*.service\"]\nsteps:\n{s1}{s2}{s3}rollback: []\n\
+         verification:\n  id: check\n  action: All three steps ran\n  timeout_seconds: 10\n  script: test \"$(grep -c -- \"$MSP_PARAM_UNIT\" \"$MSP_PARAM_MARKER\")\" = 3\n",
+        m = marker.display(),
+        r = root.display(),
+        s1 = step(1, 3),
+        s2 = step(2, 0),
+        s3 = step(3, 0),
+    )
+}
+
+#[test]
+fn sigterm_mid_runbook_finishes_the_step_and_the_next_start_resumes_without_repeating() {
+    let f = Fixture::new(0, 300);
+    let rb = three_step_runbook(&f.marker, &f.root);
+    let old_hash = {
+        let text = std::fs::read(f.root.join("runbooks/RB-TEST-001.yaml")).unwrap();
+        common::agent_fixture::sha256_hex(&text)
+    };
+    std::fs::write(f.root.join("runbooks/RB-TEST-001.yaml"), &rb).unwrap();
+    let cfg = std::fs::read_to_string(&f.config).unwrap().replace(&old_hash, &common::agent_fixture::sha256_hex(rb.as_bytes()));
+    std::fs::write(&f.config, cfg).unwrap();
+
+    let agent = f.spawn();
+    write_journal(&f.journal.join("crash.journal"), &crash_entry(b"test-resume.service", now_usec()));
+    // Stop while step 1 (3 s) runs.
+    wait_until(&f, "step 1 to start", Duration::from_secs(60), || f.log_text().contains("running runbook"));
+    std::thread::sleep(Duration::from_millis(500));
+    let status = sigterm_and_wait(agent);
+    assert!(status.success(), "exit after SIGTERM: {status:?}\n{}", f.log_text());
+    let bundles = f.bundles();
+    assert_eq!(bundles.len(), 1, "the interrupted run is recorded");
+    let b = &bundles[0];
+    assert_eq!(b["outputs"]["resolution_status"], "interrupted", "{b}");
+    let results: Vec<_> = b["actions_taken"].as_array().unwrap().iter().map(|a| a["result"].as_str().unwrap().to_string()).collect();
+    assert_eq!(results, ["success", "skipped", "skipped"], "the running step finished, the rest waited");
+    assert_eq!(std::fs::read_to_string(&f.marker).unwrap(), "test-resume.service 1\n");
+
+    // The next start resumes at step 2.
+    let agent = f.spawn();
+    wait_until(&f, "the resumed run", Duration::from_secs(60), || f.bundles().len() == 2);
+    let status = sigterm_and_wait(agent);
+    assert!(status.success(), "{}", f.log_text());
+    let b = &f.bundles()[1];
+    assert_eq!(b["outputs"]["resolution_status"], "resolved", "{b}");
+    assert_eq!(b["incident"]["incident_id"], f.bundles()[0]["incident"]["incident_id"], "same incident");
+    assert_eq!(b["incident"]["details"]["resumed_at_step"], 2);
+    let results: Vec<_> = b["actions_taken"].as_array().unwrap().iter().map(|a| a["result"].as_str().unwrap().to_string()).collect();
+    assert_eq!(results, ["skipped", "success", "success"]);
+    assert_eq!(
+        std::fs::read_to_string(&f.marker).unwrap(),
+        "test-resume.service 1\ntest-resume.service 2\ntest-resume.service 3\n",
+        "each step ran exactly once"
+    );
+    assert!(!f.root.join("state/resume").read_dir().unwrap().any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".json")));
+    common::stock::verify_all_with_stock_tools(&f.keys, &f.evidence);
+    f.verify_cli();
+}

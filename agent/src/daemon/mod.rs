@@ -15,6 +15,7 @@
 
 pub mod records;
 pub mod recovery;
+pub mod resume;
 pub mod upload;
 
 use std::collections::{BTreeMap, HashSet};
@@ -254,6 +255,7 @@ impl Daemon {
             )?;
             daemon.worm = Some((handle, stop));
         }
+        daemon.resume_interrupted()?;
         tracing::info!(
             host = %daemon.host,
             runbooks = daemon.runbooks.len(),
@@ -263,6 +265,47 @@ impl Daemon {
         );
         notify(&[NotifyState::Ready, NotifyState::Status("watching the journal".into())]);
         Ok(daemon)
+    }
+
+    /// Continue the runs a previous shutdown interrupted (see [`resume`]). A runbook that is
+    /// gone, changed or no longer permitted is not resumed: the incident escalates.
+    fn resume_interrupted(&mut self) -> Result<()> {
+        for r in resume::load_all(&self.cfg.state_dir)? {
+            let runbooks = Arc::clone(&self.runbooks);
+            let rb = runbooks.iter().find(|b| b.id == r.runbook_id);
+            let refusal = match rb {
+                None => Some(format!("cannot resume {}: runbook not loaded", r.runbook_id)),
+                Some(b) if b.runbook_hash != r.runbook_hash => {
+                    Some(format!("cannot resume {}: the runbook changed since the run was interrupted", r.runbook_id))
+                }
+                Some(b) => self.guard.check_policy(&b.id, &b.runbook_hash).err(),
+            };
+            let bound = rb.map(|b| b.bind_params(Some(&r.incident), &[]));
+            match (rb, refusal, bound) {
+                (Some(rb), None, Some(Ok(params))) => {
+                    let key = GuardKey {
+                        client_id: self.cfg.client_id.clone(),
+                        host: self.host.clone(),
+                        runbook_id: rb.id.clone(),
+                        target: target_of(&r.incident),
+                    };
+                    tracing::info!(incident = %r.incident.incident_id, runbook = %rb.id, step = r.next_step + 1, "resuming an interrupted run");
+                    self.wait_for_capacity()?;
+                    if let Some(summary) = self.guard.started(&key, Utc::now()) {
+                        self.write_summary(&summary)?;
+                    }
+                    self.dispatch(r.incident.clone(), rb.clone(), params, key, None, r.next_step)?;
+                }
+                (rb, refusal, bound) => {
+                    let reason = refusal
+                        .or_else(|| bound.and_then(|b| b.err()).map(|e| format!("cannot resume: parameters refused: {e}")))
+                        .unwrap_or_else(|| "cannot resume".into());
+                    self.escalate(&r.incident, rb, &reason)?;
+                    resume::remove(&self.cfg.state_dir, &r.incident.incident_id)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn start_source(&mut self) -> Result<()> {
@@ -466,7 +509,7 @@ impl Daemon {
                 if let Some(summary) = self.guard.started(&key, now) {
                     self.write_summary(&summary)?;
                 }
-                self.dispatch(incident, rb.clone(), params, key, entry)?;
+                self.dispatch(incident, rb.clone(), params, key, entry, 0)?;
                 Ok(true)
             }
         }
@@ -479,7 +522,15 @@ impl Daemon {
         Ok(())
     }
 
-    fn dispatch(&mut self, incident: Incident, rb: Runbook, params: Params, key: GuardKey, entry: Option<u64>) -> Result<()> {
+    fn dispatch(
+        &mut self,
+        incident: Incident,
+        rb: Runbook,
+        params: Params,
+        key: GuardKey,
+        entry: Option<u64>,
+        resume_at: usize,
+    ) -> Result<()> {
         self.stats.runs += 1;
         self.running += 1;
         tracing::info!(incident = %incident.incident_id, runbook = %rb.id, target = %key.target, "running runbook");
@@ -494,10 +545,11 @@ impl Daemon {
         let evidence_dir = Arc::clone(&self.evidence_dir);
         let signer = Arc::clone(&self.signer);
         let tx = self.done_tx.clone();
+        let run = RunSettings { resume_at, stop: Arc::clone(&self.stop), state_dir: self.cfg.state_dir.clone() };
         std::thread::Builder::new()
             .name(format!("run-{}", rb.id))
             .spawn(move || {
-                let result = run_and_record(&rb, &params, &incident, &work_dir, &ctx, &evidence_dir, &signer);
+                let result = run_and_record(&rb, &params, &incident, &work_dir, &ctx, &evidence_dir, &signer, &run);
                 if result.is_ok() {
                     // Artifacts are copied into the store; the run directory has served.
                     let _ = std::fs::remove_dir_all(&work_dir);
@@ -533,6 +585,15 @@ impl Daemon {
 
     fn on_done(&mut self, done: Done) -> Result<()> {
         match done.result {
+            Ok((ResolutionStatus::Interrupted, written)) => {
+                // The evidence of what ran is durable and a resume record is written: the
+                // entry is handled, the rest of the run happens at the next start.
+                self.guard.interrupted(&done.key);
+                if let Some(idx) = done.entry {
+                    self.in_flight.remove(&idx);
+                }
+                tracing::info!(incident = %done.incident.incident_id, runbook = %done.runbook_id, bundle = %written.bundle_id, "runbook interrupted by shutdown; resumes at the next start");
+            }
             Ok((status, written)) => {
                 let ok = status == ResolutionStatus::Resolved;
                 self.guard.finished(&done.key, ok);
@@ -698,7 +759,16 @@ fn first_start_secs(path: &Path) -> Result<i64> {
     }
 }
 
-/// Execute and write the bundle (runs on a worker thread).
+/// How a worker runs: where to resume, the stop flag, where resume records go.
+struct RunSettings {
+    resume_at: usize,
+    stop: Arc<AtomicBool>,
+    state_dir: PathBuf,
+}
+
+/// Execute and write the bundle, then the resume record if the run was interrupted (runs on
+/// a worker thread).
+#[allow(clippy::too_many_arguments)]
 fn run_and_record(
     rb: &Runbook,
     params: &Params,
@@ -707,13 +777,35 @@ fn run_and_record(
     ctx: &BundleContext,
     evidence_dir: &Path,
     signer: &Signer,
+    run: &RunSettings,
 ) -> Result<(ResolutionStatus, Written)> {
     crate::fsutil::create_dir_all(work_dir, 0o700)?;
-    let exec = ExecConfig::new(work_dir)?;
+    let mut exec = ExecConfig::new(work_dir)?;
+    exec.stop = Some(Arc::clone(&run.stop));
+    exec.resume_at = run.resume_at;
     let report = execute(rb, params, incident, &exec)?;
     let mut nb = to_new_bundle(&report, incident, rb, ctx);
     nb.incident = records::incident_section(incident, rb.hipaa_controls.clone());
+    if run.resume_at > 0 {
+        if let Some(d) = nb.incident.details.as_object_mut() {
+            d.insert("resumed_at_step".into(), serde_json::json!(run.resume_at + 1));
+        }
+    }
     let written = EvidenceStore::open_waiting(evidence_dir, STORE_WAIT)?.append(nb, signer, Utc::now())?;
+    match (report.status, report.next_step) {
+        (ResolutionStatus::Interrupted, Some(next_step)) => resume::save(
+            &run.state_dir,
+            &resume::ResumeRecord {
+                incident: incident.clone(),
+                runbook_id: rb.id.clone(),
+                runbook_hash: rb.runbook_hash.clone(),
+                next_step,
+                interrupted_bundle: written.bundle_id.clone(),
+            },
+        )?,
+        _ if run.resume_at > 0 => resume::remove(&run.state_dir, &incident.incident_id)?,
+        _ => {}
+    }
     Ok((report.status, written))
 }
 

@@ -60,6 +60,12 @@ pub struct ExecConfig {
     pub output_cap: usize,
     /// Excerpt size per stream, in bytes.
     pub excerpt_bytes: usize,
+    /// Set when the agent is stopping: the running step finishes (or times out), the next
+    /// steps are not started, and the run ends [`ResolutionStatus::Interrupted`].
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Index of the first step to run: steps before it ran in an interrupted run (their
+    /// evidence is in that run's bundle) and are recorded here as skipped.
+    pub resume_at: usize,
 }
 
 impl ExecConfig {
@@ -73,6 +79,8 @@ impl ExecConfig {
             kill_grace: Duration::from_secs(2),
             output_cap: 4 << 20,
             excerpt_bytes: 4096,
+            stop: None,
+            resume_at: 0,
         })
     }
 
@@ -194,6 +202,8 @@ pub enum ResolutionStatus {
     RolledBack,
     /// Anything else: needs a human.
     Failed,
+    /// The agent stopped between two steps; it resumes at `next_step` when it starts again.
+    Interrupted,
 }
 
 impl ResolutionStatus {
@@ -203,6 +213,7 @@ impl ResolutionStatus {
             ResolutionStatus::Resolved => "resolved",
             ResolutionStatus::RolledBack => "rolled_back",
             ResolutionStatus::Failed => "failed",
+            ResolutionStatus::Interrupted => "interrupted",
         }
     }
 }
@@ -224,8 +235,10 @@ pub struct ExecutionReport {
     pub steps: Vec<StepRecord>,
     /// Records of the rollback steps that ran (empty when no rollback was needed).
     pub rollback: Vec<StepRecord>,
-    /// The closed-loop verification; always runs.
+    /// The closed-loop verification; runs unless the run was interrupted.
     pub verification: StepRecord,
+    /// For an interrupted run: the index of the first step not run (where to resume).
+    pub next_step: Option<usize>,
     /// How the run ended.
     pub status: ResolutionStatus,
     /// Detection to end of verification, in seconds.
@@ -269,9 +282,22 @@ pub fn execute(runbook: &Runbook, params: &Params, incident: &Incident, cfg: &Ex
     let started_at = Utc::now();
     let mut steps = Vec::new();
     let mut failed_at = None;
+    let mut interrupted_at = None;
+    let stopping = || cfg.stop.as_ref().is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed));
     for (i, step) in runbook.steps.iter().enumerate() {
+        if i < cfg.resume_at {
+            steps.push(skipped(i, step, "ran before the agent restarted (see the interrupted run's bundle)"));
+            continue;
+        }
         if failed_at.is_some() {
             steps.push(skipped(i, step, "not run: an earlier step failed"));
+            continue;
+        }
+        if interrupted_at.is_none() && stopping() {
+            interrupted_at = Some(i);
+        }
+        if interrupted_at.is_some() {
+            steps.push(skipped(i, step, "not run: the agent was stopping; it resumes here when it starts again"));
             continue;
         }
         let rec = ctx.run_step(i, step);
@@ -295,9 +321,14 @@ pub fn execute(runbook: &Runbook, params: &Params, incident: &Incident, cfg: &Ex
             rollback.push(rec);
         }
     }
-    let verification = ctx.run_step(0, &runbook.verification);
+    let verification = if interrupted_at.is_some() {
+        skipped(0, &runbook.verification, "not run: the run was interrupted")
+    } else {
+        ctx.run_step(0, &runbook.verification)
+    };
     let verified = verification.result == StepResult::Success;
     let status = match (failed_at, verified) {
+        _ if interrupted_at.is_some() => ResolutionStatus::Interrupted,
         (None, true) => ResolutionStatus::Resolved,
         (Some(_), true) if rollback_ok && !runbook.rollback.is_empty() => ResolutionStatus::RolledBack,
         _ => ResolutionStatus::Failed,
@@ -315,6 +346,7 @@ pub fn execute(runbook: &Runbook, params: &Params, incident: &Incident, cfg: &Ex
         rollback,
         verification,
         status,
+        next_step: interrupted_at,
         mttr_seconds,
         sla_target_seconds,
         sla_met: status == ResolutionStatus::Resolved && mttr_seconds <= sla_target_seconds as f64,

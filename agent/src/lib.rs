@@ -19,6 +19,7 @@ pub mod detect;
 pub mod evidence;
 pub mod exit;
 pub mod fsutil;
+pub mod glob;
 pub mod guard;
 pub mod incident;
 pub mod journal;

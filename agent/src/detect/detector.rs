@@ -177,7 +177,7 @@ impl Detector {
     }
 
     fn is_backup_unit(&self, unit: &str) -> bool {
-        self.cfg.backup_units.iter().any(|p| glob_match(p, unit))
+        self.cfg.backup_units.iter().any(|p| crate::glob::glob_match(p, unit))
     }
 
     /// True when (event, unit) already raised an incident within the dedupe window.
@@ -200,25 +200,6 @@ impl Detector {
     }
 }
 
-/// `*` matches any run of characters (including none); everything else literally.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == text;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
-        return false;
-    }
-    let mut rest = &text[first.len()..text.len() - last.len()];
-    for mid in &parts[1..parts.len() - 1] {
-        match rest.find(mid) {
-            Some(i) => rest = &rest[i + mid.len()..],
-            None => return false,
-        }
-    }
-    true
-}
 
 /// Severity helper for probes (kept here so all severities are in the detect module).
 pub(crate) fn cert_severity(days_left: i64) -> Severity {
@@ -229,15 +210,6 @@ pub(crate) fn cert_severity(days_left: i64) -> Severity {
 mod tests {
     use super::*;
 
-    #[test]
-    fn globs() {
-        assert!(glob_match("restic-backups-*.service", "restic-backups-daily.service"));
-        assert!(glob_match("*backup*.service", "pg-backup.service"));
-        assert!(glob_match("*backup*.service", "backup.service"));
-        assert!(!glob_match("*backup*.service", "nginx.service"));
-        assert!(!glob_match("restic-backups-*.service", "restic-backups-.timer"));
-        assert!(glob_match("a", "a"));
-    }
 
     fn pid1(unit: &str, msg: &str, id: Option<&str>, t: u64) -> Entry {
         let t = t.to_string();

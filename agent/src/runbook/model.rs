@@ -376,7 +376,7 @@ impl Runbook {
         match (&tc.unit_patterns, &incident.unit) {
             (None, _) => true,
             (Some(_), None) => false,
-            (Some(pats), Some(unit)) => pats.0.iter().any(|p| glob_match(&p.0, unit)),
+            (Some(pats), Some(unit)) => pats.0.iter().any(|p| crate::glob::glob_match(&p.0, unit)),
         }
     }
 
@@ -392,31 +392,6 @@ impl Runbook {
     }
 }
 
-/// Match a glob with `*` (any run) and `?` (one character) against `text`.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    // Iterative matcher with single-star backtracking: linear-ish, no recursion blow-up.
-    let (mut pi, mut ti) = (0, 0);
-    let (mut star, mut mark) = (None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
-}
 
 /// Field paths of every step id, in document order.
 fn step_id_paths(raw: &RawRunbook) -> Vec<(String, &str)> {
@@ -514,16 +489,6 @@ fn find_top_level_line(text: &str, key: &str) -> Option<usize> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn globs() {
-        assert!(glob_match("*.service", "nginx.service"));
-        assert!(!glob_match("*.service", "nginx.timer"));
-        assert!(glob_match("postgresql@*.service", "postgresql@16.service"));
-        assert!(glob_match("nginx?.service", "nginx2.service"));
-        assert!(glob_match("*", ""));
-        assert!(!glob_match("a*b*c", "aXbY"));
-        assert!(glob_match("a*b*c", "aXbYc"));
-    }
 
     #[test]
     fn id_line_finder() {

@@ -452,7 +452,9 @@ in
         WatchdogSec = cfg.watchdogSec;
         Restart = "always";
         RestartSec = 5;
-        TimeoutStopSec = 30;
+        # On SIGTERM the running step finishes (steps are bounded by their own timeouts);
+        # past this, systemd kills it and the run is redone from the start after the restart.
+        TimeoutStopSec = 300;
       };
       # A crash loop ends in a failed unit the operator sees, not an endless silent restart.
       unitConfig = {

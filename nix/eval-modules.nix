@@ -72,6 +72,8 @@ let
 in
 {
   inherit haveRunbooks;
+  # For inspection (scripts, debugging): the generated agent.yaml of each example host.
+  agentYamls = lib.mapAttrs (_: agentYaml) hosts;
   checks = [
     (check "example hosts evaluate with no failed assertion" (
       lib.all (cfg: failedAssertions cfg == [ ]) (lib.attrValues hosts)

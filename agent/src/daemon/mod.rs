@@ -173,6 +173,11 @@ impl Daemon {
         let host = cfg.effective_hostname()?;
         let paths = StatePaths::new(&cfg.state_dir);
         crate::fsutil::create_dir_all(&cfg.state_dir, 0o700)?;
+        // Run directories left by a crash hold nothing the evidence needs (a run's artifacts
+        // are copied into its bundle before the directory is removed); start clean.
+        if paths.runs.exists() {
+            std::fs::remove_dir_all(&paths.runs).with_context(|| format!("clearing {}", paths.runs.display()))?;
+        }
         crate::fsutil::create_dir_all(&paths.runs, 0o700)?;
 
         let key_file = cfg.effective_signing_key_file();

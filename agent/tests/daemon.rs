@@ -299,3 +299,50 @@ fn sigterm_mid_runbook_finishes_the_step_and_the_next_start_resumes_without_repe
     common::stock::verify_all_with_stock_tools(&f.keys, &f.evidence);
     f.verify_cli();
 }
+
+/// The sd_notify protocol as the agent speaks it, read from a datagram socket standing in for
+/// systemd's notify socket (the real systemd is exercised by the clinic-box test): READY=1
+/// once started, WATCHDOG=1 with STATUS= counters at half of WATCHDOG_USEC, no pings while
+/// the process is frozen (what makes systemd's watchdog restart it), STOPPING=1 on SIGTERM.
+#[test]
+fn sd_notify_ready_watchdog_status_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let mut f = Fixture::new(0, 300);
+    let sock_path = f.root.join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    f.env = vec![
+        ("NOTIFY_SOCKET".into(), sock_path.display().to_string()),
+        ("WATCHDOG_USEC".into(), "1000000".into()),
+    ];
+    let agent = f.spawn();
+    let pid = nix::unistd::Pid::from_raw(agent.0.id() as i32);
+    let mut buf = [0u8; 4096];
+    let mut recv_for = |d: Duration| {
+        let t0 = std::time::Instant::now();
+        let mut msgs = Vec::new();
+        while t0.elapsed() < d {
+            if let Ok(n) = sock.recv(&mut buf) {
+                msgs.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+        }
+        msgs
+    };
+    let msgs = recv_for(Duration::from_secs(2));
+    assert!(msgs[0].contains("READY=1"), "{msgs:?}");
+    let pings = msgs.iter().filter(|m| m.contains("WATCHDOG=1")).count();
+    assert!(pings >= 2, "a ping every 0.5 s for a 1 s watchdog: {msgs:?}");
+    assert!(msgs.iter().any(|m| m.contains("STATUS=entries 0")), "{msgs:?}");
+    // Frozen: no pings, so systemd would kill and restart it.
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let _ = recv_for(Duration::from_millis(300)); // what was already queued
+    let frozen = recv_for(Duration::from_millis(1500));
+    assert!(frozen.iter().all(|m| !m.contains("WATCHDOG=1")), "pinged while stopped: {frozen:?}");
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    assert!(recv_for(Duration::from_secs(2)).iter().any(|m| m.contains("WATCHDOG=1")), "pings resume");
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let stopping = recv_for(Duration::from_secs(2));
+    assert!(stopping.iter().any(|m| m.contains("STOPPING=1")), "{stopping:?}");
+    let status = sigterm_and_wait(agent);
+    assert!(status.success(), "{}", f.log_text());
+}

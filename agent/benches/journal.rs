@@ -46,7 +46,7 @@ fn main() {
         for (k, mode) in ["all", "fields"].into_iter().enumerate() {
             let r = spawn_child(&file, mode);
             assert_eq!(r.1 as usize, n, "ingest lost entries");
-            if agent[k].map_or(true, |b| r.0 < b.0) {
+            if agent[k].is_none_or(|b| r.0 < b.0) {
                 agent[k] = Some(r);
             }
         }
@@ -64,7 +64,7 @@ fn main() {
     for _ in 0..rounds {
         let r = spawn_child(&dump, "parse");
         assert_eq!(r.1 as usize, n, "parser lost entries");
-        if parse_only.map_or(true, |b| r.0 < b.0) {
+        if parse_only.is_none_or(|b| r.0 < b.0) {
             parse_only = Some(r);
         }
     }

@@ -151,7 +151,7 @@ mod tests {
         // One long line: the cut lands inside the SSN; the fragment must not survive.
         let mut out = vec![b'x'; 5000];
         out.extend_from_slice(b" 123-45-6789");
-        out.extend(std::iter::repeat(b'y').take(4090));
+        out.extend(std::iter::repeat_n(b'y', 4090));
         let e = excerpt(&out, 4096);
         assert!(!e.contains("45-6789") && !e.contains("-6789"), "{e}");
     }

@@ -145,7 +145,7 @@ fn hostile_fields_neither_crash_nor_reach_incident_unit() {
     }
     // Huge and binary messages, from PID 1 and from a service with a hostile own unit.
     let mut big = b"y.service: Failed with result 'exit-code'. ".to_vec();
-    big.extend(std::iter::repeat(b'A').take(1 << 20));
+    big.extend(std::iter::repeat_n(b'A', 1 << 20));
     export.extend(hostile_pid1(t0 + 20 * step, text("UNIT", "big.service"), binary("MESSAGE", &big)));
     export.extend(hostile_pid1(t0 + 21 * step, text("UNIT", "bin.service"), binary("MESSAGE", b"bin.service: Failed with result '\x1b[31m\nfake line\r\x00\xfe'.")));
     let mut svc = vec![];

@@ -246,12 +246,16 @@ impl Daemon {
         if daemon.cfg.journal.enabled {
             daemon.start_source()?;
         }
-        if let (Some(w), Some(alerter)) = (daemon.cfg.worm.clone(), daemon.alerter.clone()) {
+        if let (Some(mut w), Some(alerter)) = (daemon.cfg.worm.clone(), daemon.alerter.clone()) {
+            if w.client_id.is_empty() {
+                w.client_id = daemon.cfg.client_id.clone();
+            }
+            if w.host.is_empty() {
+                w.host = daemon.host.clone();
+            }
             let stop = Arc::new(AtomicBool::new(false));
             let handle = upload::start(
                 w,
-                &daemon.cfg.client_id,
-                &daemon.host,
                 &daemon.cfg.evidence_dir,
                 &daemon.cfg.state_dir,
                 Arc::clone(&daemon.signer),

@@ -19,23 +19,16 @@ use crate::worm::sync::Uploader;
 /// Between passes when the outbox is drained.
 const POLL: Duration = Duration::from_secs(10);
 
-/// Start the thread. `client_id`/`host` fill the section's own keys when they are empty.
+/// Start the thread (the caller fills `cfg.client_id`/`cfg.host` when the section leaves
+/// them empty).
 pub fn start(
-    mut cfg: WormConfig,
-    client_id: &str,
-    host: &str,
+    cfg: WormConfig,
     evidence_dir: &Path,
     state_dir: &Path,
     signer: Arc<Signer>,
     alerter: Arc<Alerter>,
     stop: Arc<AtomicBool>,
 ) -> Result<JoinHandle<()>> {
-    if cfg.client_id.is_empty() {
-        cfg.client_id = client_id.to_string();
-    }
-    if cfg.host.is_empty() {
-        cfg.host = host.to_string();
-    }
     let creds = Credentials::load(&cfg).context("worm: loading S3 credentials")?;
     let mut up = Uploader::new(cfg.clone(), creds, evidence_dir, state_dir, signer)?;
     let raise = move |kind: &str, summary: String| {

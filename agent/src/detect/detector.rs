@@ -101,7 +101,7 @@ impl Detector {
     /// daemon numbers an incident only when it leaves a record, so a storm of suppressed
     /// repeats cannot exhaust the day's id sequence.
     pub fn observe_unnumbered(&mut self, e: &Entry, now: DateTime<Utc>) -> Option<Incident> {
-        let Some(rule) = first_match(self.rules, e) else { return None };
+        let rule = first_match(self.rules, e)?;
         let mut details: BTreeMap<String, Value> = BTreeMap::new();
         details.insert("rule".into(), json!(rule.name));
         if let Some(m) = e.get("MESSAGE") {

@@ -186,7 +186,7 @@ pub fn first_match<'r>(rules: &'r [Rule], e: &Entry) -> Option<&'r Rule> {
             && msg.is_some_and(|m| {
                 r.message_contains.iter().any(|p| if r.ignore_case { contains_ignore_case(m, p.as_bytes()) } else { memchr::memmem::find(m, p.as_bytes()).is_some() })
             });
-        (by_id || by_text) && r.also.map_or(true, |f| f(e))
+        (by_id || by_text) && r.also.is_none_or(|f| f(e))
     })
 }
 

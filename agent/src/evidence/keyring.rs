@@ -24,7 +24,7 @@ pub struct TrustedKey {
 impl TrustedKey {
     /// Whether `t` is inside the key's window (inclusive at both ends, like `ssh-keygen`).
     pub fn covers(&self, t: DateTime<Utc>) -> bool {
-        t >= self.valid_from && self.valid_until.map_or(true, |u| t <= u)
+        t >= self.valid_from && self.valid_until.is_none_or(|u| t <= u)
     }
 }
 

@@ -328,7 +328,7 @@ mod tests {
         let mut s = format!("MESSAGE={}\n", "x".repeat(100_000)).into_bytes();
         s.extend_from_slice(b"B\n");
         s.extend_from_slice(&(1u64 << 20).to_le_bytes());
-        s.extend(std::iter::repeat(b'\n').take(1 << 20));
+        s.extend(std::iter::repeat_n(b'\n', 1 << 20));
         s.extend_from_slice(b"\nA=1\nC=2\nD=3\n\n");
         let es = parse(&s, limits).unwrap();
         assert_eq!(es.len(), 1);

@@ -256,7 +256,7 @@ impl BundleMaker {
     pub fn next(&mut self) -> String {
         self.seq += 1;
         let mut artifacts = vec![];
-        if self.seq % 5 == 0 {
+        if self.seq.is_multiple_of(5) {
             let p = self.scratch.path().join(format!("df-{}.txt", self.seq));
             std::fs::write(
                 &p,

@@ -87,7 +87,7 @@ fn main() {
         if b * 2 + 1 < incidents {
             batch.extend(crash_entry(format!("test-lat-{b}-b.service").as_bytes(), t0 + 10));
         }
-        write_journal(&f.journal.join(format!("lat-{b}.journal")), &batch);
+        agent_fixture::publish_journal(&f, &format!("lat-{b}.journal"), &batch);
         std::thread::sleep(Duration::from_millis(300));
     }
     wait_until(&f, "all latency incidents handled", Duration::from_secs(300), || {

@@ -16,8 +16,7 @@ mod worm_support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::agent_fixture::{crash_entry, now_usec, sigterm_and_wait, wait_until, Fixture};
-use common::helpers::write_journal;
+use common::agent_fixture::{crash_entry, now_usec, publish_journal, sigterm_and_wait, wait_until, Fixture};
 
 /// Execution bundles (not suppressions/escalations) per unit.
 fn executions_by_unit(bundles: &[serde_json::Value]) -> BTreeMap<String, usize> {
@@ -51,7 +50,7 @@ fn every_crash_is_handled_exactly_once_across_kill_9_at_random_points() {
             batch.extend(crash_entry(format!("test-r{round}-{i}.service").as_bytes(), t0 + i as u64 * 10));
         }
         total += n;
-        write_journal(&f.journal.join(format!("round-{round}.journal")), &batch);
+        publish_journal(&f, &format!("round-{round}.journal"), &batch);
         // Kill at a random point: before, during or after handling.
         std::thread::sleep(Duration::from_millis(rand(1500)));
         child.0.kill().unwrap();
@@ -103,7 +102,7 @@ fn a_storm_of_10000_identical_failures_runs_once_and_writes_few_records() {
     for i in 0..10_000u64 {
         storm.extend(crash_entry(b"test-storm.service", t0 + i * 61_000_000));
     }
-    write_journal(&f.journal.join("storm.journal"), &storm);
+    publish_journal(&f, "storm.journal", &storm);
     wait_until(&f, "the storm to be read and the window summary written", Duration::from_secs(120), || {
         f.bundles().iter().any(|b| b["incident"]["event_type"] == "suppression_summary")
     });
@@ -143,7 +142,7 @@ fn hostile_unit_names_escalate_and_never_reach_a_shell() {
     }
     // One honest crash after them proves the agent is still working.
     batch.extend(crash_entry(b"test-honest.service", t0 + 10 * 120_000_000));
-    write_journal(&f.journal.join("hostile.journal"), &batch);
+    publish_journal(&f, "hostile.journal", &batch);
     wait_until(&f, "the honest crash handled", Duration::from_secs(60), || {
         executions_by_unit(&f.bundles()).contains_key("test-honest.service")
     });
@@ -172,7 +171,7 @@ fn evidence_written_by_the_daemon_reaches_worm_storage_with_a_receipt() {
         ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
     ];
     let agent = f.spawn();
-    write_journal(&f.journal.join("crash.journal"), &crash_entry(b"test-worm.service", now_usec()));
+    publish_journal(&f, "crash.journal", &crash_entry(b"test-worm.service", now_usec()));
     let receipts = f.evidence.join("receipts");
     wait_until(&f, "a signed upload receipt", Duration::from_secs(90), || {
         common::stock::bundles(&f.evidence).len() == 1
@@ -207,7 +206,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 fn a_manual_run_while_the_daemon_runs_shares_the_evidence_chain() {
     let f = Fixture::new(0, 300);
     let agent = f.spawn();
-    write_journal(&f.journal.join("crash.journal"), &crash_entry(b"test-auto.service", now_usec()));
+    publish_journal(&f, "crash.journal", &crash_entry(b"test-auto.service", now_usec()));
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_msp-agent"))
         .args(["runbook", "run", "RB-TEST-001", "--param", "unit=test-manual.service"])
         .args(["--client-id", "clinic-test", "--host", "test-host", "--runbooks"])
@@ -265,7 +264,7 @@ fn sigterm_mid_runbook_finishes_the_step_and_the_next_start_resumes_without_repe
     std::fs::write(&f.config, cfg).unwrap();
 
     let agent = f.spawn();
-    write_journal(&f.journal.join("crash.journal"), &crash_entry(b"test-resume.service", now_usec()));
+    publish_journal(&f, "crash.journal", &crash_entry(b"test-resume.service", now_usec()));
     // Stop while step 1 (3 s) runs.
     wait_until(&f, "step 1 to start", Duration::from_secs(60), || f.log_text().contains("running runbook"));
     std::thread::sleep(Duration::from_millis(500));

@@ -166,6 +166,17 @@ pub fn now_usec() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64
 }
 
+/// Write `export` as a new journal file `name` in the watched directory, atomically: made by
+/// `systemd-journal-remote` beside the directory, then renamed in. A file that
+/// `systemd-journal-remote` is still creating can be read by a following journalctl with an
+/// entry's fields missing (seen in CI: a crash line without its `UNIT`, which the agent then
+/// rightly escalated instead of guessing); these tests are about the agent, not that race.
+pub fn publish_journal(fx: &Fixture, name: &str, export: &[u8]) {
+    let staging = fx.root.join(format!("staging-{name}"));
+    super::helpers::write_journal(&staging, export);
+    std::fs::rename(&staging, fx.journal.join(name)).unwrap();
+}
+
 /// A PID 1 "Main process exited" entry for `unit` at realtime `t` (µs), as systemd writes it.
 pub fn crash_entry(unit_field: &[u8], t: u64) -> Vec<u8> {
     let mut e = vec![];

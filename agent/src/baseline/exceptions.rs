@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use chrono::{Days, NaiveDate};
 
-use super::fields::Fields;
+use super::fields::{parse_document, Fields};
 use super::model::{Baseline, Value};
 use super::report::Findings;
 use super::yaml::{self, Kind};
@@ -137,13 +137,7 @@ pub fn list_files(dir: &Path, out: &mut Findings) -> Result<Vec<PathBuf>> {
 /// Parse one exceptions file; structural problems go to `out`. Returns what could be read
 /// (exceptions with any field error are left out).
 pub fn load(file: &str, stem: &str, text: &str, out: &mut Findings) -> Option<ClientExceptions> {
-    let root = match yaml::parse(text) {
-        Ok(n) => n,
-        Err(e) => {
-            out.error(file, Some(e.line), "(syntax)", e.message);
-            return None;
-        }
-    };
+    let root = parse_document(file, text, out)?;
     let mut top = Fields::new(file, "", &root, out)?;
     let client_id = top.req_str("client_id", out);
     if let Some(id) = &client_id {

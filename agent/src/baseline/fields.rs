@@ -7,6 +7,18 @@ use chrono::NaiveDate;
 use super::report::Findings;
 use super::yaml::{Entry, Kind, Node};
 
+/// Parse a whole YAML document, reporting a syntax error as a finding at its line
+/// (`None` then: nothing further can be checked in that file).
+pub fn parse_document(file: &str, text: &str, out: &mut Findings) -> Option<Node> {
+    match super::yaml::parse(text) {
+        Ok(n) => Some(n),
+        Err(e) => {
+            out.error(file, Some(e.line), "(syntax)", e.message);
+            None
+        }
+    }
+}
+
 /// A mapping being read field by field.
 pub struct Fields<'a> {
     file: &'a str,

@@ -25,7 +25,7 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-use super::fields::Fields;
+use super::fields::{parse_document, Fields};
 use super::hipaa;
 use super::report::Findings;
 use super::yaml::{self, Kind, Node};
@@ -321,13 +321,7 @@ const STATE_FIELDS: &[&str] = &["path", "format", "section", "setting"];
 /// baseline only if there were none.
 pub fn load(file: &str, text: &str, out: &mut Findings) -> Option<Baseline> {
     let before = out.errors();
-    let root = match yaml::parse(text) {
-        Ok(n) => n,
-        Err(e) => {
-            out.error(file, Some(e.line), "(syntax)", e.message);
-            return None;
-        }
-    };
+    let root = parse_document(file, text, out)?;
     let mut top = Fields::new(file, "", &root, out)?;
     let version = top.req_str("version", out);
     if let Some(v) = &version {

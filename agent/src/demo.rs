@@ -65,7 +65,9 @@ impl DemoCmd {
 
         step("3. Run RB-TEMPLATE-001 by hand (safe anywhere: it only prints)");
         let template = Runbook::load_file(&runbooks.join(TEMPLATE.0)).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let (report, written) = crate::runbook::run_by_hand(&template, &[], &evidence, &keys, "demo-clinic", &crate::runbook::hostname())?;
+        let state = out.join("state");
+        let dirs = crate::runbook::ManualDirs { evidence: &evidence, keys: &keys, state: &state };
+        let (report, written) = crate::runbook::run_by_hand(&template, &[], &dirs, "demo-clinic", &crate::runbook::hostname())?;
         println!("   result      {}", report.status.as_str());
         println!("   MTTR        {:.3} s (SLA {} s, met: {})", report.mttr_seconds, report.sla_target_seconds, report.sla_met);
         println!("   bundle      {}", written.path.display());

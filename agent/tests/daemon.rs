@@ -215,6 +215,8 @@ fn a_manual_run_while_the_daemon_runs_shares_the_evidence_chain() {
         .arg(&f.evidence)
         .arg("--key-dir")
         .arg(&f.keys)
+        .arg("--state-dir")
+        .arg(f.root.join("state"))
         .output()
         .unwrap();
     assert!(out.status.success(), "manual run beside the daemon: {}", String::from_utf8_lossy(&out.stderr));
@@ -226,6 +228,11 @@ fn a_manual_run_while_the_daemon_runs_shares_the_evidence_chain() {
     let bundles = f.bundles();
     assert_eq!(bundles.len(), 2, "one automatic and one manual bundle");
     assert!(bundles.iter().any(|b| b["execution"]["resolution_type"] == "manual"));
+    // Both took their INC-YYYYMMDD-NNNN from the one counter: two different ids, no gap.
+    let mut ids: Vec<String> = bundles.iter().map(|b| b["incident"]["incident_id"].as_str().unwrap().to_string()).collect();
+    ids.sort();
+    let day = chrono::Utc::now().format("%Y%m%d");
+    assert_eq!(ids, [format!("INC-{day}-0001"), format!("INC-{day}-0002")], "incident ids of the daemon and the manual run");
     common::stock::verify_all_with_stock_tools(&f.keys, &f.evidence);
     f.verify_cli();
 }

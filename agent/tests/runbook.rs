@@ -216,10 +216,13 @@ fn hostile_parameters_are_refused_before_anything_runs() {
         .arg(d.path().join("ev"))
         .arg("--key-dir")
         .arg(d.path().join("keys"))
+        .arg("--state-dir")
+        .arg(d.path().join("state"))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(!d.path().join("state").exists(), "refused before anything ran, not even the id counter");
     assert!(stderr.contains("parameter `unit` (--param): not a systemd unit name"), "{stderr}");
     assert!(!marker.exists(), "a step ran despite a hostile parameter");
     assert!(!d.path().join("ev").exists(), "nothing may be written either");
@@ -793,6 +796,8 @@ fn runbook_run_writes_a_bundle_that_stock_tools_verify() {
             .arg(&ev)
             .arg("--key-dir")
             .arg(&keys)
+            .arg("--state-dir")
+            .arg(d.path().join("state"))
             .args(["--client-id", "clinic-001"])
             .args(extra)
             .env("SUDO_USER", "alice")
@@ -836,6 +841,9 @@ fn runbook_run_writes_a_bundle_that_stock_tools_verify() {
     assert_eq!(b["execution"]["resolution_type"], "manual");
     assert_eq!(b["execution"]["operator"], "alice");
     assert_eq!(b["incident"]["source"], "manual");
+    // The host's incident counter in --state-dir: the first incident of the day.
+    let day = chrono::Utc::now().format("%Y%m%d");
+    assert_eq!(b["incident"]["incident_id"], format!("INC-{day}-0001"));
     assert_eq!(b["outputs"]["resolution_status"], "resolved");
     assert_eq!(b["runbook"]["runbook_hash"], hex::encode(Sha256::digest(&template)));
     assert_eq!(b["actions_taken"][0]["stdout_excerpt"], "unit=postgresql.service mode=fix\n");
@@ -854,6 +862,7 @@ fn runbook_run_writes_a_bundle_that_stock_tools_verify() {
     assert_eq!(f["actions_taken"][0]["stderr_excerpt"], "patient ssn [REDACTED:ssn]\n");
     assert_eq!(f["rollback"][0]["result"], "success");
     assert_eq!(f["chain"]["sequence"], 2);
+    assert_eq!(f["incident"]["incident_id"], format!("INC-{day}-0002"));
     assert_eq!(f["chain"]["prev_bundle_sha256"], hex::encode(Sha256::digest(&bundle_bytes)));
     run_ok(Command::new(bin()).args(["evidence", "verify", "--keys"]).arg(&keys).arg(&ev));
 }

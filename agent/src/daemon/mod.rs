@@ -91,7 +91,7 @@ impl StatePaths {
             cursor: dir.join("journal.cursor"),
             mark: dir.join("evidence-mark.json"),
             guard: dir.join("guard.json"),
-            incident_ids: dir.join("incident-ids.json"),
+            incident_ids: dir.join(crate::detect::ids::STATE_FILE),
             restore: dir.join("restore-schedule.json"),
             runs: dir.join("runs"),
             first_start: dir.join("first-start"),

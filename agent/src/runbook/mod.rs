@@ -51,6 +51,10 @@ pub enum RunbookCmd {
         #[arg(long, value_name = "DIR", default_value = crate::paths::KEY_DIR)]
         /// Directory holding the signing key.
         key_dir: PathBuf,
+        #[arg(long, value_name = "DIR", default_value = crate::paths::STATE_DIR)]
+        /// The agent's state directory: the incident id counter there is shared with the
+        /// daemon, so a manual run gets the next `INC-YYYYMMDD-NNNN` of the host.
+        state_dir: PathBuf,
         /// Client id recorded in the bundle.
         #[arg(long, value_name = "ID", env = "MSP_CLIENT_ID", default_value = "unassigned")]
         client_id: String,
@@ -66,9 +70,10 @@ impl RunbookCmd {
     pub fn run(self) -> Result<Exit> {
         match self {
             RunbookCmd::Lint { paths } => lint(&paths),
-            RunbookCmd::Run { id, params, runbooks, evidence_dir, key_dir, client_id, host } => {
+            RunbookCmd::Run { id, params, runbooks, evidence_dir, key_dir, state_dir, client_id, host } => {
                 let host = host.unwrap_or_else(hostname);
-                run_manual(&id, &params, &runbooks, &evidence_dir, &key_dir, &client_id, &host)
+                let dirs = ManualDirs { evidence: &evidence_dir, keys: &key_dir, state: &state_dir };
+                run_manual(&id, &params, &runbooks, &dirs, &client_id, &host)
             }
         }
     }
@@ -142,14 +147,13 @@ pub fn provenance() -> crate::evidence::bundle::Provenance {
     }
 }
 
-/// The incident a manual run is recorded under.
-pub fn manual_incident(runbook: &Runbook, host: &str) -> Incident {
-    let now = chrono::Utc::now();
+/// The incident a manual run is recorded under, with id `incident_id`.
+pub fn manual_incident(runbook: &Runbook, host: &str, incident_id: String, now: chrono::DateTime<chrono::Utc>) -> Incident {
     let event_type = runbook.trigger_conditions.event_types.0.first().map(|e| e.0.clone()).unwrap_or_default();
     let mut details = std::collections::BTreeMap::new();
     details.insert("trigger".to_string(), serde_json::Value::String("manual".into()));
     Incident {
-        incident_id: format!("INC-{}", now.format("%Y%m%d-%H%M")),
+        incident_id,
         event_type,
         severity: runbook.severity,
         host: host.to_string(),
@@ -160,48 +164,55 @@ pub fn manual_incident(runbook: &Runbook, host: &str) -> Incident {
     }
 }
 
-fn run_manual(
-    id: &str,
-    raw_params: &[String],
-    dir: &Path,
-    evidence_dir: &Path,
-    key_dir: &Path,
-    client_id: &str,
-    host: &str,
-) -> Result<Exit> {
+/// Where a manual run finds its key and state and writes its evidence.
+#[derive(Debug, Clone, Copy)]
+pub struct ManualDirs<'a> {
+    /// Root of the evidence store.
+    pub evidence: &'a Path,
+    /// Directory holding the signing key.
+    pub keys: &'a Path,
+    /// The agent's state directory (the shared incident id counter lives there).
+    pub state: &'a Path,
+}
+
+fn run_manual(id: &str, raw_params: &[String], dir: &Path, dirs: &ManualDirs<'_>, client_id: &str, host: &str) -> Result<Exit> {
     let overrides = raw_params
         .iter()
         .map(|s| params::parse_override(s))
         .collect::<Result<Vec<_>, _>>()
         .map_err(anyhow::Error::msg)?;
     let runbook = find_runbook(dir, id)?;
-    let (report, written) = run_by_hand(&runbook, &overrides, evidence_dir, key_dir, client_id, host)?;
+    let (report, written) = run_by_hand(&runbook, &overrides, dirs, client_id, host)?;
     println!("{}", written.path.display());
     eprintln!("runbook {id}: {}", report.status.as_str());
     Ok(if report.status == ResolutionStatus::Resolved { Exit::Ok } else { Exit::CheckFailed })
 }
 
 /// Run `runbook` by hand with `overrides` and record it (`resolution_type: manual`) in the
-/// store at `evidence_dir`, signed with the key in `key_dir`. Parameters are refused before
-/// anything runs; the key and the store are opened before anything runs, because a
-/// remediation whose evidence cannot be written must not run.
+/// store at `dirs.evidence`, signed with the key in `dirs.keys`, under the host's next
+/// incident id from `dirs.state`. Parameters are refused before anything runs; the key and
+/// the store are opened before anything runs, because a remediation whose evidence cannot be
+/// written must not run.
 pub fn run_by_hand(
     runbook: &Runbook,
     overrides: &[(String, String)],
-    evidence_dir: &Path,
-    key_dir: &Path,
+    dirs: &ManualDirs<'_>,
     client_id: &str,
     host: &str,
 ) -> Result<(exec::ExecutionReport, crate::evidence::store::Written)> {
     let id = &runbook.id;
+    let evidence_dir = dirs.evidence;
     let params = runbook.bind_params(None, overrides).with_context(|| format!("runbook {id}"))?;
-    let signer = crate::keys::Signer::load(key_dir)?;
+    let signer = crate::keys::Signer::load(dirs.keys)?;
     // Check the store opens (and is ours to write) before anything runs; the lock is then
     // released so the daemon can keep recording while this runbook runs, and taken again
     // for the append.
     drop(crate::evidence::store::EvidenceStore::open_waiting(evidence_dir, crate::daemon::STORE_WAIT)?);
 
-    let incident = manual_incident(runbook, host);
+    crate::fsutil::create_dir_all(dirs.state, 0o700)?;
+    let now = chrono::Utc::now();
+    let incident_id = crate::detect::ids::IncidentIds::open(&dirs.state.join(crate::detect::ids::STATE_FILE))?.next(now)?;
+    let incident = manual_incident(runbook, host, incident_id, now);
     let work = tempfile::Builder::new().prefix("msp-run-").tempdir().context("creating the run directory")?;
     let cfg = ExecConfig::new(work.path())?;
     let report = execute(runbook, &params, &incident, &cfg)?;

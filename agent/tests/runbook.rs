@@ -469,10 +469,10 @@ fn shipped_runbooks() -> Vec<PathBuf> {
 }
 
 #[test]
-fn the_six_runbooks_and_the_template_load() {
+fn the_seven_runbooks_and_the_template_load() {
     let files = shipped_runbooks();
     let ids: Vec<String> = files.iter().map(|f| Runbook::load_file(f).unwrap_or_else(|e| panic!("{e}")).id).collect();
-    assert_eq!(ids, ["RB-BACKUP-001", "RB-CERT-001", "RB-CPU-001", "RB-DISK-001", "RB-RESTORE-001", "RB-SERVICE-001", "RB-TEMPLATE-001"]);
+    assert_eq!(ids, ["RB-BACKUP-001", "RB-CERT-001", "RB-CPU-001", "RB-DISK-001", "RB-DRIFT-001", "RB-RESTORE-001", "RB-SERVICE-001", "RB-TEMPLATE-001"]);
     let param_re = regex::Regex::new(r"MSP_PARAM_([A-Z0-9_]+)").unwrap();
     for f in &files {
         let rb = Runbook::load_file(f).unwrap();
@@ -495,6 +495,8 @@ fn the_six_runbooks_and_the_template_load() {
                 let v = match spec.kind {
                     msp_agent::runbook::params::ParamType::Unit => "nginx.service".to_string(),
                     msp_agent::runbook::params::ParamType::Path => format!("{}/cert.pem", spec.allowed_roots[0].display()),
+                    // RB-DRIFT-001's hashes: a file that must be absent.
+                    msp_agent::runbook::params::ParamType::String => "absent".to_string(),
                     other => panic!("{}: no sample for a required {other} parameter", f.display()),
                 };
                 (name.clone(), v)

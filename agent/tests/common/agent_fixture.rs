@@ -138,12 +138,30 @@ impl Fixture {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Parsed bundles, in path order.
+    /// Parsed bundles, in path order, without the heartbeats the agent writes at every start
+    /// (the tests that count bundles count what the agent did about the journal).
     pub fn bundles(&self) -> Vec<serde_json::Value> {
+        self.all_bundles().into_iter().filter(|b| b["incident"]["event_type"] != "heartbeat").collect()
+    }
+
+    /// Every parsed bundle, heartbeats included, in path order.
+    pub fn all_bundles(&self) -> Vec<serde_json::Value> {
         super::stock::bundles(&self.evidence)
             .iter()
             .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
             .collect()
+    }
+
+    /// The heartbeat bundles, in path order.
+    pub fn heartbeats(&self) -> Vec<serde_json::Value> {
+        self.all_bundles().into_iter().filter(|b| b["incident"]["event_type"] == "heartbeat").collect()
+    }
+
+    /// Append `text` to the agent's config file (before `spawn`).
+    pub fn add_config(&self, text: &str) {
+        let mut cfg = std::fs::read_to_string(&self.config).unwrap();
+        cfg.push_str(text);
+        std::fs::write(&self.config, cfg).unwrap();
     }
 
     pub fn verify_cli(&self) {

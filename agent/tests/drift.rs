@@ -64,42 +64,26 @@ struct DriftFixture {
 const SSHD: &str = "PasswordAuthentication no\nPermitRootLogin no\n";
 const AUDIT: &str = "-w /etc/shadow -p wa -k identity\n";
 const JOURNALD: &str = "[Journal]\nStorage=persistent\n";
+const MODPROBE: &str = "blacklist usb-storage\n";
 
 fn drift_fixture(webhook_url: &str) -> DriftFixture {
     let f = Fixture::new(0, 300);
     let etc = f.root.join("etc");
-    std::fs::create_dir_all(etc.join("ssh")).unwrap();
-    std::fs::create_dir_all(etc.join("audit")).unwrap();
-    std::fs::create_dir_all(etc.join("systemd")).unwrap();
-    std::fs::write(etc.join("ssh/sshd_config"), SSHD).unwrap();
-    std::fs::write(etc.join("audit/audit.rules"), AUDIT).unwrap();
-    std::fs::write(etc.join("systemd/journald.conf"), JOURNALD).unwrap();
-    let file = |p: &str, text: &str| serde_json::json!({"path": etc.join(p), "format": "x", "etc_name": p, "hash_at_build": true, "sha256": sha256_hex(text.as_bytes()), "checks": []});
-    let manifest = serde_json::json!({
-        "manifest_version": 1, "baseline_name": "hipaa-clinic-server", "baseline_version": "1.0.0",
-        "baseline_sha256": "0".repeat(64), "client_id": null, "exceptions_sha256": null, "hashes_filled": true,
-        "files": [file("audit/audit.rules", AUDIT), file("ssh/sshd_config", SSHD), file("systemd/journald.conf", JOURNALD),
-                  {"path": "/proc/sys/fs/suid_dumpable", "format": "proc", "etc_name": null, "hash_at_build": false, "sha256": null, "checks": []}],
-        "agent_rules": [],
-    });
-    let manifest_path = f.root.join("expected-state.json");
-    std::fs::write(&manifest_path, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
-    let rb = std::fs::read(repo_root().join("runbooks/RB-DRIFT-001.yaml")).unwrap();
-    std::fs::write(f.root.join("runbooks/RB-DRIFT-001.yaml"), &rb).unwrap();
-    let cfg = std::fs::read_to_string(&f.config)
-        .unwrap()
-        .replace("approved_runbooks:\n", &format!("approved_runbooks:\n  RB-DRIFT-001: {}\n", sha256_hex(&rb)))
-        .replace("client_permissions:\n", "client_permissions:\n  RB-DRIFT-001: auto\n");
-    std::fs::write(&f.config, cfg).unwrap();
-    f.add_config(&format!(
-        "baseline:\n  version: \"1.0.0\"\n  manifest: {}\nalert:\n  webhook_url: {webhook_url}\n  retries: 1\n",
-        manifest_path.display()
-    ));
+    let files = [
+        ("ssh/sshd_config", SSHD),
+        ("audit/audit.rules", AUDIT),
+        ("systemd/journald.conf", JOURNALD),
+        ("modprobe.d/nixos.conf", MODPROBE),
+    ];
+    for (p, text) in files {
+        std::fs::create_dir_all(etc.join(p).parent().unwrap()).unwrap();
+        std::fs::write(etc.join(p), text).unwrap();
+    }
+    f.govern(&files.map(|(p, text)| (etc.join(p), text)));
+    // Changed while the agent was not running: found at start.
+    std::fs::write(etc.join("modprobe.d/nixos.conf"), "# emptied\n").unwrap();
+    f.add_config(&format!("alert:\n  webhook_url: {webhook_url}\n  retries: 1\n"));
     DriftFixture { f, etc }
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 fn drift_bundles(f: &Fixture) -> Vec<serde_json::Value> {
@@ -139,6 +123,14 @@ fn each_change_to_a_governed_file_is_one_drift_bundle_with_both_hashes_within_a_
     let DriftFixture { f, etc } = drift_fixture(&url);
     let agent = f.spawn();
     let mut latencies = Vec::new();
+
+    // 0. The file changed before the start is reported without any event.
+    let modprobe = etc.join("modprobe.d/nixos.conf");
+    common::agent_fixture::wait_until(&f, "the drift found at start", Duration::from_secs(30), || drift_bundles(&f).len() == 1);
+    let b = &drift_bundles(&f)[0];
+    assert_eq!(b["incident"]["details"]["path"], modprobe.to_str().unwrap());
+    assert_eq!(b["incident"]["details"]["expected_sha256"], sha256_hex(MODPROBE.as_bytes()));
+    assert_eq!(b["incident"]["details"]["actual_sha256"], sha256_hex(b"# emptied\n"));
 
     // 1. Edited in place (truncate and write, as `echo >>` or most editors' :w).
     let sshd = etc.join("ssh/sshd_config");
@@ -205,18 +197,18 @@ fn each_change_to_a_governed_file_is_one_drift_bundle_with_both_hashes_within_a_
 
     // The alert reached the webhook, once per drift.
     let t0 = Instant::now();
-    while hooks.lock().unwrap().iter().filter(|h| h["kind"] == "config_drift").count() < 4 && t0.elapsed() < Duration::from_secs(20) {
+    while hooks.lock().unwrap().iter().filter(|h| h["kind"] == "config_drift").count() < 5 && t0.elapsed() < Duration::from_secs(20) {
         std::thread::sleep(Duration::from_millis(50));
     }
     let status = sigterm_and_wait(agent);
     assert!(status.success(), "{}", f.log_text());
     let alerts: Vec<_> = hooks.lock().unwrap().iter().filter(|h| h["kind"] == "config_drift").cloned().collect();
-    assert_eq!(alerts.len(), 4, "{alerts:?}");
-    assert!(alerts[0]["summary"].as_str().unwrap().contains("sshd_config drifted"), "{alerts:?}");
+    assert_eq!(alerts.len(), 5, "{alerts:?}");
+    assert!(alerts[1]["summary"].as_str().unwrap().contains("sshd_config drifted"), "{alerts:?}");
 
-    assert_eq!(drift_bundles(&f).len(), 4);
+    assert_eq!(drift_bundles(&f).len(), 5);
     let n = common::stock::verify_all_with_stock_tools(&f.keys, &f.evidence);
-    assert!(n >= 5, "{n} bundles (heartbeat + 4 drifts)");
+    assert!(n >= 6, "{n} bundles (heartbeat + 5 drifts)");
     f.verify_cli();
     for (what, t) in &latencies {
         eprintln!("drift latency ({what}): {:.0} ms from the change to the durable bundle", t.as_secs_f64() * 1000.0);

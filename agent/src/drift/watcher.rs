@@ -93,6 +93,15 @@ fn run(
     let mut pending: HashMap<PathBuf, Pending> = HashMap::new();
     // Path → the wrong hash last reported for it.
     let mut reported: HashMap<PathBuf, String> = HashMap::new();
+    // Files with a build-time hash are checked at start too: a change made while the agent
+    // was stopped is drift all the same. (Hashes taken at start cannot differ at start.)
+    let t = Instant::now();
+    for p in set.files() {
+        if set.expected_for(p).is_some_and(|e| e.from == super::ExpectedFrom::Manifest) {
+            let due_now = t.checked_sub(MAX_WAIT).unwrap_or(t);
+            pending.insert(p.clone(), Pending { first: due_now, last: due_now });
+        }
+    }
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
         let wait = pending

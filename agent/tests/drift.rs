@@ -207,6 +207,12 @@ fn each_change_to_a_governed_file_is_one_drift_bundle_with_both_hashes_within_a_
     assert!(alerts[1]["summary"].as_str().unwrap().contains("sshd_config drifted"), "{alerts:?}");
 
     assert_eq!(drift_bundles(&f).len(), 5);
+    let schema: serde_json::Value = serde_json::from_str(include_str!("../schema/evidence-bundle.schema.json")).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    for b in f.all_bundles() {
+        let errors: Vec<String> = validator.iter_errors(&b).map(|e| format!("{e} at {}", e.instance_path)).collect();
+        assert!(errors.is_empty(), "{}: {errors:?}", b["bundle_id"]);
+    }
     let n = common::stock::verify_all_with_stock_tools(&f.keys, &f.evidence);
     assert!(n >= 6, "{n} bundles (heartbeat + 5 drifts)");
     f.verify_cli();

@@ -241,6 +241,10 @@ fn a_successful_backup_run_is_one_record_across_kill_9_and_restart_and_not_an_in
     assert_eq!(r["outputs"]["resolution_status"], "recorded");
     // Nothing else: no incident, no runbook, no escalation.
     assert_eq!(f.bundles().len(), 1, "{:?}", f.bundles());
+    let schema: serde_json::Value = serde_json::from_str(include_str!("../schema/evidence-bundle.schema.json")).unwrap();
+    let errors: Vec<String> =
+        jsonschema::validator_for(&schema).unwrap().iter_errors(r).map(|e| format!("{e} at {}", e.instance_path)).collect();
+    assert!(errors.is_empty(), "{errors:?}");
     common::stock::verify_all_with_stock_tools(&f.keys, &f.evidence);
     f.verify_cli();
 

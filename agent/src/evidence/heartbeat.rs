@@ -79,7 +79,7 @@ pub fn gaps(beats: Vec<Beat>, max_gap: Option<Duration>) -> Vec<Gap> {
     }
     let mut out = Vec::new();
     for ((client_id, hostname), mut chain) in by_chain {
-        chain.sort_by(|a, b| (a.sequence, a.at).cmp(&(b.sequence, b.at)));
+        chain.sort_by_key(|b| (b.sequence, b.at));
         for w in chain.windows(2) {
             let (a, b) = (&w[0], &w[1]);
             let gap = (b.at - a.at).num_seconds().max(0) as u64;

@@ -397,6 +397,27 @@ in
             default = null;
             description = "Expected-state manifest the agent checks for drift (set by the baseline module).";
           };
+          heartbeat.interval_seconds = lib.mkOption {
+            type = lib.types.nullOr lib.types.ints.positive;
+            default = null;
+            description = ''
+              Seconds between two signed heartbeat bundles (agent default 900; the first is
+              written at start). `evidence verify` flags a gap longer than max(1 h, 2 × interval).
+            '';
+          };
+          drift.enabled = lib.mkOption {
+            type = lib.types.nullOr lib.types.bool;
+            default = null;
+            description = "Watch the governed files for drift (agent default true).";
+          };
+          drift.reapply = lib.mkOption {
+            type = lib.types.nullOr lib.types.bool;
+            default = null;
+            description = ''
+              Let RB-DRIFT-001 run the current generation's `switch-to-configuration switch`
+              to put drifted files back (agent default false: drift is recorded and alerted only).
+            '';
+          };
         };
       };
     };

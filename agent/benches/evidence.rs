@@ -139,6 +139,7 @@ fn main() {
             runbooks: None,
             partial: false,
             threads,
+            max_heartbeat_gap: None,
         };
         let clock = if threads == 1 {
             ClockId::CLOCK_THREAD_CPUTIME_ID

@@ -62,6 +62,73 @@ pub struct Config {
     /// The baseline this host was built against, recorded in every bundle's provenance.
     #[serde(default)]
     pub baseline: Option<BaselineRef>,
+    /// The periodic signed "alive" record.
+    #[serde(default)]
+    pub heartbeat: HeartbeatConfig,
+    /// Where the running and booted NixOS generations are read from.
+    #[serde(default)]
+    pub provenance: ProvenanceConfig,
+    /// The watcher of governed files (drift detection).
+    #[serde(default)]
+    pub drift: DriftConfig,
+    /// The file this configuration was read from (set by [`Config::load`]; the drift watcher
+    /// governs it).
+    #[serde(skip)]
+    pub source_path: Option<PathBuf>,
+}
+
+/// `heartbeat:` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HeartbeatConfig {
+    /// Seconds between two heartbeat bundles (the first is written at start).
+    pub interval_seconds: u64,
+}
+
+impl Default for HeartbeatConfig {
+    fn default() -> Self {
+        HeartbeatConfig { interval_seconds: 900 }
+    }
+}
+
+/// `provenance:` section: the symlinks NixOS keeps to the running and booted systems. Only
+/// tests (and non-NixOS hosts) change these.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvenanceConfig {
+    /// Symlink to the running system's store path.
+    pub current_system_link: PathBuf,
+    /// Symlink to the store path of the system the host booted.
+    pub booted_system_link: PathBuf,
+}
+
+impl Default for ProvenanceConfig {
+    fn default() -> Self {
+        ProvenanceConfig {
+            current_system_link: PathBuf::from("/run/current-system"),
+            booted_system_link: PathBuf::from("/run/booted-system"),
+        }
+    }
+}
+
+/// `drift:` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DriftConfig {
+    /// Watch the governed files (manifest files, this config, runbooks, signing keys).
+    pub enabled: bool,
+    /// Passed to RB-DRIFT-001 as `reapply`: run the current generation's
+    /// `switch-to-configuration switch` to put governed files back.
+    pub reapply: bool,
+    /// A change is hashed once the file has been quiet this long (a writer's several
+    /// `write()` calls are one change).
+    pub settle_millis: u64,
+}
+
+impl Default for DriftConfig {
+    fn default() -> Self {
+        DriftConfig { enabled: true, reapply: false, settle_millis: 50 }
+    }
 }
 
 /// `baseline:` section (the NixOS module fills it from the rendered baseline).
@@ -227,7 +294,9 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config {}", path.display()))?;
-        Config::parse(path, &text)
+        let mut config = Config::parse(path, &text)?;
+        config.source_path = Some(path.to_path_buf());
+        Ok(config)
     }
 
     /// Parse and validate `text`; `path` is used in error messages only.
@@ -260,6 +329,12 @@ impl Config {
         }
         if !(1..=100).contains(&self.probes.disk.threshold_percent) {
             bail!("{}: probes.disk.threshold_percent: must be 1-100", at("threshold_percent"));
+        }
+        if self.heartbeat.interval_seconds == 0 {
+            bail!("{}: heartbeat.interval_seconds: must be at least 1", at("interval_seconds"));
+        }
+        if self.drift.settle_millis > 500 {
+            bail!("{}: drift.settle_millis: at most 500 (drift evidence is due within a second)", at("settle_millis"));
         }
         if let Some(url) = &self.alert.webhook_url {
             if !(url.starts_with("https://") || url.starts_with("http://")) {
@@ -316,6 +391,9 @@ mod tests {
         assert_eq!(c.evidence_dir, PathBuf::from("/var/lib/msp/evidence"));
         assert_eq!(c.probes.disk.threshold_percent, 90);
         assert!(c.journal.enabled);
+        assert_eq!(c.heartbeat.interval_seconds, 900);
+        assert_eq!(c.provenance.current_system_link, PathBuf::from("/run/current-system"));
+        assert!(c.drift.enabled && !c.drift.reapply);
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub const EMBEDDED_RUNBOOKS: &[(&str, &str)] = &[
     ("RB-CERT-001.yaml", include_str!("../../runbooks/RB-CERT-001.yaml")),
     ("RB-CPU-001.yaml", include_str!("../../runbooks/RB-CPU-001.yaml")),
     ("RB-DISK-001.yaml", include_str!("../../runbooks/RB-DISK-001.yaml")),
+    ("RB-DRIFT-001.yaml", include_str!("../../runbooks/RB-DRIFT-001.yaml")),
     ("RB-RESTORE-001.yaml", include_str!("../../runbooks/RB-RESTORE-001.yaml")),
     ("RB-SERVICE-001.yaml", include_str!("../../runbooks/RB-SERVICE-001.yaml")),
 ];

@@ -42,6 +42,8 @@ pub mod event_type {
     pub const HIGH_CPU: &str = "high_cpu";
     /// The weekly restore test is due.
     pub const RESTORE_TEST_DUE: &str = "restore_test_due";
+    /// A file the baseline governs no longer has its expected SHA-256 (the drift watcher).
+    pub const CONFIG_DRIFT: &str = "config_drift";
 }
 
 /// Where an incident came from: a journal entry or a periodic probe.
@@ -54,6 +56,8 @@ pub enum IncidentSource {
     Probe { probe: String },
     /// Started by hand (`msp-agent runbook run`).
     Manual,
+    /// The drift watcher saw a governed file change (inotify).
+    Inotify,
 }
 
 /// One incident. `details` holds the fields that matched (already bounded and scrubbed);

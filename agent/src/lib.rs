@@ -16,6 +16,7 @@ pub mod daemon;
 pub mod demo;
 pub mod cli;
 pub mod detect;
+pub mod drift;
 pub mod evidence;
 pub mod exit;
 pub mod fsutil;

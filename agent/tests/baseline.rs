@@ -8,13 +8,14 @@ use std::process::{Command, Output};
 
 use msp_agent::baseline::{check, model, nix::Nix, render, report::Findings};
 
-const RUNBOOK_IDS: [&str; 6] = [
+const RUNBOOK_IDS: [&str; 7] = [
     "RB-BACKUP-001",
     "RB-CERT-001",
     "RB-DISK-001",
     "RB-SERVICE-001",
     "RB-CPU-001",
     "RB-RESTORE-001",
+    "RB-DRIFT-001",
 ];
 
 fn repo() -> PathBuf {

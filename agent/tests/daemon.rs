@@ -85,7 +85,9 @@ fn every_crash_is_handled_exactly_once_across_kill_9_at_random_points() {
     for unit in by_unit.keys() {
         assert!(marker.lines().any(|l| l == unit), "{unit} missing from the marker file");
     }
-    assert_eq!(common::stock::verify_all_with_stock_tools(&f.keys, &f.evidence), bundles.len());
+    assert_eq!(common::stock::verify_all_with_stock_tools(&f.keys, &f.evidence), f.all_bundles().len());
+    // A heartbeat at the starts that were waited for (a start killed early may have none).
+    assert!(!f.heartbeats().is_empty(), "no heartbeat in 7 starts");
     f.verify_cli();
 }
 
@@ -173,15 +175,22 @@ fn evidence_written_by_the_daemon_reaches_worm_storage_with_a_receipt() {
     let agent = f.spawn();
     publish_journal(&f, "crash.journal", &crash_entry(b"test-worm.service", now_usec()));
     let receipts = f.evidence.join("receipts");
-    wait_until(&f, "a signed upload receipt", Duration::from_secs(90), || {
-        common::stock::bundles(&f.evidence).len() == 1
-            && walk(&receipts).iter().any(|p| p.to_string_lossy().ends_with(".receipt.json"))
+    // The heartbeat written at start and the crash's bundle, each with a receipt.
+    wait_until(&f, "two signed upload receipts", Duration::from_secs(90), || {
+        common::stock::bundles(&f.evidence).len() == 2
+            && walk(&receipts).iter().filter(|p| p.to_string_lossy().ends_with(".receipt.json")).count() == 2
     });
     let status = sigterm_and_wait(agent);
     assert!(status.success(), "{}", f.log_text());
-    let bundle = &common::stock::bundles(&f.evidence)[0];
+    let bundle = common::stock::bundles(&f.evidence)
+        .into_iter()
+        .find(|p| serde_json::from_slice::<serde_json::Value>(&std::fs::read(p).unwrap()).unwrap()["incident"]["event_type"] != "heartbeat")
+        .unwrap();
     let id = bundle.file_stem().unwrap().to_string_lossy().into_owned();
-    let receipt = walk(&receipts).into_iter().find(|p| p.to_string_lossy().ends_with(".receipt.json")).unwrap();
+    let receipt = walk(&receipts)
+        .into_iter()
+        .find(|p| p.to_string_lossy().ends_with(".receipt.json") && std::fs::read_to_string(p).unwrap().contains(&id))
+        .unwrap();
     let text = std::fs::read_to_string(&receipt).unwrap();
     assert!(text.contains(&id), "receipt names {id}: {text}");
     common::stock::openssl_verify(&f.keys, &receipt).unwrap();

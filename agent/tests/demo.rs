@@ -20,7 +20,7 @@ fn demo_runs_twice_and_its_evidence_verifies_with_stock_tools() {
     }
     let n = common::stock::verify_all_with_stock_tools(&out.join("keys"), &out.join("evidence"));
     assert_eq!(n, 2, "one bundle per run, one chain");
-    for rb in ["RB-BACKUP-001", "RB-CERT-001", "RB-CPU-001", "RB-DISK-001", "RB-RESTORE-001", "RB-SERVICE-001"] {
+    for rb in ["RB-BACKUP-001", "RB-CERT-001", "RB-CPU-001", "RB-DISK-001", "RB-DRIFT-001", "RB-RESTORE-001", "RB-SERVICE-001"] {
         assert!(out.join("runbooks").join(format!("{rb}.yaml")).is_file(), "{rb} written");
     }
 }

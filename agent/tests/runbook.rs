@@ -472,10 +472,10 @@ fn shipped_runbooks() -> Vec<PathBuf> {
 }
 
 #[test]
-fn the_six_runbooks_and_the_template_load() {
+fn the_seven_runbooks_and_the_template_load() {
     let files = shipped_runbooks();
     let ids: Vec<String> = files.iter().map(|f| Runbook::load_file(f).unwrap_or_else(|e| panic!("{e}")).id).collect();
-    assert_eq!(ids, ["RB-BACKUP-001", "RB-CERT-001", "RB-CPU-001", "RB-DISK-001", "RB-RESTORE-001", "RB-SERVICE-001", "RB-TEMPLATE-001"]);
+    assert_eq!(ids, ["RB-BACKUP-001", "RB-CERT-001", "RB-CPU-001", "RB-DISK-001", "RB-DRIFT-001", "RB-RESTORE-001", "RB-SERVICE-001", "RB-TEMPLATE-001"]);
     let param_re = regex::Regex::new(r"MSP_PARAM_([A-Z0-9_]+)").unwrap();
     for f in &files {
         let rb = Runbook::load_file(f).unwrap();
@@ -498,6 +498,8 @@ fn the_six_runbooks_and_the_template_load() {
                 let v = match spec.kind {
                     msp_agent::runbook::params::ParamType::Unit => "nginx.service".to_string(),
                     msp_agent::runbook::params::ParamType::Path => format!("{}/cert.pem", spec.allowed_roots[0].display()),
+                    // RB-DRIFT-001's hashes: a file that must be absent.
+                    msp_agent::runbook::params::ParamType::String => "absent".to_string(),
                     other => panic!("{}: no sample for a required {other} parameter", f.display()),
                 };
                 (name.clone(), v)
@@ -1275,4 +1277,66 @@ fn backup_runbook_end_to_end_against_a_real_systemd() {
 
 fn which_restic() -> Result<PathBuf, ()> {
     ["/usr/bin/restic", "/usr/local/bin/restic"].iter().map(PathBuf::from).find(|p| p.is_file()).ok_or(())
+}
+
+/// RB-DRIFT-001 in a real systemd with a stand-in NixOS generation: with `reapply` the
+/// current generation's `switch-to-configuration switch` puts the governed file back and the
+/// verification passes; without it the drift is recorded (hash and stat, never the content),
+/// logged at crit to the real journal, and the verification fails "still drifted".
+#[test]
+fn drift_runbook_reapplies_the_generation_against_a_real_systemd() {
+    let Some(c) = SystemdContainer::start(&[]) else {
+        return;
+    };
+    let rb = Runbook::load_file(&repo_root().join("runbooks/RB-DRIFT-001.yaml")).unwrap();
+    let good = "PasswordAuthentication no\n";
+    let expected = hex::encode(Sha256::digest(good.as_bytes()));
+    // The generation: its etc holds the good file; switching copies it back, as activation
+    // re-links /etc from the generation.
+    c.sh_ok(&format!(
+        "mkdir -p /run/current-system/bin /run/current-system/etc/ssh /etc/ssh && printf '{good}' > /run/current-system/etc/ssh/sshd_config && \
+         printf '#!/bin/sh\\nset -e\\n[ \"$1\" = switch ]\\ncp /run/current-system/etc/ssh/sshd_config /etc/ssh/sshd_config\\necho activated\\n' > /run/current-system/bin/switch-to-configuration && \
+         chmod +x /run/current-system/bin/switch-to-configuration"
+    ));
+    let drifted = "PasswordAuthentication yes\n";
+    let actual = hex::encode(Sha256::digest(drifted.as_bytes()));
+    let drift = |reapply: bool| {
+        let mut inc = incident();
+        inc.event_type = "config_drift".into();
+        inc.source = IncidentSource::Inotify;
+        inc.details = BTreeMap::from([
+            ("path".to_string(), serde_json::json!("/etc/ssh/sshd_config")),
+            ("expected_sha256".to_string(), serde_json::json!(expected)),
+            ("actual_sha256".to_string(), serde_json::json!(actual)),
+            ("expected_from".to_string(), serde_json::json!("manifest")),
+            ("reapply".to_string(), serde_json::json!(reapply)),
+        ]);
+        inc
+    };
+
+    // Not configured to re-apply: recorded, alerted, still drifted.
+    c.sh_ok(&format!("printf '{drifted}' > /etc/ssh/sshd_config"));
+    let inc = drift(false);
+    let params = rb.bind_params(Some(&inc), &[]).unwrap();
+    let cfg = c.exec_config("drift-record");
+    let report = execute(&rb, &params, &inc, &cfg).unwrap();
+    let results: Vec<_> = report.steps.iter().map(|s| (s.step_id.as_str(), s.result)).collect();
+    assert_eq!(results, [("record-state", StepResult::Success), ("alert", StepResult::Success), ("reapply", StepResult::Success)], "{:?}", report.steps);
+    assert!(report.steps[2].stdout_excerpt.contains("re-apply not configured"), "{}", report.steps[2].stdout_excerpt);
+    assert_eq!(report.status, ResolutionStatus::Failed);
+    assert!(report.verification.stderr_excerpt.contains("still drifted"), "{:?}", report.verification);
+    let state = std::fs::read_to_string(cfg.artifacts_dir().join("drift-state.txt")).unwrap();
+    assert!(state.contains(&format!("sha256_now: {actual}")) && state.contains("mode: "), "{state}");
+    assert!(!state.contains("PasswordAuthentication"), "content copied into evidence: {state}");
+    // The crit line reached the container's journal.
+    let logged = c.sh_ok("journalctl -p crit -t msp-agent-drift --no-pager -o cat || true");
+    assert!(logged.contains("drift of /etc/ssh/sshd_config"), "journal: {logged}; step: {}", report.steps[1].stdout_excerpt);
+
+    // Configured: the generation is re-applied and the verification passes.
+    let inc = drift(true);
+    let params = rb.bind_params(Some(&inc), &[]).unwrap();
+    let report = execute(&rb, &params, &inc, &c.exec_config("drift-reapply")).unwrap();
+    assert!(report.steps[2].stdout_excerpt.contains("current generation re-applied"), "{:?}", report.steps[2]);
+    assert_eq!(report.status, ResolutionStatus::Resolved, "{:?}", report.verification);
+    assert_eq!(c.sh_ok("cat /etc/ssh/sshd_config"), good);
 }

@@ -1025,6 +1025,7 @@
           "RB-SERVICE-001"
           "RB-CPU-001"
           "RB-RESTORE-001"
+          "RB-DRIFT-001"
         ];
         why = "Pre-approved runbooks respond to known incidents the same way every time, with signed evidence.";
       };
@@ -1982,6 +1983,6 @@
       title = "Time synchronisation";
     };
   };
-  sha256 = "30d0bd5b44813853c10d72cbee883f704d6398382007a836a1de885bf26d0570";
+  sha256 = "add68fa3ed21e4df7aa63ca09e8f523cb226c960c2d25a95f0b3060fe868f10e";
   version = "1.0.0";
 }

@@ -12,6 +12,12 @@
 //! Cursor rule: the committed cursor is the last entry read when nothing is in flight, else
 //! the entry just before the oldest entry whose runbook is still running. Guard state is saved
 //! before each cursor commit, and the evidence mark (see [`recovery`]) after it.
+//!
+//! Besides incidents, the loop writes observation records ([`records`]): a heartbeat at start
+//! and every `heartbeat.interval_seconds`, and a `backup_completed` record for each successful
+//! backup run read from the journal (written before the cursor can pass its entry, and
+//! skipped like any handled entry after a restart). Drift reported by the [`crate::drift`]
+//! watcher becomes a `config_drift` incident, alerted at once and planned like any other.
 
 pub mod records;
 pub mod recovery;
@@ -32,6 +38,8 @@ use libsystemd::daemon::NotifyState;
 
 use crate::alert::{Alert, Alerter};
 use crate::config::Config;
+use crate::detect::backup_completed::BackupWatch;
+use crate::drift::watcher::DriftWatcher;
 use crate::detect::detector::{DetectConfig, Detector};
 use crate::detect::ids::IncidentIds;
 use crate::detect::probes::{self, CpuProbe, Finding, RestoreSchedule};
@@ -158,6 +166,12 @@ pub struct Daemon {
     cpu: CpuProbe,
     restore: RestoreSchedule,
     stats: Stats,
+    /// Successful backup runs in the journal.
+    backups: BackupWatch,
+    /// The drift watcher (None when `drift.enabled` is false).
+    drift: Option<DriftWatcher>,
+    next_heartbeat: Instant,
+    started_at: chrono::DateTime<Utc>,
 }
 
 /// How long a writer waits for another one (a manual run's append) to release the store.
@@ -203,10 +217,13 @@ impl Daemon {
         );
         let alerter = Alerter::new(&cfg.alert)?;
         let mut provenance = crate::runbook::provenance();
+        provenance.nixos_system = read_link_string(&cfg.provenance.current_system_link);
         if let Some(b) = &cfg.baseline {
             provenance.baseline_version = b.version.clone();
             provenance.baseline_sha256 = b.sha256.clone();
         }
+        let drift = if cfg.drift.enabled { Some(start_drift_watcher(&cfg, &key_file)?) } else { None };
+        let backups = BackupWatch::new(cfg.journal.backup_unit_patterns.clone());
         let (done_tx, done_rx) = channel();
         let last_read_cursor = checkpoint.cursor().map(str::to_string);
         let mut daemon = Daemon {
@@ -238,6 +255,10 @@ impl Daemon {
             cpu,
             restore,
             stats: Stats::default(),
+            backups,
+            drift,
+            next_heartbeat: Instant::now(),
+            started_at: Utc::now(),
             cfg,
         };
         for e in &errors {
@@ -339,6 +360,11 @@ impl Daemon {
     pub fn run_loop(&mut self) -> Result<()> {
         while !self.stop.load(Ordering::Relaxed) {
             self.drain_done(Duration::ZERO)?;
+            if Instant::now() >= self.next_heartbeat {
+                self.write_heartbeat();
+                self.next_heartbeat = Instant::now() + Duration::from_secs(self.cfg.heartbeat.interval_seconds);
+            }
+            self.handle_drift()?;
             self.read_journal()?;
             if Instant::now() >= self.next_probe {
                 self.run_probes()?;
@@ -412,14 +438,86 @@ impl Daemon {
             return Ok(());
         };
         let prev_cursor = self.last_read_cursor.replace(cursor.clone());
+        // Before the handled check, so the dedupe state is the same as without a restart.
+        let backup = self.backups.observe(e);
         if self.handled.remove(&cursor) {
             tracing::info!(cursor = %cursor, "entry already handled before a restart; not handling it again");
+            return Ok(());
+        }
+        if let Some(b) = backup {
+            // Durable before the cursor can pass this entry (flush runs after this returns).
+            let written = self.append(records::backup_completed(&self.record_ctx(), &b, Utc::now()))?;
+            tracing::info!(unit = %b.unit, bundle = %written.bundle_id, "backup completed; recorded");
             return Ok(());
         }
         let Some(incident) = self.detector.observe_unnumbered(e, Utc::now()) else { return Ok(()) };
         let head = self.head_sequence();
         if self.handle_incident(incident, Some(idx))? {
             self.in_flight.insert(idx, InFlightEntry { prev_cursor, head_at_read: head });
+        }
+        Ok(())
+    }
+
+    /// Write a heartbeat. A failure is alerted, not fatal: the next one is tried on time, and
+    /// the gap stays visible to `evidence verify`.
+    fn write_heartbeat(&mut self) {
+        let details = serde_json::json!({
+            "agent_version": crate::AGENT_VERSION,
+            "current_system": read_link_string(&self.cfg.provenance.current_system_link),
+            "booted_system": read_link_string(&self.cfg.provenance.booted_system_link),
+            "baseline_version": self.cfg.baseline.as_ref().and_then(|b| b.version.clone()),
+            "baseline_sha256": self.cfg.baseline.as_ref().and_then(|b| b.sha256.clone()),
+            "interval_seconds": self.cfg.heartbeat.interval_seconds,
+            "agent_started_at": crate::runbook::exec::rfc3339(self.started_at),
+        });
+        let nb = records::heartbeat(&self.record_ctx(), details, Utc::now());
+        match self.append(nb) {
+            Ok(w) => tracing::debug!(bundle = %w.bundle_id, "heartbeat written"),
+            Err(e) => self.raise("heartbeat_failed", None, None, None, format!("writing the heartbeat failed: {e:#}")),
+        }
+    }
+
+    /// Turn drift the watcher reported into incidents: alert at once, then plan and run
+    /// RB-DRIFT-001 (or escalate) like any incident, keyed by the file's path.
+    fn handle_drift(&mut self) -> Result<()> {
+        let drifts = match &self.drift {
+            Some(w) => w.drain(),
+            None => return Ok(()),
+        };
+        for d in drifts {
+            let mut details = std::collections::BTreeMap::new();
+            details.insert("path".to_string(), serde_json::json!(d.path.to_string_lossy()));
+            details.insert("expected_sha256".to_string(), serde_json::json!(d.expected.sha256));
+            details.insert("actual_sha256".to_string(), serde_json::json!(d.actual_sha256));
+            details.insert("expected_from".to_string(), serde_json::json!(d.expected.from.as_str()));
+            details.insert("observed_at".to_string(), serde_json::json!(crate::runbook::exec::rfc3339(d.observed_at)));
+            details.insert("reapply".to_string(), serde_json::json!(self.cfg.drift.reapply));
+            let mut incident = Incident {
+                incident_id: String::new(),
+                event_type: event_type::CONFIG_DRIFT.to_string(),
+                severity: crate::incident::Severity::High,
+                host: self.host.clone(),
+                detected_at: d.observed_at,
+                source: crate::incident::IncidentSource::Inotify,
+                unit: None,
+                details,
+            };
+            self.number(&mut incident)?;
+            tracing::warn!(path = %d.path.display(), expected = %d.expected.sha256, actual = %d.actual_sha256, "drift of a governed file");
+            self.raise(
+                "config_drift",
+                Some(&incident.incident_id),
+                None,
+                None,
+                format!(
+                    "{} drifted: sha256 {} (expected {} from {})",
+                    d.path.display(),
+                    d.actual_sha256,
+                    d.expected.sha256,
+                    d.expected.from.as_str()
+                ),
+            );
+            self.handle_incident(incident, None)?;
         }
         Ok(())
     }
@@ -750,6 +848,24 @@ impl Daemon {
             });
         }
     }
+}
+
+/// A symlink's target as text (`/run/current-system` → its store path); `None` when absent.
+fn read_link_string(link: &Path) -> Option<String> {
+    std::fs::read_link(link).ok().map(|p| p.to_string_lossy().into_owned())
+}
+
+/// Build the governed set (see [`crate::drift`]) and start watching it.
+fn start_drift_watcher(cfg: &Config, key_file: &Path) -> Result<DriftWatcher> {
+    let key_dir = key_file.parent().filter(|d| !d.as_os_str().is_empty());
+    let set = crate::drift::WatchSet::build(&crate::drift::Sources {
+        manifest: cfg.baseline.as_ref().and_then(|b| b.manifest.as_deref()),
+        config_file: cfg.source_path.as_deref(),
+        runbooks_dir: &cfg.runbooks_dir,
+        approved_runbooks: &cfg.approved_runbooks,
+        key_dir,
+    })?;
+    DriftWatcher::start(set, Duration::from_millis(cfg.drift.settle_millis))
 }
 
 /// The recorded first start, recording now if there is none.

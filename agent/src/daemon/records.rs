@@ -1,6 +1,7 @@
 //! Evidence for decisions that ran no runbook: escalations and suppressions. They are signed
 //! and chained like any bundle, with `steps_executed: 0`, so an auditor sees every "no" the
-//! agent said and why.
+//! agent said and why. Also the observation records (resolution "recorded"): the agent's
+//! heartbeat and successful backup runs, which the compliance packet's freshness rules read.
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -14,6 +15,17 @@ use crate::runbook::model::Runbook;
 
 /// `runbook_id` of a record about an incident no runbook was chosen for.
 pub const NO_RUNBOOK_ID: &str = "none";
+
+/// `execution.resolution_type` and `outputs.resolution_status` of an observation record.
+pub const RECORDED: &str = "recorded";
+/// `incident.event_type` of a heartbeat.
+pub const HEARTBEAT: &str = "heartbeat";
+/// `incident.event_type` of a successful backup run.
+pub const BACKUP_COMPLETED: &str = "backup_completed";
+/// Controls a heartbeat is evidence for (audit controls; information system activity review).
+pub const HEARTBEAT_CONTROLS: [&str; 2] = ["§164.312(b)", "§164.308(a)(1)(ii)(D)"];
+/// Controls a successful backup is evidence for (data backup plan; data backup and storage).
+pub const BACKUP_CONTROLS: [&str; 2] = ["§164.308(a)(7)(ii)(A)", "§164.310(d)(2)(iv)"];
 
 /// Fields of every non-execution record.
 pub struct RecordContext<'a> {
@@ -170,4 +182,48 @@ pub fn suppression_summary(
         "count": summary.unrecorded,
     });
     non_execution(ctx, incident, rb, summary.window_end, now, "suppressed", verification)
+}
+
+/// An observation record: no runbook, no decision, just a signed statement of what was seen.
+fn observation(ctx: &RecordContext<'_>, incident: IncidentSection, now: DateTime<Utc>, verification: Value) -> NewBundle {
+    non_execution(ctx, incident, runbook_section(None), now, now, RECORDED, verification)
+}
+
+/// The heartbeat: the agent is alive, and what it runs on. `details` holds the provenance
+/// fields (`agent_version`, `current_system`, `booted_system`, `baseline_version`,
+/// `baseline_sha256`, `interval_seconds`, `agent_started_at`).
+pub fn heartbeat(ctx: &RecordContext<'_>, details: Value, now: DateTime<Utc>) -> NewBundle {
+    let incident = IncidentSection {
+        incident_id: format!("HB-{}", now.format("%Y%m%d-%H%M%S")),
+        event_type: HEARTBEAT.into(),
+        severity: "low".into(),
+        detected_at: rfc3339(now),
+        source: "agent".into(),
+        details,
+        hipaa_controls: HEARTBEAT_CONTROLS.iter().map(|c| c.to_string()).collect(),
+    };
+    observation(ctx, incident, now, json!({ "recorded": HEARTBEAT }))
+}
+
+/// A successful run of a backup unit, with the journal entry's cursor (so a restart does not
+/// record it twice, see `daemon::recovery`).
+pub fn backup_completed(ctx: &RecordContext<'_>, b: &crate::detect::backup_completed::BackupCompleted, now: DateTime<Utc>) -> NewBundle {
+    use sha2::Digest;
+    let at = DateTime::<Utc>::from_timestamp_micros(b.journal_realtime_usec as i64).unwrap_or(now);
+    // Unique per entry and stable: the time of the run and a digest of its cursor.
+    let tag = hex::encode(&sha2::Sha256::digest(b.journal_cursor.as_bytes())[..4]);
+    let incident = IncidentSection {
+        incident_id: format!("BK-{}-{tag}", at.format("%Y%m%d-%H%M%S")),
+        event_type: BACKUP_COMPLETED.into(),
+        severity: "low".into(),
+        detected_at: rfc3339(now),
+        source: "journal".into(),
+        details: json!({
+            "unit": b.unit,
+            "journal_cursor": b.journal_cursor,
+            "journal_realtime_usec": b.journal_realtime_usec,
+        }),
+        hipaa_controls: BACKUP_CONTROLS.iter().map(|c| c.to_string()).collect(),
+    };
+    observation(ctx, incident, now, json!({ "recorded": BACKUP_COMPLETED }))
 }

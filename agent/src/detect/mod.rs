@@ -5,9 +5,11 @@
 //!   dedupes the several lines systemd logs for one failure, allocates incident ids.
 //! * [`probes`]: disk usage, sustained CPU (naming the unit), certificate expiry, restore
 //!   schedule.
+//! * [`backup_completed`]: successful backup runs (a record, not an incident).
 //! * [`ids`]: `INC-YYYYMMDD-NNNN` allocator. [`unit_name`]: systemd unit-name grammar.
 //! * `msp-agent detect`: what the agent would do with a journal; executes nothing.
 
+pub mod backup_completed;
 pub mod detector;
 pub mod ids;
 pub mod probes;

@@ -4,6 +4,7 @@
 
 pub mod batch;
 pub mod bundle;
+pub mod heartbeat;
 pub mod keyring;
 pub mod sample;
 pub mod store;
@@ -23,7 +24,8 @@ pub enum EvidenceCmd {
     /// Check signatures, chain continuity, artifact and runbook hashes.
     ///
     /// Exit 0: everything valid; 1: something invalid (the first bad bundle and the reason
-    /// are printed); 2: usage or I/O error.
+    /// are printed); 2: usage or I/O error. Gaps between heartbeats longer than max(1 h,
+    /// 2 × interval) are reported as warnings (exit 0) unless `--max-heartbeat-gap` is given.
     Verify {
         /// Directory with the public keys (`key-info.json`, `archive/`).
         #[arg(long, value_name = "DIR", default_value = crate::paths::KEY_DIR)]
@@ -37,6 +39,11 @@ pub enum EvidenceCmd {
         /// Accept a chain that does not start at sequence 1 (checking part of a chain).
         #[arg(long)]
         partial: bool,
+        /// Fail (exit 1) when two consecutive heartbeats of a host are further apart than
+        /// this (e.g. `90m`, `2h`, `1d`). Without it, gaps longer than max(1 h, 2 × the
+        /// heartbeat interval) are printed as warnings only.
+        #[arg(long, value_name = "DURATION", value_parser = heartbeat::parse_duration)]
+        max_heartbeat_gap: Option<std::time::Duration>,
         /// Bundles or directories of bundles (searched recursively).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
@@ -69,8 +76,9 @@ impl EvidenceCmd {
                 runbooks,
                 json,
                 partial,
+                max_heartbeat_gap,
                 paths,
-            } => run_verify(keys, runbooks, json, partial, paths),
+            } => run_verify(keys, runbooks, json, partial, max_heartbeat_gap, paths),
             EvidenceCmd::WriteTestBundles {
                 root,
                 keys,
@@ -87,6 +95,7 @@ fn run_verify(
     runbooks: Option<PathBuf>,
     json: bool,
     partial: bool,
+    max_heartbeat_gap: Option<std::time::Duration>,
     paths: Vec<PathBuf>,
 ) -> Result<Exit> {
     let ring = keyring::Keyring::load(&keys)
@@ -101,6 +110,7 @@ fn run_verify(
         runbooks,
         partial,
         threads: 0,
+        max_heartbeat_gap,
     };
     let report = verify::verify_files(&files, &heads, &opts)?;
     if json {
@@ -123,11 +133,37 @@ fn run_verify(
                 c.head_sha256
             );
         }
+        for g in &report.heartbeat_gaps {
+            println!(
+                "{}: heartbeat gap on {}/{}: {} ({}) to {} ({}), {} without a heartbeat (allowed {})",
+                if g.error { "error" } else { "warning" },
+                g.client_id,
+                g.hostname,
+                g.before,
+                g.before_at,
+                g.after,
+                g.after_at,
+                human_duration(g.gap_seconds),
+                human_duration(g.allowed_seconds)
+            );
+        }
     }
+    let gap_errors = report.heartbeat_gaps.iter().filter(|g| g.error).count();
     match &report.first_problem {
-        None => {
+        None if gap_errors > 0 => {
             eprintln!(
-                "evidence verify: OK, {} bundle(s) verified",
+                "evidence verify: FAILED, {} bundle(s) verified but {gap_errors} heartbeat gap(s) exceed --max-heartbeat-gap",
+                report.bundles_checked
+            );
+            Ok(Exit::CheckFailed)
+        }
+        None => {
+            let warn = match report.heartbeat_gaps.len() {
+                0 => String::new(),
+                n => format!(" ({n} heartbeat gap warning(s))"),
+            };
+            eprintln!(
+                "evidence verify: OK, {} bundle(s) verified{warn}",
                 report.bundles_checked
             );
             Ok(Exit::Ok)
@@ -139,6 +175,22 @@ fn run_verify(
             );
             Ok(Exit::CheckFailed)
         }
+    }
+}
+
+/// `5400` → `1h30m`.
+fn human_duration(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    let mut out = String::new();
+    for (n, u) in [(d, "d"), (h, "h"), (m, "m"), (s, "s")] {
+        if n > 0 {
+            out.push_str(&format!("{n}{u}"));
+        }
+    }
+    if out.is_empty() {
+        "0s".into()
+    } else {
+        out
     }
 }
 

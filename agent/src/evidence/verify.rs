@@ -24,6 +24,7 @@ use ssh_key::{HashAlg, SshSig};
 
 use super::batch::{verify_all, SigCheck};
 use super::bundle::{Bundle, GENESIS_PREV_HASH};
+use super::heartbeat::{Beat, Gap};
 use super::keyring::Keyring;
 use super::store::{
     sha256_hex, BundleName, ARTIFACTS_SUFFIX, HEAD_FILE, SIG_SUFFIX, SSHSIG_SUFFIX,
@@ -42,6 +43,9 @@ pub struct VerifyOptions {
     pub partial: bool,
     /// Worker threads for the per-bundle checks (0 = one per core).
     pub threads: usize,
+    /// Heartbeat gaps longer than this are errors (`--max-heartbeat-gap`); without it they
+    /// are warnings (see [`super::heartbeat`]).
+    pub max_heartbeat_gap: Option<std::time::Duration>,
 }
 
 /// One thing wrong with one bundle.
@@ -78,6 +82,8 @@ pub struct Report {
     /// Every problem found, first bad bundle first.
     pub problems: Vec<Problem>,
     pub chains: Vec<ChainSummary>,
+    /// Gaps between heartbeats longer than the rule (see [`super::heartbeat`]).
+    pub heartbeat_gaps: Vec<Gap>,
 }
 
 /// Per-bundle facts the chain check needs.
@@ -90,6 +96,8 @@ struct Link {
     chain_key: (String, String),
     sequence: u64,
     prev: String,
+    /// Set for heartbeat bundles.
+    beat: Option<Beat>,
 }
 
 /// Collect bundle files from files and directories (recursive). Returns the files and the
@@ -230,13 +238,16 @@ pub fn verify_files(files: &[PathBuf], heads: &[PathBuf], opts: &VerifyOptions) 
         problems.extend(p);
         links.extend(l);
     }
+    let beats = links.iter().filter_map(|l| l.beat.clone()).collect();
+    let heartbeat_gaps = super::heartbeat::gaps(beats, opts.max_heartbeat_gap);
     let chains = check_chains(links, heads, opts, &mut problems)?;
     problems.sort_by(|a, b| a.order.cmp(&b.order));
     let mut bad: Vec<&Path> = problems.iter().map(|p| p.path.as_path()).collect();
     bad.sort();
     bad.dedup();
     Ok(Report {
-        ok: problems.is_empty(),
+        ok: problems.is_empty() && !heartbeat_gaps.iter().any(|g| g.error),
+        heartbeat_gaps,
         bundles_checked: files.len(),
         bundles_invalid: bad.len(),
         first_problem: problems.first().cloned(),
@@ -452,6 +463,7 @@ fn check_bundle(
     }
 
     let link = Link {
+        beat: Beat::of(&bundle),
         path: path.to_path_buf(),
         file_name,
         name,

@@ -676,6 +676,7 @@ pub fn source_label(s: &IncidentSource) -> String {
         IncidentSource::Journal { .. } => "journal".into(),
         IncidentSource::Probe { probe } => format!("probe:{probe}"),
         IncidentSource::Manual => "manual".into(),
+        IncidentSource::Inotify => "inotify".into(),
     }
 }
 

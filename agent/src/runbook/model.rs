@@ -217,13 +217,14 @@ checked_newtype!(
     /// One of the incident event types.
     EventType(String),
     |s| {
-        const KNOWN: [&str; 6] = [
+        const KNOWN: [&str; 7] = [
             event_type::SERVICE_CRASH,
             event_type::BACKUP_FAILURE,
             event_type::DISK_FULL,
             event_type::CERT_EXPIRY,
             event_type::HIGH_CPU,
             event_type::RESTORE_TEST_DUE,
+            event_type::CONFIG_DRIFT,
         ];
         if KNOWN.contains(&s.as_str()) { Ok(()) } else { Err(format!("unknown event type {s:?}, expected one of {}", KNOWN.join(", "))) }
     }

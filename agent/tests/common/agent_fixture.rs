@@ -138,12 +138,56 @@ impl Fixture {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Parsed bundles, in path order.
+    /// Parsed bundles, in path order, without the heartbeats the agent writes at every start
+    /// (the tests that count bundles count what the agent did about the journal).
     pub fn bundles(&self) -> Vec<serde_json::Value> {
+        self.all_bundles().into_iter().filter(|b| b["incident"]["event_type"] != "heartbeat").collect()
+    }
+
+    /// Every parsed bundle, heartbeats included, in path order.
+    pub fn all_bundles(&self) -> Vec<serde_json::Value> {
         super::stock::bundles(&self.evidence)
             .iter()
             .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
             .collect()
+    }
+
+    /// The heartbeat bundles, in path order.
+    pub fn heartbeats(&self) -> Vec<serde_json::Value> {
+        self.all_bundles().into_iter().filter(|b| b["incident"]["event_type"] == "heartbeat").collect()
+    }
+
+    /// Govern `files` (path, expected content) through an expected-state manifest with
+    /// filled hashes (as the NixOS module installs it), and approve RB-DRIFT-001 (the shipped
+    /// file) for automatic runs. Adds a `baseline:` section to the config.
+    pub fn govern(&self, files: &[(PathBuf, &str)]) {
+        let entries: Vec<serde_json::Value> = files
+            .iter()
+            .map(|(p, text)| serde_json::json!({"path": p, "format": "x", "etc_name": null, "hash_at_build": true, "sha256": sha256_hex(text.as_bytes()), "checks": []}))
+            .collect();
+        let manifest = serde_json::json!({
+            "manifest_version": 1, "baseline_name": "hipaa-clinic-server", "baseline_version": "1.0.0",
+            "baseline_sha256": "0".repeat(64), "client_id": null, "exceptions_sha256": null, "hashes_filled": true,
+            "files": entries, "agent_rules": [],
+        });
+        let manifest_path = self.root.join("expected-state.json");
+        std::fs::write(&manifest_path, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let rb = std::fs::read(repo.join("runbooks/RB-DRIFT-001.yaml")).unwrap();
+        std::fs::write(self.root.join("runbooks/RB-DRIFT-001.yaml"), &rb).unwrap();
+        let cfg = std::fs::read_to_string(&self.config)
+            .unwrap()
+            .replace("approved_runbooks:\n", &format!("approved_runbooks:\n  RB-DRIFT-001: {}\n", sha256_hex(&rb)))
+            .replace("client_permissions:\n", "client_permissions:\n  RB-DRIFT-001: auto\n");
+        std::fs::write(&self.config, cfg).unwrap();
+        self.add_config(&format!("baseline:\n  version: \"1.0.0\"\n  manifest: {}\n", manifest_path.display()));
+    }
+
+    /// Append `text` to the agent's config file (before `spawn`).
+    pub fn add_config(&self, text: &str) {
+        let mut cfg = std::fs::read_to_string(&self.config).unwrap();
+        cfg.push_str(text);
+        std::fs::write(&self.config, cfg).unwrap();
     }
 
     pub fn verify_cli(&self) {

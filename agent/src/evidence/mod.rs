@@ -37,8 +37,12 @@ pub enum EvidenceCmd {
         /// Accept a chain that does not start at sequence 1 (checking part of a chain).
         #[arg(long)]
         partial: bool,
+        /// A packet manifest to check instead of bundles (also recognised as a path named
+        /// `manifest.json`); a directory among PATH is then the evidence directory.
+        #[arg(long, value_name = "FILE")]
+        manifest: Option<PathBuf>,
         /// Bundles or directories of bundles (searched recursively).
-        #[arg(required = true)]
+        #[arg(required_unless_present = "manifest")]
         paths: Vec<PathBuf>,
     },
     /// TEST AND BENCHMARK AID (hidden): append COUNT synthetic bundles to the store at ROOT,
@@ -69,8 +73,21 @@ impl EvidenceCmd {
                 runbooks,
                 json,
                 partial,
-                paths,
-            } => run_verify(keys, runbooks, json, partial, paths),
+                manifest,
+                mut paths,
+            } => {
+                // A packet manifest: checked by the packet module (crate::packet::manifest).
+                let named = paths.iter().position(|p| {
+                    p.file_name().is_some_and(|n| n == crate::packet::manifest::MANIFEST_FILE)
+                });
+                if let Some(m) = manifest.or_else(|| named.map(|i| paths.remove(i))) {
+                    let ring = keyring::Keyring::load(&keys)
+                        .with_context(|| format!("loading keys from {}", keys.display()))?;
+                    let dir = paths.iter().find(|p| p.is_dir()).map(PathBuf::as_path);
+                    return crate::packet::verify_manifest_cli(&m, &ring, dir, json);
+                }
+                run_verify(keys, runbooks, json, partial, paths)
+            }
             EvidenceCmd::WriteTestBundles {
                 root,
                 keys,

@@ -635,6 +635,8 @@ pub fn assess(evs: &[Ev<'_>], ctx: &Context<'_>) -> Assessment {
         }
         incidents.push(row);
     }
+    // Tables read in detection order (bundles are written when the incident ends).
+    incidents.sort_by(|a, b| a.detected_at.cmp(&b.detected_at));
     summary.mttr = mttr_sum
         .into_iter()
         .map(|(k, (n, sum))| (k, (n, sum / n as f64)))

@@ -96,12 +96,17 @@ pub fn short(t: DateTime<Utc>) -> String {
 }
 
 fn dur(secs: f64) -> String {
-    if secs < 120.0 {
-        format!("{secs:.1} s")
+    let (v, unit) = if secs < 120.0 {
+        (secs, "s")
     } else if secs < 7200.0 {
-        format!("{:.1} min", secs / 60.0)
+        (secs / 60.0, "min")
     } else {
-        format!("{:.1} h", secs / 3600.0)
+        (secs / 3600.0, "h")
+    };
+    if v.fract() == 0.0 {
+        format!("{v:.0} {unit}")
+    } else {
+        format!("{v:.1} {unit}")
     }
 }
 
@@ -191,13 +196,13 @@ pub fn build(meta: &Meta<'_>, a: &Assessment, bundles: &[Loaded], edge_problems:
     blocks.push(Block::Heading("2. Control posture".into()));
     blocks.push(Block::Table {
         columns: vec![
-            ("Control".into(), 1.25),
-            ("Title".into(), 2.2),
-            ("Map".into(), 0.9),
-            ("Evidence rule".into(), 1.9),
-            ("Fresh (h)".into(), 0.6),
+            ("Control".into(), 1.72),
+            ("Title".into(), 1.9),
+            ("Map".into(), 1.05),
+            ("Evidence rule".into(), 1.75),
+            ("Fresh (h)".into(), 0.5),
             ("Status".into(), 1.6),
-            ("Count".into(), 0.55),
+            ("Count".into(), 0.5),
             ("Last verified (UTC)".into(), 1.25),
         ],
         rows: a
@@ -506,15 +511,15 @@ pub fn build(meta: &Meta<'_>, a: &Assessment, bundles: &[Loaded], edge_problems:
 
 fn incident_columns() -> Vec<(String, f32)> {
     vec![
-        ("Detected (UTC)".into(), 1.25),
-        ("Incident".into(), 1.35),
-        ("Event".into(), 1.0),
-        ("Sev.".into(), 0.6),
-        ("Runbook".into(), 1.05),
-        ("Resolution".into(), 1.5),
-        ("MTTR".into(), 0.65),
-        ("SLA".into(), 0.75),
-        ("Bundle".into(), 1.3),
+        ("Detected (UTC)".into(), 1.12),
+        ("Incident".into(), 1.75),
+        ("Event".into(), 0.95),
+        ("Sev.".into(), 0.55),
+        ("Runbook".into(), 1.1),
+        ("Resolution".into(), 1.45),
+        ("MTTR".into(), 0.6),
+        ("SLA".into(), 0.95),
+        ("Bundle".into(), 1.2),
     ]
 }
 
@@ -525,9 +530,9 @@ fn incident_cells(r: &super::assess::IncidentRow) -> (Vec<String>, Tone) {
     let sla = if r.resolution_type == "suppressed" {
         "n/a".to_string()
     } else if r.sla_met {
-        format!("met ({})", dur(r.sla_target_seconds as f64))
+        format!("met / {}", dur(r.sla_target_seconds as f64))
     } else {
-        format!("MISSED ({})", dur(r.sla_target_seconds as f64))
+        format!("MISSED / {}", dur(r.sla_target_seconds as f64))
     };
     let tone = if r.resolution_status == "resolved" || r.resolution_type == "suppressed" {
         Tone::Normal
@@ -541,7 +546,11 @@ fn incident_cells(r: &super::assess::IncidentRow) -> (Vec<String>, Tone) {
             r.event_type.clone(),
             r.severity.clone(),
             r.runbook_id.clone(),
-            format!("{} / {}", r.resolution_type, r.resolution_status),
+            if r.resolution_type == r.resolution_status {
+                r.resolution_type.clone()
+            } else {
+                format!("{} / {}", r.resolution_type, r.resolution_status)
+            },
             dur(r.mttr_seconds),
             sla,
             r.bundle_id.clone(),

@@ -70,11 +70,16 @@ enum Op {
     },
 }
 
+// Colours are always RGB: pdf-canvas sets the page's colour space to DeviceRGB, and its gray
+// colours (`g`) switch to DeviceGray, after which an RGB `sc` is malformed.
+fn gray(v: u8) -> Color {
+    Color::rgb(v, v, v)
+}
 fn black() -> Color {
-    Color::gray(0)
+    gray(0)
 }
 fn grey() -> Color {
-    Color::gray(100)
+    gray(100)
 }
 fn green() -> Color {
     Color::rgb(10, 110, 10)
@@ -171,7 +176,10 @@ impl Layout {
 
     fn para(&mut self, font: Font, size: f32, color: Color, text: &str) {
         let lead = size * 1.3;
-        for l in wrap(font, size, text, WIDTH) {
+        let lines = wrap(font, size, text, WIDTH);
+        // Keep a paragraph together, and with a little of what follows (a table it introduces).
+        self.ensure(lead * lines.len() as f32 + 40.0);
+        for l in lines {
             self.ensure(lead);
             self.y -= lead;
             self.text(MARGIN_X, font, size, color, &l);
@@ -227,9 +235,8 @@ impl Layout {
             self.para(Font::Regular, BODY, grey(), empty);
             return;
         }
-        let total: f32 = columns.iter().map(|c| c.1).sum();
-        let widths: Vec<f32> = columns.iter().map(|c| c.1 / total * WIDTH).collect();
-        let pad = 2.0;
+        let pad = 1.8;
+        let widths = column_widths(columns, rows, pad);
         let lead = TABLE * 1.22;
         let tone_col = columns
             .iter()
@@ -291,7 +298,7 @@ impl Layout {
                 y1: y,
                 x2: PAGE_W - MARGIN_X,
                 y2: y,
-                color: Color::gray(200),
+                color: gray(200),
                 width: 0.4,
             });
         }
@@ -305,7 +312,7 @@ impl Layout {
             y: top - h,
             w: WIDTH,
             h,
-            color: Color::gray(228),
+            color: gray(228),
         });
         let mut x = MARGIN_X;
         for (lines, w) in header.iter().zip(widths) {
@@ -327,8 +334,22 @@ impl Layout {
 
     fn code(&mut self, lines: &[String]) {
         let lead = CODE * 1.3;
+        // Keep the block on one page when it fits on one; keep each line's indentation.
+        let mut parts = Vec::new();
         for l in lines {
-            for part in wrap(Font::Mono, CODE, l, WIDTH - 8.0) {
+            let body = l.trim_start_matches(' ');
+            let indent = &l[..l.len() - body.len()];
+            let max = WIDTH - 8.0 - width(Font::Mono, CODE, indent);
+            for (i, p) in wrap(Font::Mono, CODE, body, max).into_iter().enumerate() {
+                parts.push(if i == 0 { format!("{indent}{p}") } else { format!("{indent}  {p}") });
+            }
+        }
+        let total = lead * parts.len() as f32;
+        if total < TOP - BOTTOM {
+            self.ensure(total);
+        }
+        {
+            for part in parts {
                 self.ensure(lead);
                 let top = self.y;
                 self.ops().push(Op::Rect {
@@ -336,7 +357,7 @@ impl Layout {
                     y: top - lead,
                     w: WIDTH,
                     h: lead,
-                    color: Color::gray(243),
+                    color: gray(243),
                 });
                 self.y -= lead;
                 self.y += 2.0;
@@ -385,6 +406,55 @@ impl Layout {
             }
         }
         self.y = top - block_h * roles.len().div_ceil(2) as f32;
+    }
+}
+
+/// Column widths: each column's natural width (its widest cell, or its widest header word)
+/// when everything fits; otherwise columns narrower than their weighted share keep their
+/// natural width and the rest share what is left by weight (and wrap).
+fn column_widths(columns: &[(String, f32)], rows: &[(Vec<String>, Tone)], pad: f32) -> Vec<f32> {
+    let natural: Vec<f32> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, (title, _))| {
+            let head = title
+                .split(' ')
+                .map(|w| width(Font::Bold, TABLE, w))
+                .fold(0.0, f32::max);
+            let cells = rows
+                .iter()
+                .filter_map(|(r, _)| r.get(i))
+                .map(|c| width(Font::Regular, TABLE, c))
+                .fold(0.0, f32::max);
+            head.max(cells) + 2.0 * pad + 0.2
+        })
+        .collect();
+    let sum: f32 = natural.iter().sum();
+    if sum <= WIDTH {
+        return natural.iter().map(|n| n * WIDTH / sum).collect();
+    }
+    let mut out = vec![0.0f32; columns.len()];
+    let mut open: Vec<usize> = (0..columns.len()).collect();
+    let mut left = WIDTH;
+    loop {
+        let weight: f32 = open.iter().map(|&i| columns[i].1).sum();
+        let (fit, rest): (Vec<usize>, Vec<usize>) = open
+            .iter()
+            .partition(|&&i| natural[i] <= columns[i].1 / weight * left);
+        if fit.is_empty() {
+            for &i in &rest {
+                out[i] = columns[i].1 / weight * left;
+            }
+            return out;
+        }
+        for &i in &fit {
+            out[i] = natural[i];
+            left -= natural[i];
+        }
+        if rest.is_empty() {
+            return out;
+        }
+        open = rest;
     }
 }
 

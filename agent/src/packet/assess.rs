@@ -470,7 +470,9 @@ pub fn assess(evs: &[Ev<'_>], ctx: &Context<'_>) -> Assessment {
     let mut summary = Summary::default();
 
     // Controls and gaps, once per distinct rule.
-    let mut per_rule: BTreeMap<(String, u32), (Vec<DateTime<Utc>>, usize)> = BTreeMap::new();
+    // (rule, hours) → (qualifying times, number of gaps)
+    type RuleEvidence = (Vec<DateTime<Utc>>, usize);
+    let mut per_rule: BTreeMap<(String, u32), RuleEvidence> = BTreeMap::new();
     let mut controls = Vec::new();
     for row in ctx.controls {
         let status = row.status;

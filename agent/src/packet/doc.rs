@@ -216,8 +216,6 @@ pub fn build(meta: &Meta<'_>, a: &Assessment, bundles: &[Loaded], edge_problems:
                 };
                 let status = if c.verdict == Verdict::FailingGap {
                     format!("{} ({} gap(s))", c.verdict.label(), c.gaps)
-                } else if c.verdict == Verdict::Passing {
-                    c.verdict.label().to_string()
                 } else {
                     c.verdict.label().to_string()
                 };

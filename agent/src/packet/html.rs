@@ -52,7 +52,7 @@ fn tone_class(t: Tone) -> &'static str {
 pub fn render(doc: &Doc) -> String {
     let mut h = String::with_capacity(64 * 1024);
     h.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
-    let _ = write!(h, "<title>{}</title><style>{CSS}</style></head><body>\n", escape(&doc.title));
+    let _ = writeln!(h, "<title>{}</title><style>{CSS}</style></head><body>", escape(&doc.title));
     let _ = writeln!(h, "<h1>{}</h1>", escape(&doc.title));
     for s in &doc.subtitle {
         let _ = writeln!(h, "<p class=\"sub\">{}</p>", escape(s));

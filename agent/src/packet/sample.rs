@@ -153,8 +153,11 @@ fn step(n: u32, id: &str, t: DateTime<Utc>, ok: bool, out: &str) -> Action {
     }
 }
 
-/// Incident kinds: (event_type, runbook, severity, SLA seconds, source, controls).
-const KINDS: &[(&str, &str, &str, u64, &str, &[&str])] = &[
+/// An incident kind: (event_type, runbook, severity, SLA seconds, source, controls).
+type Kind = (&'static str, &'static str, &'static str, u64, &'static str, &'static [&'static str]);
+
+/// Incident kinds.
+const KINDS: &[Kind] = &[
     ("service_crash", "RB-SERVICE-001", "high", 900, "journal", &["§164.308(a)(1)(ii)(D)", "§164.312(b)"]),
     ("disk_full", "RB-DISK-001", "high", 900, "probe:disk", &["§164.308(a)(1)(ii)(D)", "§164.310(d)(1)"]),
     ("cert_expiry", "RB-CERT-001", "medium", 3600, "probe:cert", &["§164.312(e)(1)", "§164.312(a)(2)(iv)"]),
@@ -164,7 +167,7 @@ const KINDS: &[(&str, &str, &str, u64, &str, &[&str])] = &[
 
 /// Write the month into `root` (the store layout `YYYY/MM/`), signed by `signer`.
 pub fn write_month(root: &Path, spec: &MonthSpec, signer: &Signer) -> Result<Tally> {
-    let mut rng = Rng(0x5eed ^ spec.month.year as u64 * 100 + spec.month.month as u64);
+    let mut rng = Rng(0x5eed ^ ((spec.month.year as u64) * 100 + spec.month.month as u64));
     let start = spec.month.start();
     let end = spec.month.end();
     let upgrade = start + Duration::days(14) + Duration::hours(3);
@@ -451,10 +454,9 @@ fn incident(rng: &mut Rng, tally: &mut Tally, t: DateTime<Utc>, kind: usize, out
 }
 
 fn write_events(root: &Path, spec: &MonthSpec, signer: &Signer, events: Vec<Event>, tally: &mut Tally) -> Result<()> {
-    let mut seq = spec.first_sequence;
     let mut prev = spec.prev_sha256.clone();
     let mut per_day: BTreeMap<String, u64> = BTreeMap::new();
-    for e in events {
+    for (seq, e) in (spec.first_sequence..).zip(events) {
         // The store truncates to whole seconds; so do we, keeping names in time order.
         let t = DateTime::from_timestamp(e.t.timestamp(), 0).unwrap_or(e.t);
         let day = t.format("%Y%m%d").to_string();
@@ -505,7 +507,6 @@ fn write_events(root: &Path, spec: &MonthSpec, signer: &Signer, events: Vec<Even
         prev = sha256_hex(&bytes);
         tally.last = (seq, prev.clone());
         tally.bundles += 1;
-        seq += 1;
     }
     Ok(())
 }

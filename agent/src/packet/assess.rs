@@ -810,7 +810,9 @@ mod tests {
         let start = t(1, 0);
         let as_of = t(10, 0);
         // Fresh at the end, one 30 h hole in the middle, the first evidence 2 h in.
-        let times = [t(1, 2), t(2, 0), t(3, 6), t(9, 23)];
+        let mut times = vec![t(1, 2), t(2, 0)];
+        times.extend((3..=9).map(|d| t(d, 6)));
+        times.push(t(9, 23));
         let g = gaps_for(&times, 26, start, as_of);
         assert_eq!(g.len(), 1, "{g:?}");
         assert_eq!((g[0].0, g[0].1), (t(2, 0), t(3, 6)));

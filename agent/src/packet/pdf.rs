@@ -458,6 +458,24 @@ fn column_widths(columns: &[(String, f32)], rows: &[(Vec<String>, Tone)], pad: f
     }
 }
 
+/// Height of the blocks up to the next heading when they are all short kinds (paragraphs,
+/// figures, signatures); `None` otherwise.
+fn short_section_height(blocks: &[Block]) -> Option<f32> {
+    let mut h = 0.0;
+    for b in blocks {
+        match b {
+            Block::Heading(_) => break,
+            Block::Para(t) => {
+                h += wrap(Font::Regular, BODY, t, WIDTH).len() as f32 * BODY * 1.3 + BODY * 0.6
+            }
+            Block::Figures(f) => h += f.len() as f32 * BODY * 1.6 + BODY * 0.8,
+            Block::Signatures(r) => h += (20.0 + 4.0 * 30.0) * r.len().div_ceil(2) as f32,
+            Block::Table { .. } | Block::Code(_) => return None,
+        }
+    }
+    Some(h)
+}
+
 /// Lay out the document into pages of drawing operations.
 fn layout(doc: &Doc) -> Vec<Vec<Op>> {
     let mut l = Layout::new();
@@ -467,9 +485,16 @@ fn layout(doc: &Doc) -> Vec<Vec<Op>> {
     for s in &doc.subtitle {
         l.para(Font::Regular, BODY, grey(), s);
     }
-    for b in &doc.blocks {
+    for (i, b) in doc.blocks.iter().enumerate() {
         match b {
-            Block::Heading(t) => l.heading(t),
+            Block::Heading(t) => {
+                // A short section (no table, no code: the attestation) stays on one page with
+                // its heading.
+                if let Some(h) = short_section_height(&doc.blocks[i + 1..]) {
+                    l.ensure(h + 40.0);
+                }
+                l.heading(t)
+            }
             Block::Para(t) => l.para(Font::Regular, BODY, black(), t),
             Block::Figures(f) => l.figures(f),
             Block::Table { columns, rows, empty } => l.table(columns, rows, empty),

@@ -475,3 +475,59 @@ fn bad_arguments_are_usage_errors() {
     let o = run(bin().args(["packet", "--month", "2026-10", "--key-dir"]).arg(dir.path()).arg("--evidence-dir").arg(dir.path().join("nope")));
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// Every listed bundle, one at a time, with one byte changed: the manifest check names exactly
+/// that bundle first. A smaller month (heartbeats every 6 hours, ~260 bundles) so all of them
+/// can be tried in-process.
+#[test]
+fn every_listed_bundle_tampered_fails_the_manifest_check() {
+    use msp_agent::evidence::keyring::Keyring;
+    use msp_agent::packet::{generate, manifest, Options, Source, EMBEDDED_BASELINE, EMBEDDED_CONTROLS};
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let evidence = dir.path().join("evidence");
+    let month = Month::parse(MONTH).unwrap();
+    msp_agent::keys::generate(&keys, month.start() - Duration::days(1)).unwrap();
+    let signer = msp_agent::keys::Signer::load(&keys).unwrap();
+    let (version, sha) = baseline_identity();
+    let mut spec = MonthSpec::new(month, &version, &sha);
+    spec.heartbeat_interval = 6 * 3600;
+    spec.incidents_per_day = 2;
+    let tally = write_month(&evidence, &spec, &signer).unwrap();
+    let out = dir.path().join("packet");
+    let g = generate(&Options {
+        month,
+        client: None,
+        evidence_dir: evidence.clone(),
+        key_dir: keys.clone(),
+        out: Some(out.clone()),
+        controls: Source { name: EMBEDDED_CONTROLS.0.into(), text: EMBEDDED_CONTROLS.1.into() },
+        baseline: Source { name: EMBEDDED_BASELINE.0.into(), text: EMBEDDED_BASELINE.1.into() },
+        exceptions: None,
+        now: DateTime::parse_from_rfc3339(AT).unwrap().with_timezone(&Utc),
+    })
+    .unwrap();
+    assert_eq!(g.bundles, tally.bundles);
+    assert_eq!(g.invalid, 0);
+    let ring = Keyring::load(&keys).unwrap();
+    let mpath = out.join("manifest.json");
+    let clean = manifest::verify(&mpath, &ring, None).unwrap();
+    assert!(clean.problems.is_empty(), "{:?}", clean.problems);
+    assert_eq!(clean.bundles_ok, tally.bundles);
+    let m = manifest(&out);
+    for b in m["bundles"].as_array().unwrap() {
+        let rel = b["path"].as_str().unwrap();
+        let p = evidence.join(rel);
+        let orig = fs::read(&p).unwrap();
+        let mut bad = orig.clone();
+        let k = orig.len() - 3;
+        bad[k] ^= 0x04;
+        fs::write(&p, &bad).unwrap();
+        let r = manifest::verify(&mpath, &ring, None).unwrap();
+        let name = rel.rsplit('/').next().unwrap();
+        assert_eq!(r.problems.len(), 1, "{rel}: {:?}", r.problems);
+        assert_eq!(r.problems[0].0, name);
+        assert!(r.problems[0].1.contains("(modified)"));
+        fs::write(&p, &orig).unwrap();
+    }
+}

@@ -493,6 +493,8 @@ fn every_listed_bundle_tampered_fails_the_manifest_check() {
     let mut spec = MonthSpec::new(month, &version, &sha);
     spec.heartbeat_interval = 6 * 3600;
     spec.incidents_per_day = 2;
+    // Evidence fields are hostile input: a signed, valid bundle can still carry markup.
+    spec.hostname = "<script>alert('x')</script>&".into();
     let tally = write_month(&evidence, &spec, &signer).unwrap();
     let out = dir.path().join("packet");
     let g = generate(&Options {
@@ -509,6 +511,9 @@ fn every_listed_bundle_tampered_fails_the_manifest_check() {
     .unwrap();
     assert_eq!(g.bundles, tally.bundles);
     assert_eq!(g.invalid, 0);
+    let html = fs::read_to_string(out.join("packet.html")).unwrap();
+    assert!(!html.contains("<script>"), "a hostile hostname became markup");
+    assert!(html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;"), "hostname not shown escaped");
     let ring = Keyring::load(&keys).unwrap();
     let mpath = out.join("manifest.json");
     let clean = manifest::verify(&mpath, &ring, None).unwrap();

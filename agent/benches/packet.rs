@@ -84,6 +84,7 @@ fn main() {
         client: None,
         evidence_dir: root.clone(),
         key_dir: keys_dir.clone(),
+        keys: None,
         out: Some(out.clone()),
         controls: Source {
             name: EMBEDDED_CONTROLS.0.into(),

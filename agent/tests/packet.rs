@@ -502,6 +502,7 @@ fn every_listed_bundle_tampered_fails_the_manifest_check() {
         client: None,
         evidence_dir: evidence.clone(),
         key_dir: keys.clone(),
+        keys: None,
         out: Some(out.clone()),
         controls: Source { name: EMBEDDED_CONTROLS.0.into(), text: EMBEDDED_CONTROLS.1.into() },
         baseline: Source { name: EMBEDDED_BASELINE.0.into(), text: EMBEDDED_BASELINE.1.into() },
@@ -511,6 +512,36 @@ fn every_listed_bundle_tampered_fails_the_manifest_check() {
     .unwrap();
     assert_eq!(g.bundles, tally.bundles);
     assert_eq!(g.invalid, 0);
+    // The private key alone in its directory (as a systemd credential) plus --keys for the
+    // public keys: the same packet.
+    let cred = dir.path().join("credentials");
+    fs::create_dir_all(&cred).unwrap();
+    fs::copy(keys.join("evidence-signing.key"), cred.join("evidence-signing.key")).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(cred.join("evidence-signing.key"), fs::Permissions::from_mode(0o400)).unwrap();
+    }
+    let o = run(bin()
+        .args(["packet", "--month", MONTH, "--at", AT, "--evidence-dir"])
+        .arg(&evidence)
+        .arg("--key-dir")
+        .arg(&cred)
+        .arg("--keys")
+        .arg(&keys)
+        .arg("--out")
+        .arg(dir.path().join("packet-cred")));
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(manifest(&dir.path().join("packet-cred"))["summary"], manifest(&out)["summary"]);
+    let o = run(bin()
+        .args(["packet", "--month", MONTH, "--at", AT, "--evidence-dir"])
+        .arg(&evidence)
+        .arg("--key-dir")
+        .arg(&cred)
+        .arg("--out")
+        .arg(dir.path().join("packet-nokeys")));
+    assert_eq!(o.status.code(), Some(2), "no public keys beside the credential: a usage error");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("loading public keys from"));
+
     let html = fs::read_to_string(out.join("packet.html")).unwrap();
     assert!(!html.contains("<script>"), "a hostile hostname became markup");
     assert!(html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;"), "hostname not shown escaped");

@@ -59,9 +59,14 @@ pub struct PacketCmd {
     /// Evidence store root (bundles under `YYYY/MM/`).
     #[arg(long, value_name = "DIR", default_value = crate::paths::EVIDENCE_DIR)]
     pub evidence_dir: PathBuf,
-    /// Key directory: public keys to verify the bundles, private key to sign the manifest.
+    /// Key directory: private key to sign the manifest (and, unless `--keys` is given, the
+    /// public keys the bundles are verified with).
     #[arg(long, value_name = "DIR", default_value = crate::paths::KEY_DIR)]
     pub key_dir: PathBuf,
+    /// Public key directory (`key-info.json`, `archive/`) to verify the bundles with, when it
+    /// is not `--key-dir` (e.g. the private key arrives as a systemd credential).
+    #[arg(long, value_name = "DIR")]
+    pub keys: Option<PathBuf>,
     /// Output directory (default `packet-<client>-<month>/` in the current directory).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -113,8 +118,10 @@ pub struct Options {
     pub client: Option<String>,
     /// Evidence root.
     pub evidence_dir: PathBuf,
-    /// Key directory.
+    /// Key directory (private key; public keys too unless `keys` is set).
     pub key_dir: PathBuf,
+    /// Public key directory, when not `key_dir`.
+    pub keys: Option<PathBuf>,
     /// Output directory, if given.
     pub out: Option<PathBuf>,
     /// Controls map.
@@ -158,6 +165,7 @@ impl PacketCmd {
             client: self.client,
             evidence_dir: self.evidence_dir,
             key_dir: self.key_dir,
+            keys: self.keys,
             out: self.out,
             controls: match &self.controls_map {
                 Some(p) => Source::read(p)?,
@@ -209,8 +217,9 @@ pub fn generate(o: &Options) -> Result<Generated> {
     let Some(baseline) = baseline else { bail!("{} did not load", o.baseline.name) };
     let baseline_sha256 = model::sha256_hex(o.baseline.text.as_bytes());
 
-    let keys = Keyring::load(&o.key_dir)
-        .with_context(|| format!("loading keys from {}", o.key_dir.display()))?;
+    let public = o.keys.as_ref().unwrap_or(&o.key_dir);
+    let keys = Keyring::load(public)
+        .with_context(|| format!("loading public keys from {}", public.display()))?;
     let signer = Signer::load(&o.key_dir)?;
     let ev = load::load_month(&o.evidence_dir, &o.month, &keys)?;
 
@@ -304,7 +313,7 @@ pub fn generate(o: &Options) -> Result<Generated> {
         baseline_version: &baseline.version,
         baseline_sha256: &baseline_sha256,
         evidence_dir: &evidence_dir.to_string_lossy(),
-        key_dir: &o.key_dir.to_string_lossy(),
+        key_dir: &public.to_string_lossy(),
         hosts: hosts.into_iter().collect(),
     };
     let document = doc::build(&meta, &assessment, &bundles, &ev.edge_problems);

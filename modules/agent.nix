@@ -104,6 +104,9 @@ let
   # The key reaches the jobs the same way as the daemon: as a credential, in a directory only
   # the unit can read.
   keyDirArg = if cfg.signingKeyFile != null then ''--key-dir "$CREDENTIALS_DIRECTORY"'' else "";
+  # Public keys (key-info.json, archive/) for the packet's verification: the key file's directory.
+  packetPublicKeys =
+    if cfg.signingKeyFile != null then dirOf cfg.signingKeyFile else "/etc/msp/signing-keys";
 
   jobUnit = description: script: {
     inherit description;
@@ -505,7 +508,12 @@ in
       jobUnit "msp-agent monthly compliance packet" ''
         # The packet covers the previous calendar month, in UTC.
         month=$(${pkgs.coreutils}/bin/date -u -d "$(${pkgs.coreutils}/bin/date -u +%Y-%m-01) -1 day" +%Y-%m)
-        exec ${agentExe} packet --month "$month"
+        # Bundles are verified with the public keys beside the key file; the manifest is signed
+        # with the key the unit receives as a credential.
+        exec ${agentExe} packet --month "$month" --client ${lib.escapeShellArg cfg.clientId} \
+          --evidence-dir ${lib.escapeShellArg cfg.settings.evidence_dir} \
+          ${keyDirArg} --keys ${lib.escapeShellArg packetPublicKeys} \
+          --out "/var/lib/msp/packets/$month"
       ''
     );
     systemd.timers.msp-agent-packet = lib.mkIf cfg.packet.enable {

@@ -44,7 +44,8 @@ rustPlatform.buildRustPackage {
   #   tests/worm.rs (and the daemon's WORM test): need a `moto_server` process (PyPI) as the
   #     S3 Object Lock endpoint.
   # tests/runbook.rs runs; its restic and systemd cases say SKIPPED loudly without restic or
-  # root and a booted systemd, which the sandbox does not have.
+  # root and a booted systemd, which the sandbox does not have. tests/packet.rs runs; without
+  # poppler's pdftoppm/pdftotext it says SKIPPED for the PNG pages and the PDF text check.
   cargoTestFlags = [
     "--package"
     "msp-agent"
@@ -59,6 +60,8 @@ rustPlatform.buildRustPackage {
     "baseline"
     "--test"
     "demo"
+    "--test"
+    "packet"
   ];
 
   # The tests verify evidence with the stock tools an auditor uses (DESIGN.md 5); the baseline

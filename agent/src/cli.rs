@@ -37,6 +37,8 @@ pub enum Command {
     /// HIPAA baseline: consistency check, render the Nix data.
     #[command(subcommand)]
     Baseline(crate::baseline::BaselineCmd),
+    /// Monthly compliance packet: HTML, PDF and a signed manifest of the month's evidence.
+    Packet(crate::packet::PacketCmd),
     /// WORM storage: upload the outbox to S3 Object Lock, verify what the bucket holds.
     #[command(subcommand)]
     Worm(crate::worm::WormCmd),
@@ -54,6 +56,7 @@ impl Command {
             Command::Detect(c) => c.run(),
             Command::Baseline(c) => c.run(),
             Command::Worm(c) => c.run(),
+            Command::Packet(c) => c.run(),
         }
     }
 }

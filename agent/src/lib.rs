@@ -25,6 +25,7 @@ pub mod guard;
 pub mod incident;
 pub mod journal;
 pub mod keys;
+pub mod packet;
 pub mod paths;
 pub mod plan;
 pub mod runbook;

@@ -342,7 +342,7 @@ fn controls_map_header_and_row_shape() {
     assert_eq!(code, 1);
     assert_eq!(
         findings(&stdout),
-        [format!("{f}:{line}: (row): row has 3 columns, expected 11")]
+        [format!("{f}:{line}: (row): row has 3 columns, expected 12")]
     );
 
     let fx = Fixture::new();
@@ -1176,4 +1176,68 @@ fn yml_exception_files_are_flagged_and_a_bom_in_the_csv_is_accepted() {
         findings(&stdout),
         ["baseline/exceptions/clinic-002.yml: (file): warning: ignored: exceptions files must be named <client-id>.yaml"]
     );
+}
+
+// ---------------------------------------------------------------- evidence rules (issue 8)
+
+#[test]
+fn controls_map_evidence_rules_are_checked() {
+    let fx = Fixture::new();
+    let f = "baseline/controls-map.csv";
+    let text = fx.read(f);
+    let review = line_of(&text, "§164.308(a)(1)(ii)(D)");
+    let restore = line_of(&text, "§164.308(a)(7)(ii)(D)");
+    let dr = line_of(&text, "§164.308(a)(7)(ii)(B)");
+    let sanction = line_of(&text, "§164.308(a)(1)(ii)(C)");
+    let audit = line_of(&text, "§164.312(b),");
+    // A misspelt rule; a runbook rule naming a missing runbook and one with a bad status; a
+    // rule on an organisational control; an implemented control with neither rule nor freshness.
+    let edits = [
+        (review, ",implemented,1,heartbeat,", ",implemented,1,heartbaet,"),
+        (restore, ",runbook:RB-RESTORE-001:resolved,", ",runbook:RB-RESTORE-009:resolved,"),
+        (dr, ",runbook:RB-RESTORE-001:resolved,", ",runbook:RB-RESTORE-001:passed,"),
+        (sanction, ",organisational,,,", ",organisational,24,any_bundle,"),
+        (audit, ",implemented,1,heartbeat,", ",implemented,,,"),
+    ];
+    let lines: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| match edits.iter().find(|e| e.0 == i + 1) {
+            Some((_, from, to)) => {
+                assert_eq!(l.matches(from).count(), 1, "{from} in line {}", i + 1);
+                l.replacen(from, to, 1)
+            }
+            None => l.to_string(),
+        })
+        .collect();
+    fx.write(f, &(lines.join("\n") + "\n"));
+    assert_fails_with(
+        &fx,
+        "2026-11-22",
+        &[
+            &format!("{f}:{sanction}: evidence_rule: §164.308(a)(1)(ii)(C): an organisational control is not assessed by the server; leave evidence_rule and freshness_hours empty"),
+            &format!("{f}:{review}: evidence_rule: §164.308(a)(1)(ii)(D): `heartbaet` is not an evidence rule (one of heartbeat, provenance, backup_completed, any_bundle, runbook:RB-ID:STATUS)"),
+            &format!("{f}:{dr}: evidence_rule: §164.308(a)(7)(ii)(B): `runbook:RB-RESTORE-001:passed`: `passed` is not a resolution status (one of resolved, failed, rolled_back, interrupted, escalated, suppressed, recorded)"),
+            &format!("{f}:{audit}: evidence_rule: §164.312(b): a implemented control needs an evidence_rule (which signed bundles prove it in the monthly packet)"),
+            &format!("{f}:{audit}: freshness_hours: §164.312(b): a implemented control needs freshness_hours (how old its newest evidence may be)"),
+            &format!("{f}:{restore}: evidence_rule: §164.308(a)(7)(ii)(D): runbook RB-RESTORE-009 not found in the runbooks directory"),
+        ],
+    );
+}
+
+#[test]
+fn evidence_rule_parses_and_prints_back() {
+    use msp_agent::baseline::controls::EvidenceRule;
+    for s in [
+        "heartbeat",
+        "provenance",
+        "backup_completed",
+        "any_bundle",
+        "runbook:RB-RESTORE-001:resolved",
+    ] {
+        assert_eq!(EvidenceRule::parse(s).unwrap().to_string(), s);
+    }
+    for bad in ["", "Heartbeat", "runbook:RB-RESTORE-001", "runbook:rb-x:resolved", "runbook:RB-:resolved"] {
+        assert!(EvidenceRule::parse(bad).is_err(), "{bad}");
+    }
 }

@@ -2,9 +2,12 @@
 //! implementation specification, naming the baseline keys and runbooks that address it.
 //!
 //! Columns (header required, in this order):
-//! `control_id,title,kind,requirement,baseline_keys,runbooks,evidence_type,evidence_location,status,freshness_hours,notes`
+//! `control_id,title,kind,requirement,baseline_keys,runbooks,evidence_type,evidence_location,status,freshness_hours,evidence_rule,notes`
 //! `baseline_keys` and `runbooks` are `;`-separated (may be empty); `freshness_hours` is empty
-//! or a positive integer.
+//! or a positive integer; `evidence_rule` ([`EvidenceRule`]) says which signed bundles count as
+//! evidence for the control in the monthly packet. A control the server implements (in part)
+//! must have both; an organisational control must have neither, because the server cannot
+//! assess it.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -25,8 +28,96 @@ pub const HEADER: &[&str] = &[
     "evidence_location",
     "status",
     "freshness_hours",
+    "evidence_rule",
     "notes",
 ];
+
+/// How the monthly packet recognises a control's evidence among the signed bundles
+/// (column `evidence_rule`). Only bundles that verify (signature and chain) ever count.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EvidenceRule {
+    /// `heartbeat`: an agent heartbeat record (`incident.event_type = "heartbeat"`).
+    Heartbeat,
+    /// `provenance`: a heartbeat that names the running NixOS system
+    /// (`details.current_system` not null) and was built from the baseline the packet is made
+    /// against (`details.baseline_sha256` equal to its SHA-256): the settings the NixOS
+    /// assertions enforce were in force.
+    Provenance,
+    /// `backup_completed`: a backup-completed record (`incident.event_type = "backup_completed"`).
+    BackupCompleted,
+    /// `runbook:ID:STATUS`: a bundle of runbook ID with `outputs.resolution_status` STATUS,
+    /// e.g. `runbook:RB-RESTORE-001:resolved` (a passed restore test).
+    Runbook {
+        /// Runbook id (must exist in the runbooks directory).
+        id: String,
+        /// `outputs.resolution_status` required.
+        status: String,
+    },
+    /// `any_bundle`: any bundle at all (the agent is signing and chaining evidence).
+    AnyBundle,
+}
+
+/// `outputs.resolution_status` values a `runbook:ID:STATUS` rule may name.
+pub const RESOLUTION_STATUSES: &[&str] = &[
+    "resolved",
+    "failed",
+    "rolled_back",
+    "interrupted",
+    "escalated",
+    "suppressed",
+    "recorded",
+];
+
+impl EvidenceRule {
+    /// Parse the CSV spelling; the error says what is accepted.
+    pub fn parse(s: &str) -> Result<EvidenceRule, String> {
+        let accepted = "heartbeat, provenance, backup_completed, any_bundle, runbook:RB-ID:STATUS";
+        match s {
+            "heartbeat" => Ok(EvidenceRule::Heartbeat),
+            "provenance" => Ok(EvidenceRule::Provenance),
+            "backup_completed" => Ok(EvidenceRule::BackupCompleted),
+            "any_bundle" => Ok(EvidenceRule::AnyBundle),
+            _ => {
+                let Some(rest) = s.strip_prefix("runbook:") else {
+                    return Err(format!("`{s}` is not an evidence rule (one of {accepted})"));
+                };
+                let Some((id, status)) = rest.split_once(':') else {
+                    return Err(format!("`{s}`: a runbook rule is runbook:RB-ID:STATUS"));
+                };
+                let id_ok = id.starts_with("RB-")
+                    && id.len() > 3
+                    && id
+                        .bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-');
+                if !id_ok {
+                    return Err(format!("`{s}`: `{id}` is not a runbook id (RB-NAME-NNN)"));
+                }
+                if !RESOLUTION_STATUSES.contains(&status) {
+                    return Err(format!(
+                        "`{s}`: `{status}` is not a resolution status (one of {})",
+                        RESOLUTION_STATUSES.join(", ")
+                    ));
+                }
+                Ok(EvidenceRule::Runbook {
+                    id: id.to_string(),
+                    status: status.to_string(),
+                })
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for EvidenceRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EvidenceRule::Heartbeat => f.write_str("heartbeat"),
+            EvidenceRule::Provenance => f.write_str("provenance"),
+            EvidenceRule::BackupCompleted => f.write_str("backup_completed"),
+            EvidenceRule::AnyBundle => f.write_str("any_bundle"),
+            EvidenceRule::Runbook { id, status } => write!(f, "runbook:{id}:{status}"),
+        }
+    }
+}
 
 /// How far the server itself implements a control.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -73,6 +164,8 @@ pub struct Row {
     pub status: Option<Status>,
     /// Evidence older than this many hours fails the control in the monthly packet.
     pub freshness_hours: Option<u32>,
+    /// Which bundles are the control's evidence (`None`: organisational, not assessed).
+    pub evidence_rule: Option<EvidenceRule>,
     /// Notes (required for partial and organisational).
     pub notes: String,
 }
@@ -243,6 +336,33 @@ pub fn load(file: &str, text: &str, out: &mut Findings) -> Vec<Row> {
                 }
             }
         };
+        let rule_text = col("evidence_rule");
+        let evidence_rule = if rule_text.is_empty() {
+            None
+        } else {
+            match EvidenceRule::parse(&rule_text) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    out.error(file, Some(line), "evidence_rule", format!("{control_id}: {e}"));
+                    None
+                }
+            }
+        };
+        match status {
+            Some(Status::Organisational) if !rule_text.is_empty() || !fresh.is_empty() => {
+                let field = if rule_text.is_empty() { "freshness_hours" } else { "evidence_rule" };
+                out.error(file, Some(line), field, format!("{control_id}: an organisational control is not assessed by the server; leave evidence_rule and freshness_hours empty"));
+            }
+            Some(Status::Implemented) | Some(Status::Partial) => {
+                if rule_text.is_empty() {
+                    out.error(file, Some(line), "evidence_rule", format!("{control_id}: a {} control needs an evidence_rule (which signed bundles prove it in the monthly packet)", col("status")));
+                }
+                if fresh.is_empty() {
+                    out.error(file, Some(line), "freshness_hours", format!("{control_id}: a {} control needs freshness_hours (how old its newest evidence may be)", col("status")));
+                }
+            }
+            _ => {}
+        }
         let status = if out.errors() > before { None } else { status };
         {
             rows.push(Row {
@@ -255,6 +375,7 @@ pub fn load(file: &str, text: &str, out: &mut Findings) -> Vec<Row> {
                 evidence_location,
                 status,
                 freshness_hours,
+                evidence_rule,
                 notes,
             });
         }
@@ -299,6 +420,21 @@ pub fn check_references(
                         format!("{}: `{k}` is not a baseline key", row.control_id),
                     );
                 }
+            }
+        }
+        if let (Some(ids), Some(EvidenceRule::Runbook { id, .. })) =
+            (runbook_ids, &row.evidence_rule)
+        {
+            if !ids.contains(id) {
+                out.error(
+                    file,
+                    Some(row.line),
+                    "evidence_rule",
+                    format!(
+                        "{}: runbook {id} not found in the runbooks directory",
+                        row.control_id
+                    ),
+                );
             }
         }
         if let Some(ids) = runbook_ids {

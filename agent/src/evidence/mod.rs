@@ -44,8 +44,12 @@ pub enum EvidenceCmd {
         /// heartbeat interval) are printed as warnings only.
         #[arg(long, value_name = "DURATION", value_parser = heartbeat::parse_duration)]
         max_heartbeat_gap: Option<std::time::Duration>,
+        /// A packet manifest to check instead of bundles (also recognised as a path named
+        /// `manifest.json`); a directory among PATH is then the evidence directory.
+        #[arg(long, value_name = "FILE")]
+        manifest: Option<PathBuf>,
         /// Bundles or directories of bundles (searched recursively).
-        #[arg(required = true)]
+        #[arg(required_unless_present = "manifest")]
         paths: Vec<PathBuf>,
     },
     /// TEST AND BENCHMARK AID (hidden): append COUNT synthetic bundles to the store at ROOT,
@@ -77,8 +81,21 @@ impl EvidenceCmd {
                 json,
                 partial,
                 max_heartbeat_gap,
-                paths,
-            } => run_verify(keys, runbooks, json, partial, max_heartbeat_gap, paths),
+                manifest,
+                mut paths,
+            } => {
+                // A packet manifest: checked by the packet module (crate::packet::manifest).
+                let named = paths.iter().position(|p| {
+                    p.file_name().is_some_and(|n| n == crate::packet::manifest::MANIFEST_FILE)
+                });
+                if let Some(m) = manifest.or_else(|| named.map(|i| paths.remove(i))) {
+                    let ring = keyring::Keyring::load(&keys)
+                        .with_context(|| format!("loading keys from {}", keys.display()))?;
+                    let dir = paths.iter().find(|p| p.is_dir()).map(PathBuf::as_path);
+                    return crate::packet::verify_manifest_cli(&m, &ring, dir, json);
+                }
+                run_verify(keys, runbooks, json, partial, max_heartbeat_gap, paths)
+            }
             EvidenceCmd::WriteTestBundles {
                 root,
                 keys,

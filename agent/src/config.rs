@@ -30,6 +30,11 @@ pub struct Config {
     /// What this client allows per runbook: `auto`, `manual` or `deny`. Missing = not permitted.
     #[serde(default)]
     pub client_permissions: BTreeMap<String, Permission>,
+    /// This host's settings per runbook: runbook id → parameter name → value. They replace
+    /// the runbook's defaults (the host's restic repository, its certificate renewal unit)
+    /// and are validated like every parameter; incident bindings still take precedence.
+    #[serde(default)]
+    pub runbook_parameters: BTreeMap<String, BTreeMap<String, String>>,
     /// Root of the evidence store.
     #[serde(default = "default_evidence_dir")]
     pub evidence_dir: PathBuf,

@@ -187,6 +187,7 @@ impl Daemon {
 
         let (runbooks, errors) = crate::runbook::model::load_dir(&cfg.runbooks_dir)
             .with_context(|| format!("reading runbook directory {}", cfg.runbooks_dir.display()))?;
+        check_runbook_parameters(&cfg, &runbooks)?;
         let mut guard = Guard::new(cfg.guard.clone(), cfg.approved_runbooks.clone(), cfg.client_permissions.clone());
         guard.load_state(&paths.guard)?;
         let checkpoint = Checkpoint::open(&paths.cursor)?;
@@ -289,7 +290,7 @@ impl Daemon {
                 }
                 Some(b) => self.guard.check_policy(&b.id, &b.runbook_hash).err(),
             };
-            let bound = rb.map(|b| b.bind_params(Some(&r.incident), &[]));
+            let bound = rb.map(|b| b.bind_params_for_host(self.cfg.runbook_parameters.get(&b.id), Some(&r.incident)));
             match (rb, refusal, bound) {
                 (Some(rb), None, Some(Ok(params))) => {
                     let key = GuardKey {
@@ -507,7 +508,7 @@ impl Daemon {
             }
             Verdict::Run => {
                 self.number(&mut incident)?;
-                let params = match rb.bind_params(Some(&incident), &[]) {
+                let params = match rb.bind_params_for_host(self.cfg.runbook_parameters.get(&rb.id), Some(&incident)) {
                     Ok(p) => p,
                     Err(e) => {
                         self.escalate(&incident, Some(rb), &format!("parameters refused: {e}"))?;
@@ -750,6 +751,21 @@ impl Daemon {
             });
         }
     }
+}
+
+/// A typo in `runbook_parameters` must stop the daemon at start, not surface as a refused
+/// run at 3 a.m.: every host value of a loaded runbook is validated now. (Settings for a
+/// runbook that is not loaded are left alone: the NixOS module may list more than a host runs.)
+fn check_runbook_parameters(cfg: &Config, runbooks: &[Runbook]) -> Result<()> {
+    for (id, host) in &cfg.runbook_parameters {
+        let Some(rb) = runbooks.iter().find(|r| &r.id == id) else { continue };
+        if let Err(e) = rb.bind_params_for_host(Some(host), None) {
+            if e.source_of == "runbook_parameters" {
+                anyhow::bail!("configuration: runbook_parameters.{id}: {e}");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The recorded first start, recording now if there is none.

@@ -94,6 +94,9 @@ pub struct JournalConfig {
     pub directory: Option<PathBuf>,
     /// Unit-name globs whose failures are backup failures rather than service crashes.
     pub backup_unit_patterns: Vec<String>,
+    /// Journal lines about the same failure (event type and unit) within this many seconds
+    /// of the first are one incident (systemd logs several lines per failure).
+    pub dedupe_window_seconds: u64,
 }
 
 impl Default for JournalConfig {
@@ -102,6 +105,7 @@ impl Default for JournalConfig {
             enabled: true,
             directory: None,
             backup_unit_patterns: vec!["restic-backups-*.service".into(), "*backup*.service".into()],
+            dedupe_window_seconds: 60,
         }
     }
 }
@@ -259,6 +263,9 @@ impl Config {
         }
         if self.max_concurrent_runbooks == 0 {
             bail!("{}: max_concurrent_runbooks: must be at least 1", at("max_concurrent_runbooks"));
+        }
+        if self.journal.dedupe_window_seconds == 0 {
+            bail!("{}: journal.dedupe_window_seconds: must be at least 1 (systemd logs several lines per failure)", at("dedupe_window_seconds"));
         }
         if self.probes.interval_seconds == 0 {
             bail!("{}: probes.interval_seconds: must be at least 1", at("interval_seconds"));

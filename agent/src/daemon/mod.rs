@@ -196,6 +196,7 @@ impl Daemon {
         let mut detect_cfg = DetectConfig::new();
         detect_cfg.host = host.clone();
         detect_cfg.backup_units = cfg.journal.backup_unit_patterns.clone();
+        detect_cfg.dedupe_window_secs = cfg.journal.dedupe_window_seconds;
         let detector = Detector::new(detect_cfg, IncidentIds::open(&paths.incident_ids)?);
         let restore = RestoreSchedule::load(&paths.restore)?;
         let cpu = CpuProbe::new(

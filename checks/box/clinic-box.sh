@@ -94,7 +94,7 @@ wait_for() {
 
 # Every bundle file of the box's store, oldest first (names sort by day and sequence).
 bundles() {
-  find "$BOX/evidence" -name 'EB-*.json' -type f 2>/dev/null | sort
+  find "$BOX/evidence" -name 'EB-*.json' ! -name '*.receipt.json' -type f 2>/dev/null | sort
 }
 
 # The newest bundle (host path) recording runbook $1 with resolution $2 written after

@@ -363,10 +363,12 @@ ExecStart=/bin/sleep infinity
 EOF
   stage /etc/systemd/system/report-export.service 0644 <<'EOF'
 [Unit]
-Description=Nightly report export (runs away: two busy loops)
+Description=Nightly report export (runs away: a busy loop per CPU)
 
 [Service]
-ExecStart=/bin/sh -c 'yes > /dev/null & yes > /dev/null & wait'
+# One loop per CPU, so that the machine-wide CPU probe sees it on any number of cores
+# ($$ is systemd's escape for a literal $).
+ExecStart=/bin/bash -c 'for _ in $$(seq "$$(nproc)"); do yes > /dev/null & done; wait'
 EOF
 
   # The MSP's alert endpoint: a socket-activated HTTP sink that appends each POST body.
@@ -697,7 +699,7 @@ incident_backup_locked() {
 }
 
 incident_cpu_hog() {
-  say "incident: report-export.service runs away (two busy loops)"
+  say "incident: report-export.service runs away (a busy loop per CPU)"
   local before b quota used
   # The CPU probe measures the whole machine, which the box shares with the host: it is
   # switched on for this incident only, so that host load never reads as a box incident.

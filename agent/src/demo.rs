@@ -207,7 +207,7 @@ fn bundle_files(root: &Path) -> Result<Vec<PathBuf>> {
 /// SLA target, SLA met, bundle, what was checked) and a count of every other record.
 fn print_summary(tsv: &Path, bundles: &[PathBuf]) -> Result<()> {
     let text = std::fs::read_to_string(tsv).with_context(|| format!("reading {}", tsv.display()))?;
-    println!("   {:<38} {:<15} {:<9} {:>8} {:>8}  {}", "incident", "runbook", "result", "MTTR", "SLA", "bundle");
+    println!("   {:<38} {:<15} {:<9} {:>8} {:>8}  bundle", "incident", "runbook", "result", "MTTR", "SLA");
     let mut shown = std::collections::BTreeSet::new();
     for (n, line) in text.lines().enumerate() {
         let f: Vec<&str> = line.split('\t').collect();

@@ -85,7 +85,7 @@ impl DemoCmd {
                 .with_context(|| format!("moving the previous run's {} aside", evidence.display()))?;
             println!("   the previous run's evidence is now {}", aside.display());
         }
-        for stale in ["box-summary.tsv", "box-agent-journal.txt", "box-console.log"] {
+        for stale in ["box-summary.tsv", "box-service.txt", "box-agent-journal.txt", "box-console.log"] {
             let _ = std::fs::remove_file(out.join(stale));
         }
 
@@ -166,6 +166,12 @@ impl DemoCmd {
 
         step("5. Summary");
         print_summary(&out.join("box-summary.tsv"), &bundles)?;
+        let service = out.join("box-service.txt");
+        let service = std::fs::read_to_string(&service).with_context(|| format!("reading {}", service.display()))?;
+        println!("   the agent as a service:");
+        for l in service.lines() {
+            println!("     {l}");
+        }
         println!();
         if ok {
             println!("All six incidents repaired and checked; all {} bundles in {} verified.", bundles.len(), evidence.display());
@@ -222,7 +228,8 @@ fn print_summary(tsv: &Path, bundles: &[PathBuf]) -> Result<()> {
         shown.insert(bundle.to_string());
     }
     // Everything else the agent recorded along the way (the escalated NAS outage, the runs
-    // interrupted and resumed by the restart test, suppressions), by kind.
+    // interrupted and resumed by restarts, the agent refusing to restart itself after the
+    // watchdog killed it, suppressions), by kind.
     let mut others: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
     for b in bundles {
         let v: serde_json::Value = serde_json::from_slice(&std::fs::read(b).with_context(|| format!("reading {}", b.display()))?)
@@ -231,8 +238,10 @@ fn print_summary(tsv: &Path, bundles: &[PathBuf]) -> Result<()> {
         if shown.contains(id) {
             continue;
         }
+        let d = &v["incident"]["details"];
+        let target = ["unit", "mount", "path"].iter().find_map(|k| d[k].as_str()).unwrap_or("host");
         let key = format!(
-            "{} {} {}",
+            "{} {} on {target}: {}",
             v["runbook"]["runbook_id"].as_str().unwrap_or("?"),
             v["incident"]["event_type"].as_str().unwrap_or("?"),
             v["outputs"]["resolution_status"].as_str().unwrap_or("?")

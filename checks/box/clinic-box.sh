@@ -137,6 +137,12 @@ head_seq() {
   if [ -z "$last" ]; then echo 0; else jq -r '.chain.sequence' "$last"; fi
 }
 
+# A line for the summary's service-behaviour part (and the log).
+note() {
+  say "  $*"
+  printf '%s\n' "$*" >>"$BOX/service.txt"
+}
+
 # Record one repaired incident for the summary: what was broken, the bundle, what was checked.
 record() {
   local incident=$1 bundle=$2 checked=$3
@@ -538,7 +544,7 @@ check_native_journal() {
       | jq -s '[.[] | select(.SYSLOG_IDENTIFIER == "msp-agent" and (.MESSAGE | tostring | test("msp-agent ready"))
                        and (keys | any(test("RUNBOOKS$"))) and (._TRANSPORT == "journal"))] | length')
   [ "$n" -ge 1 ] || die "no native journald entry 'msp-agent ready' with structured fields"
-  say "journald: the agent's entries arrive over the native protocol (_TRANSPORT=journal) with its fields"
+  note "journald: the agent logs natively (_TRANSPORT=journal, structured fields)"
 }
 
 portal_ok() {
@@ -655,7 +661,7 @@ incident_backup_unreachable() {
   [ "$kind" = "2 remediation_failed" ] || die "crit entry for $id: '$kind'"
   wait_for 20 "grep -q '\"bundle_id\":\"$id\"' /var/lib/webhook-sink/posts.jsonl" "a webhook POST naming $id"
   posts=$(inbox "grep -c '\"bundle_id\":\"$id\"' /var/lib/webhook-sink/posts.jsonl")
-  say "  escalated: journal PRIORITY=2 MSP_ALERT_KIND=remediation_failed and $posts webhook POST(s) for $id"
+  note "NAS unreachable: RB-BACKUP-001 failed ($id) -> journal PRIORITY=2 remediation_failed + $posts webhook POST(s)"
   printf '%s\n' "$id" >"$BOX/failed-bundle"
 }
 
@@ -752,7 +758,7 @@ service_restart_mid_runbook() {
   jq -r '.actions_taken[].step_id' "$interrupted" "$resumed" | sort -u | tr '\n' ' ' | grep -q 'capture-state reset-failed restart settle' \
     || die "steps missing across the restart: $(jq -r '.actions_taken[].step_id' "$interrupted" "$resumed" | tr '\n' ' ')"
   inbox 'systemctl is-active --quiet billing-sync.service' || die "billing-sync.service not active"
-  say "  interrupted $(jq -r .bundle_id "$interrupted") + resumed $(jq -r .bundle_id "$resumed"): every step once"
+  note "systemctl restart mid-run: $(jq -r .bundle_id "$interrupted") interrupted + $(jq -r .bundle_id "$resumed") resumed, every step once"
 }
 
 service_watchdog() {
@@ -771,7 +777,7 @@ service_watchdog() {
   restarts_after=$(inbox 'systemctl show -p NRestarts --value msp-agent.service')
   [ "$restarts_after" -gt "$restarts_before" ] || die "NRestarts did not grow"
   inbox "journalctl -u msp-agent --no-pager | grep -q 'Watchdog timeout'" || die "no 'Watchdog timeout' in the journal"
-  say "  watchdog timeout: MainPID $old -> $new, NRestarts $restarts_before -> $restarts_after"
+  note "SIGSTOP: watchdog timeout, MainPID $old -> $new, NRestarts $restarts_before -> $restarts_after"
 }
 
 service_stop() {
@@ -782,7 +788,7 @@ service_stop() {
   t1=$(date +%s%N)
   inbox 'systemctl show -p Result --value msp-agent.service' | grep -qx success || die "msp-agent did not stop cleanly"
   inbox "journalctl -u msp-agent --no-pager | grep -q 'msp-agent stopped'" || die "no clean shutdown line"
-  say "  stopped cleanly in $(( (t1 - t0) / 1000000 )) ms (TimeoutStopSec=${STOP_TIMEOUT_SEC}s), Result=success"
+  note "systemctl stop: clean in $(( (t1 - t0) / 1000000 )) ms (TimeoutStopSec=${STOP_TIMEOUT_SEC}s), Result=success"
 }
 
 # ------------------------------------------------------------------ proof
@@ -812,7 +818,7 @@ verify_evidence() {
   # The chain is complete: sequences 1..n with no gap.
   jq -s 'map(.chain.sequence) | sort == [range(1; length + 1)]' "$BOX"/evidence/*/*/EB-*.json | grep -qx true \
     || die "the chain has a gap"
-  say "  all $n bundles verify: msp-agent evidence verify, ssh-keygen -Y verify, openssl pkeyutl -verify (inside and outside)"
+  note "all $n bundles verify inside the box and on the host (msp-agent, ssh-keygen, openssl); chain 1..$n"
 }
 
 collect() {
@@ -820,6 +826,7 @@ collect() {
   [ ! -e "$OUT/evidence" ] || die "$OUT/evidence exists; it is never overwritten"
   cp -a "$BOX/evidence" "$OUT/evidence"
   cp "$BOX/summary.tsv" "$OUT/box-summary.tsv"
+  cp "$BOX/service.txt" "$OUT/box-service.txt"
   inbox 'journalctl -u msp-agent -o short-iso --no-pager' >"$OUT/box-agent-journal.txt" 2>/dev/null || true
 }
 
@@ -837,6 +844,7 @@ run_box() {
   BOX=$(mktemp -d /var/tmp/msp-clinic-box.XXXXXXXX)
   trap teardown EXIT
   : >"$BOX/summary.tsv"
+  : >"$BOX/service.txt"
   stage_agent
   stage_clinic
   boot_box

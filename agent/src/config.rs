@@ -358,6 +358,16 @@ mod tests {
     }
 
     #[test]
+    fn dedupe_window_and_runbook_parameters() {
+        let c = parse("client_id: c\njournal:\n  dedupe_window_seconds: 3\nrunbook_parameters:\n  RB-CERT-001:\n    renew_unit: a.service\n").unwrap();
+        assert_eq!(c.journal.dedupe_window_seconds, 3);
+        assert_eq!(c.runbook_parameters["RB-CERT-001"]["renew_unit"], "a.service");
+        assert_eq!(parse("client_id: c\n").unwrap().journal.dedupe_window_seconds, 60);
+        let err = parse("client_id: c\njournal:\n  dedupe_window_seconds: 0\n").unwrap_err();
+        assert!(format!("{err:#}").contains("journal.dedupe_window_seconds: must be at least 1"), "{err:#}");
+    }
+
+    #[test]
     fn missing_client_id_is_an_error() {
         let err = parse("hostname: srv\n").unwrap_err();
         assert!(format!("{err:#}").contains("missing field `client_id`"), "{err:#}");

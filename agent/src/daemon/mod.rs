@@ -866,3 +866,32 @@ fn notify(states: &[NotifyState]) {
         tracing::warn!(error = %e, "sd_notify failed");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runbooks() -> Vec<Runbook> {
+        crate::demo::EMBEDDED_RUNBOOKS
+            .iter()
+            .map(|(name, text)| Runbook::from_bytes(Path::new(name), text.as_bytes()).unwrap())
+            .collect()
+    }
+
+    fn config(text: &str) -> Config {
+        Config::parse(Path::new("/etc/msp/agent.yaml"), text).unwrap()
+    }
+
+    #[test]
+    fn runbook_parameters_are_checked_at_start() {
+        let rbs = runbooks();
+        let ok = config("client_id: c\nrunbook_parameters:\n  RB-CERT-001:\n    renew_unit: acme-portal.service\n    served_port: \"8443\"\n  RB-NOT-LOADED:\n    anything: x\n");
+        check_runbook_parameters(&ok, &rbs).unwrap();
+        // Required parameters bound from the incident (cert_path) are not the host's business.
+        let typo = config("client_id: c\nrunbook_parameters:\n  RB-CERT-001:\n    renew_units: acme-portal.service\n");
+        let e = format!("{:#}", check_runbook_parameters(&typo, &rbs).unwrap_err());
+        assert!(e.contains("runbook_parameters.RB-CERT-001") && e.contains("renew_units") && e.contains("no such parameter"), "{e}");
+        let bad = config("client_id: c\nrunbook_parameters:\n  RB-CERT-001:\n    renew_unit: \"x; rm -rf /\"\n");
+        assert!(check_runbook_parameters(&bad, &rbs).is_err());
+    }
+}

@@ -38,9 +38,10 @@ fn demo_embeds_every_runbook_of_the_repository_and_the_box_script() {
     embedded.sort();
     assert_eq!(embedded, in_repo, "add a new runbooks/RB-*.yaml to demo::EMBEDDED_RUNBOOKS: the box approves every one");
     for (name, text) in msp_agent::demo::EMBEDDED_RUNBOOKS {
-        assert_eq!(*text, std::fs::read_to_string(repo_root().join("runbooks").join(name)).unwrap());
+        assert!(*text == std::fs::read_to_string(repo_root().join("runbooks").join(name)).unwrap(), "{name} differs from the embedded copy");
     }
-    assert_eq!(msp_agent::demo::CLINIC_BOX, std::fs::read_to_string(repo_root().join("checks/box/clinic-box.sh")).unwrap());
+    let script = std::fs::read_to_string(repo_root().join("checks/box/clinic-box.sh")).unwrap();
+    assert!(msp_agent::demo::CLINIC_BOX == script, "checks/box/clinic-box.sh differs from the embedded copy (rebuild)");
 }
 
 #[test]

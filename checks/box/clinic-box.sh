@@ -413,7 +413,7 @@ EOF
   mkdir -p "$BOX/upper/etc/systemd/system/sockets.target.wants"
   ln -sf /etc/systemd/system/webhook-sink.socket "$BOX/upper/etc/systemd/system/sockets.target.wants/"
   printf 'clinic-001-srv\n' | stage /etc/hostname 0644
-  # The runbooks' evidence and journals are bounded; the box's journal stays in /run.
+  # Mount points the launcher binds the evidence store and the NAS share onto.
   install -d "$BOX/upper/var/lib/msp/evidence" "$BOX/upper/var/lib/restic"
 }
 

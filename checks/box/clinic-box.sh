@@ -34,6 +34,8 @@ DISK_THRESHOLD=80
 CERT_WARN_DAYS=14
 
 BOX='' MERGED='' PID1='' UNSHARE_PID='' OUT='' AGENT='' KEYS='' RUNBOOKS=''
+# The approved runbook set (id: sha256 lines) and permissions, filled by stage_agent.
+approved='' permissions=''
 T0=$(date +%s)
 
 say() { printf '[box %3ss] %s\n' "$(( $(date +%s) - T0 ))" "$*"; }
@@ -167,30 +169,11 @@ stage() {
   chmod "$mode" "$path"
 }
 
-stage_agent() {
-  install -D -m 0755 "$AGENT" "$BOX/upper/usr/local/bin/msp-agent"
-  install -d -m 0700 "$BOX/upper/etc/msp/signing-keys"
-  install -m 0400 "$KEYS/evidence-signing.key" "$BOX/upper/etc/msp/signing-keys/"
-  local f
-  for f in evidence-signing.pub.pem evidence-signing.pub allowed_signers key-info.json; do
-    install -m 0444 "$KEYS/$f" "$BOX/upper/etc/msp/signing-keys/"
-  done
-  # Every runbook the agent ships is installed and approved with the SHA-256 of its exact
-  # bytes (what the NixOS module computes at build time), so a runbook added to the binary
-  # (RB-DRIFT-001, ...) is in the box without touching this script.
-  install -d -m 0755 "$BOX/upper/etc/msp/runbooks"
-  local approved="" permissions="" id
-  for f in "$RUNBOOKS"/RB-*.yaml; do
-    [ -e "$f" ] || die "no RB-*.yaml in $RUNBOOKS"
-    id=$(basename "$f" .yaml)
-    install -m 0444 "$f" "$BOX/upper/etc/msp/runbooks/"
-    approved+="  $id: $(sha256sum "$f" | cut -d' ' -f1)"$'\n'
-    permissions+="  $id: auto"$'\n'
-  done
-  install -d -m 0700 "$BOX/upper/etc/msp/secrets"
-  head -c 24 /dev/urandom | base64 | stage /etc/msp/secrets/restic-password 0400
-
-  stage /etc/msp/agent.yaml 0644 <<EOF
+# The agent's configuration; $1: whether the CPU probe is on. Uses the approved set and
+# permissions computed by stage_agent.
+agent_config() {
+  local cpu=$1
+  cat <<EOF
 # msp-agent on the clinic box: production layout, box timing (short probe interval and cooldown).
 client_id: clinic-001
 hostname: clinic-001-srv
@@ -200,7 +183,7 @@ state_dir: /var/lib/msp/state
 approved_runbooks:
 ${approved}client_permissions:
 ${permissions}guard:
-  cooldown_seconds: 2
+  cooldown_seconds: 1
   max_backoff_multiplier: 2
 max_concurrent_runbooks: 2
 journal:
@@ -211,8 +194,8 @@ journal:
 probes:
   interval_seconds: $PROBE_INTERVAL
   disk: {enabled: true, threshold_percent: $DISK_THRESHOLD, mounts: [/var/log]}
-  # Machine-wide CPU: enabled only while the hog incident runs (see incident_cpu_hog).
-  cpu: {enabled: false, threshold_percent: 70, sustained_seconds: 4}
+  # Machine-wide CPU: on only while the hog incident runs (see incident_cpu_hog).
+  cpu: {enabled: $cpu, threshold_percent: 70, sustained_seconds: 4}
   certs: {enabled: true, paths: [/etc/ssl/msp], warn_days: $CERT_WARN_DAYS}
   restore_test: {enabled: true, interval_days: 7}
 alert:
@@ -241,6 +224,34 @@ runbook_parameters:
     cpu_quota_percent: "50"
     sample_seconds: "3"
 EOF
+}
+
+stage_agent() {
+  install -D -m 0755 "$AGENT" "$BOX/upper/usr/local/bin/msp-agent"
+  install -d -m 0700 "$BOX/upper/etc/msp/signing-keys"
+  install -m 0400 "$KEYS/evidence-signing.key" "$BOX/upper/etc/msp/signing-keys/"
+  local f
+  for f in evidence-signing.pub.pem evidence-signing.pub allowed_signers key-info.json; do
+    install -m 0444 "$KEYS/$f" "$BOX/upper/etc/msp/signing-keys/"
+  done
+  # Every runbook the agent ships is installed and approved with the SHA-256 of its exact
+  # bytes (what the NixOS module computes at build time), so a runbook added to the binary
+  # (RB-DRIFT-001, ...) is in the box without touching this script.
+  install -d -m 0755 "$BOX/upper/etc/msp/runbooks"
+  local id
+  for f in "$RUNBOOKS"/RB-*.yaml; do
+    [ -e "$f" ] || die "no RB-*.yaml in $RUNBOOKS"
+    id=$(basename "$f" .yaml)
+    install -m 0444 "$f" "$BOX/upper/etc/msp/runbooks/"
+    approved+="  $id: $(sha256sum "$f" | cut -d' ' -f1)"$'\n'
+    permissions+="  $id: auto"$'\n'
+  done
+  install -d -m 0700 "$BOX/upper/etc/msp/secrets"
+  head -c 24 /dev/urandom | base64 | stage /etc/msp/secrets/restic-password 0400
+
+  agent_config false | stage /etc/msp/agent.yaml 0644
+  # The same with the CPU probe on, for the hog incident only (see incident_cpu_hog).
+  agent_config true | stage /etc/msp/agent-cpu-probe.yaml 0644
 
   # The unit: what modules/agent.nix generates, with the box's watchdog and stop timeout.
   stage /etc/systemd/system/msp-agent.service 0644 <<EOF
@@ -675,8 +686,9 @@ incident_backup_locked() {
   say "incident: NAS back, but a killed restic left a stale exclusive lock; the backup fails"
   local before b snaps_before snaps_after t_break
   inbox 'mount --bind /mnt/.nas-export /var/lib/restic'
-  # After the failed run the guard backs off (cooldown 2 s x 2); let that pass.
-  sleep 4
+  # After the failed run the guard backs off (cooldown 1 s x 2) for this unit; let it pass
+  # (the only fixed wait in the box: the backoff is the agent's, not something to poll).
+  sleep 2
   snaps_before=$(inbox 'RESTIC_REPOSITORY=/var/lib/restic/repo RESTIC_PASSWORD_FILE=/etc/msp/secrets/restic-password restic --no-cache snapshots --json' | jq length)
   inbox '
     set -euo pipefail
@@ -709,7 +721,14 @@ incident_cpu_hog() {
   local before b quota used
   # The CPU probe measures the whole machine, which the box shares with the host: it is
   # switched on for this incident only, so that host load never reads as a box incident.
-  inbox "sed -i 's/^  cpu: {enabled: false/  cpu: {enabled: true/' /etc/msp/agent.yaml && systemctl restart msp-agent.service"
+  # (A runtime drop-in points the unit at the second configuration: nothing under /etc
+  # changes, so no drift detector sees the box's own doing.)
+  inbox 'set -e
+    mkdir -p /run/systemd/system/msp-agent.service.d
+    printf "[Service]\nExecStart=\nExecStart=/usr/local/bin/msp-agent run --config /etc/msp/agent-cpu-probe.yaml\n" \
+      > /run/systemd/system/msp-agent.service.d/box-cpu-probe.conf
+    systemctl daemon-reload
+    systemctl restart msp-agent.service' 
   wait_for 15 'systemctl is-active --quiet msp-agent.service' "msp-agent back after enabling the CPU probe"
   before=$(head_seq)
   inbox 'systemctl start report-export.service'
@@ -730,7 +749,10 @@ incident_cpu_hog() {
   inbox 'systemctl is-active --quiet report-export.service' || die "the throttled unit is not running"
   # Probe off first (a run in flight is interrupted and resumes against the still running,
   # already throttled unit), then wait until nothing runs, then end the runaway.
-  inbox "sed -i 's/^  cpu: {enabled: true/  cpu: {enabled: false/' /etc/msp/agent.yaml && systemctl restart msp-agent.service"
+  inbox 'set -e
+    rm /run/systemd/system/msp-agent.service.d/box-cpu-probe.conf
+    systemctl daemon-reload
+    systemctl restart msp-agent.service' 
   wait_idle
   inbox 'systemctl stop report-export.service'
   record "CPU hog (report-export)" "$b" "CPUQuota 50% in place; measured $used% of a CPU over 3 s; unit still active"

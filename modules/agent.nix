@@ -479,6 +479,9 @@ in
         # On SIGTERM the running step finishes (steps are bounded by their own timeouts);
         # past this, systemd kills it and the run is redone from the start after the restart.
         TimeoutStopSec = 300;
+        # SIGTERM to the agent only, so the running step can finish (the default would
+        # signal the step's processes too and fail it); leftovers are killed after it exits.
+        KillMode = "mixed";
       };
       # A crash loop ends in a failed unit the operator sees, not an endless silent restart.
       unitConfig = {

@@ -28,6 +28,8 @@ rustPlatform.buildRustPackage {
       (fs.maybeMissing ../runbooks)
       (fs.maybeMissing ../baseline)
       (fs.maybeMissing ../schemas)
+      # The clinic box script, embedded in the binary by `msp-agent demo` (include_str!).
+      ../checks/box
     ];
   };
 

@@ -30,6 +30,11 @@ pub struct Config {
     /// What this client allows per runbook: `auto`, `manual` or `deny`. Missing = not permitted.
     #[serde(default)]
     pub client_permissions: BTreeMap<String, Permission>,
+    /// This host's settings per runbook: runbook id → parameter name → value. They replace
+    /// the runbook's defaults (the host's restic repository, its certificate renewal unit)
+    /// and are validated like every parameter; incident bindings still take precedence.
+    #[serde(default)]
+    pub runbook_parameters: BTreeMap<String, BTreeMap<String, String>>,
     /// Root of the evidence store.
     #[serde(default = "default_evidence_dir")]
     pub evidence_dir: PathBuf,
@@ -156,6 +161,9 @@ pub struct JournalConfig {
     pub directory: Option<PathBuf>,
     /// Unit-name globs whose failures are backup failures rather than service crashes.
     pub backup_unit_patterns: Vec<String>,
+    /// Journal lines about the same failure (event type and unit) within this many seconds
+    /// of the first are one incident (systemd logs several lines per failure).
+    pub dedupe_window_seconds: u64,
 }
 
 impl Default for JournalConfig {
@@ -164,6 +172,7 @@ impl Default for JournalConfig {
             enabled: true,
             directory: None,
             backup_unit_patterns: vec!["restic-backups-*.service".into(), "*backup*.service".into()],
+            dedupe_window_seconds: 60,
         }
     }
 }
@@ -324,6 +333,9 @@ impl Config {
         if self.max_concurrent_runbooks == 0 {
             bail!("{}: max_concurrent_runbooks: must be at least 1", at("max_concurrent_runbooks"));
         }
+        if self.journal.dedupe_window_seconds == 0 {
+            bail!("{}: journal.dedupe_window_seconds: must be at least 1 (systemd logs several lines per failure)", at("dedupe_window_seconds"));
+        }
         if self.probes.interval_seconds == 0 {
             bail!("{}: probes.interval_seconds: must be at least 1", at("interval_seconds"));
         }
@@ -421,6 +433,16 @@ mod tests {
         );
         let err = parse("client_id: \"bad id; rm -rf /\"\n").unwrap_err();
         assert!(format!("{err:#}").starts_with("/etc/msp/agent.yaml:1: client_id:"), "{err:#}");
+    }
+
+    #[test]
+    fn dedupe_window_and_runbook_parameters() {
+        let c = parse("client_id: c\njournal:\n  dedupe_window_seconds: 3\nrunbook_parameters:\n  RB-CERT-001:\n    renew_unit: a.service\n").unwrap();
+        assert_eq!(c.journal.dedupe_window_seconds, 3);
+        assert_eq!(c.runbook_parameters["RB-CERT-001"]["renew_unit"], "a.service");
+        assert_eq!(parse("client_id: c\n").unwrap().journal.dedupe_window_seconds, 60);
+        let err = parse("client_id: c\njournal:\n  dedupe_window_seconds: 0\n").unwrap_err();
+        assert!(format!("{err:#}").contains("journal.dedupe_window_seconds: must be at least 1"), "{err:#}");
     }
 
     #[test]

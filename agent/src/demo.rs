@@ -1,11 +1,15 @@
-//! `msp-agent demo --out DIR`: the main job on embedded defaults.
+//! `msp-agent demo --out DIR`: the main job. A clinic server is booted on this machine (the
+//! clinic box, `checks/box/clinic-box.sh`, embedded in this binary): systemd as PID 1 in its
+//! own namespaces, this very binary installed as `msp-agent.service`, a restic backup, a TLS
+//! portal, a small /var/log. Six incidents are caused for real, the agent repairs them, and
+//! every repair is checked on the system. Then the evidence is verified here with the stock
+//! tools, printing every command so that a person can repeat it, and a one-screen summary
+//! (incident, runbook, result, MTTR) is printed.
 //!
-//! It needs nothing but this binary (and, to show the auditor's side, `ssh-keygen` and
-//! `openssl`): it writes signing keys and the embedded runbooks under DIR, runs the template
-//! runbook by hand — the one runbook that is safe on any machine, it only prints —, and
-//! verifies the resulting evidence both with this agent and with the stock tools, printing
-//! every command so that a person can repeat it.
+//! Needs root (namespaces, mounts). The first run builds the base system once with
+//! debootstrap into `/var/cache/msp-flake/`; later runs reuse it.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -15,7 +19,9 @@ use clap::Args;
 use crate::exit::Exit;
 use crate::runbook::model::Runbook;
 
-/// The runbooks compiled into the binary: `(file name, contents)`.
+/// The runbooks compiled into the binary: `(file name, contents)`. The demo installs and
+/// approves every one of them in the box (tests/demo.rs checks this list covers
+/// `runbooks/RB-*.yaml`).
 pub const EMBEDDED_RUNBOOKS: &[(&str, &str)] = &[
     ("RB-BACKUP-001.yaml", include_str!("../../runbooks/RB-BACKUP-001.yaml")),
     ("RB-CERT-001.yaml", include_str!("../../runbooks/RB-CERT-001.yaml")),
@@ -26,23 +32,33 @@ pub const EMBEDDED_RUNBOOKS: &[(&str, &str)] = &[
     ("RB-SERVICE-001.yaml", include_str!("../../runbooks/RB-SERVICE-001.yaml")),
 ];
 
-/// The template: it only prints, so it is the runbook the demo runs by hand.
-const TEMPLATE: (&str, &str) =
-    ("RB-TEMPLATE-001.yaml", include_str!("../../runbooks/templates/runbook-template.yaml"));
+/// The clinic box script (see its header for what it does).
+pub const CLINIC_BOX: &str = include_str!("../../checks/box/clinic-box.sh");
 
 /// `msp-agent demo`
 #[derive(Debug, Args)]
 pub struct DemoCmd {
-    /// Where to put `keys/`, `runbooks/` and `evidence/` (created; reused on a second run).
+    /// Where to put `keys/`, `runbooks/` and `evidence/` (keys are reused on a second run; an
+    /// earlier run's evidence is moved aside, never overwritten).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
 }
 
 impl DemoCmd {
-    /// Run the demo; exit 0 when the evidence verifies with every verifier available.
+    /// Run the demo; exit 0 when all six incidents were repaired and the evidence verifies.
     pub fn run(self) -> Result<Exit> {
-        let out = &self.out;
-        crate::fsutil::create_dir_all(out, 0o755)?;
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!(
+                "msp-agent demo: needs root. It boots a clinic server on this machine (systemd as PID 1 \
+                 in its own namespaces, with overlay and tmpfs mounts) and breaks it six ways.\n\
+                 Run it as root, e.g.: sudo {} demo --out {}",
+                std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "msp-agent".into()),
+                self.out.display()
+            );
+            return Ok(Exit::Error);
+        }
+        let out = std::path::absolute(&self.out).with_context(|| format!("resolving {}", self.out.display()))?;
+        crate::fsutil::create_dir_all(&out, 0o755)?;
         let keys = out.join("keys");
         let runbooks = out.join("runbooks");
         let evidence = out.join("evidence");
@@ -55,51 +71,111 @@ impl DemoCmd {
             println!("   generated {} in {}", info.key_id, keys.display());
         }
 
-        step("2. Runbooks (embedded in the binary)");
+        step("2. Runbooks (embedded in the binary; all approved in the box by SHA-256)");
         crate::fsutil::create_dir_all(&runbooks, 0o755)?;
-        for (name, text) in EMBEDDED_RUNBOOKS.iter().chain(std::iter::once(&TEMPLATE)) {
+        for (name, text) in EMBEDDED_RUNBOOKS {
             let path = runbooks.join(name);
             let rb = Runbook::from_bytes(&path, text.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
             crate::fsutil::replace(&path, text.as_bytes(), 0o644)?;
             println!("   {:<16} {:<8} {}", rb.id, rb.severity.to_string(), rb.name);
         }
 
-        step("3. Run RB-TEMPLATE-001 by hand (safe anywhere: it only prints)");
-        let template = Runbook::load_file(&runbooks.join(TEMPLATE.0)).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let state = out.join("state");
-        let dirs = crate::runbook::ManualDirs { evidence: &evidence, keys: &keys, state: &state };
-        let (report, written) = crate::runbook::run_by_hand(&template, &[], &dirs, "demo-clinic", &crate::runbook::hostname())?;
-        println!("   result      {}", report.status.as_str());
-        println!("   MTTR        {:.3} s (SLA {} s, met: {})", report.mttr_seconds, report.sla_target_seconds, report.sla_met);
-        println!("   bundle      {}", written.path.display());
-        println!("   chain       sequence {}, sha256 {}", written.sequence, written.sha256);
+        if evidence.exists() {
+            let aside = out.join(format!("evidence.{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ")));
+            std::fs::rename(&evidence, &aside)
+                .with_context(|| format!("moving the previous run's {} aside", evidence.display()))?;
+            println!("   the previous run's evidence is now {}", aside.display());
+        }
+        for stale in ["box-summary.tsv", "box-service.txt", "box-agent-journal.txt", "box-console.log"] {
+            let _ = std::fs::remove_file(out.join(stale));
+        }
 
-        step("4. Verify, as an auditor would (stock tools only)");
-        let mut ok = true;
-        let ssh = vec![
-            "ssh-keygen".to_string(), "-Y".into(), "verify".into(), "-f".into(), path_str(&keys.join("allowed_signers")),
-            "-I".into(), "msp-evidence".into(), "-n".into(), "msp-evidence".into(), "-s".into(),
-            format!("{}.sshsig", written.path.display()),
-        ];
-        ok &= run_shown(&ssh, Some(&written.path))?;
-        let ossl = vec![
-            "openssl".to_string(), "pkeyutl".into(), "-verify".into(), "-pubin".into(), "-inkey".into(),
-            path_str(&keys.join("evidence-signing.pub.pem")), "-rawin".into(), "-in".into(), path_str(&written.path),
-            "-sigfile".into(), format!("{}.sig", written.path.display()),
-        ];
-        ok &= run_shown(&ossl, None)?;
-
-        step("5. Verify the whole store (signatures, chain, artifacts, runbook hashes)");
+        step("3. The clinic box: boot a clinic server, break it six ways, let msp-agent.service repair it");
+        let script_dir = tempfile::Builder::new().prefix("msp-demo-").tempdir().context("creating a temporary directory")?;
+        let script = script_dir.path().join("clinic-box.sh");
+        std::fs::File::create(&script)
+            .and_then(|mut f| f.write_all(CLINIC_BOX.as_bytes()))
+            .with_context(|| format!("writing {}", script.display()))?;
         let exe = std::env::current_exe().context("locating this binary")?;
-        let verify = vec![
-            path_str(&exe), "evidence".into(), "verify".into(), "--keys".into(), path_str(&keys), "--runbooks".into(),
-            path_str(&runbooks), path_str(&evidence),
-        ];
-        ok &= run_shown(&verify, None)?;
+        let status = Command::new("bash")
+            .arg(&script)
+            .arg("run")
+            .arg("--agent")
+            .arg(&exe)
+            .arg("--keys")
+            .arg(&keys)
+            .arg("--runbooks")
+            .arg(&runbooks)
+            .arg("--out")
+            .arg(&out)
+            .status()
+            .context("running bash (the clinic box script)")?;
+        if !status.success() {
+            println!("\nThe clinic box FAILED (exit {status}); what it left is in {}.", out.display());
+            return Ok(if status.code() == Some(2) { Exit::Error } else { Exit::CheckFailed });
+        }
 
+        step("4. Verify, as an auditor would (stock tools; run from the output directory)");
+        let bundles = bundle_files(&evidence)?;
+        println!("   $ cd {}", out.display());
+        println!("   $ for f in evidence/*/*/EB-*.json; do");
+        println!("       ssh-keygen -Y verify -f keys/allowed_signers -I msp-evidence -n msp-evidence -s $f.sshsig < $f");
+        println!("       openssl pkeyutl -verify -pubin -inkey keys/evidence-signing.pub.pem -rawin -in $f -sigfile $f.sig");
+        println!("     done");
+        let mut ok = true;
+        let (mut ssh_ok, mut ossl_ok) = (0, 0);
+        for b in &bundles {
+            let ssh = Command::new("ssh-keygen")
+                .args(["-Y", "verify", "-f"])
+                .arg(keys.join("allowed_signers"))
+                .args(["-I", "msp-evidence", "-n", "msp-evidence", "-s"])
+                .arg(format!("{}.sshsig", b.display()))
+                .stdin(std::fs::File::open(b).with_context(|| format!("opening {}", b.display()))?)
+                .output()
+                .context("running ssh-keygen")?;
+            let ossl = Command::new("openssl")
+                .args(["pkeyutl", "-verify", "-pubin", "-inkey"])
+                .arg(keys.join("evidence-signing.pub.pem"))
+                .args(["-rawin", "-in"])
+                .arg(b)
+                .arg("-sigfile")
+                .arg(format!("{}.sig", b.display()))
+                .output()
+                .context("running openssl")?;
+            ssh_ok += usize::from(ssh.status.success());
+            ossl_ok += usize::from(ossl.status.success());
+            if !ssh.status.success() || !ossl.status.success() {
+                ok = false;
+                println!("   FAILED: {}", b.display());
+            }
+        }
+        println!("   -> ssh-keygen: {ssh_ok}/{n} Good, openssl: {ossl_ok}/{n} Signature Verified Successfully", n = bundles.len());
+        let verify = Command::new(&exe)
+            .args(["evidence", "verify", "--keys"])
+            .arg(&keys)
+            .arg("--runbooks")
+            .arg(&runbooks)
+            .arg(&evidence)
+            .output()
+            .context("running msp-agent evidence verify")?;
+        println!("   $ msp-agent evidence verify --keys keys --runbooks runbooks evidence");
+        for l in String::from_utf8_lossy(&verify.stdout).lines().chain(String::from_utf8_lossy(&verify.stderr).lines()) {
+            println!("     {l}");
+        }
+        println!("   -> {}", if verify.status.success() { "OK" } else { "FAILED" });
+        ok &= verify.status.success();
+
+        step("5. Summary");
+        print_summary(&out.join("box-summary.tsv"), &bundles)?;
+        let service = out.join("box-service.txt");
+        let service = std::fs::read_to_string(&service).with_context(|| format!("reading {}", service.display()))?;
+        println!("   the agent as a service:");
+        for l in service.lines() {
+            println!("     {l}");
+        }
         println!();
         if ok {
-            println!("All evidence in {} verified.", evidence.display());
+            println!("All six incidents repaired and checked; all {} bundles in {} verified.", bundles.len(), evidence.display());
             Ok(Exit::Ok)
         } else {
             println!("Some verification FAILED (see above).");
@@ -112,35 +188,72 @@ fn step(title: &str) {
     println!("\n== {title}");
 }
 
-fn path_str(p: &Path) -> String {
-    p.display().to_string()
+/// `EB-*.json` bundles under `root` (not receipts or artifacts), in chain order.
+fn bundle_files(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))? {
+            let e = e.with_context(|| format!("reading {}", d.display()))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let p = e.path();
+            if p.is_dir() {
+                if !name.starts_with('.') && !name.ends_with(".artifacts") && name != "receipts" {
+                    stack.push(p);
+                }
+            } else if name.starts_with("EB-") && name.ends_with(".json") && !name.ends_with(".receipt.json") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
-/// Print `argv` as a shell line (with `< stdin` when given), run it, print its verdict.
-/// A missing stock tool is reported, not fatal: the agent's own verifier still runs.
-fn run_shown(argv: &[String], stdin: Option<&Path>) -> Result<bool> {
-    let mut line = argv.join(" ");
-    if let Some(s) = stdin {
-        line.push_str(&format!(" < {}", s.display()));
+/// The incidents the box caused (its `box-summary.tsv`: incident, runbook, result, MTTR,
+/// SLA target, SLA met, bundle, what was checked) and a count of every other record.
+fn print_summary(tsv: &Path, bundles: &[PathBuf]) -> Result<()> {
+    let text = std::fs::read_to_string(tsv).with_context(|| format!("reading {}", tsv.display()))?;
+    println!("   {:<38} {:<15} {:<9} {:>8} {:>8}  bundle", "incident", "runbook", "result", "MTTR", "SLA");
+    let mut shown = std::collections::BTreeSet::new();
+    for (n, line) in text.lines().enumerate() {
+        let f: Vec<&str> = line.split('\t').collect();
+        let [incident, runbook, result, mttr, sla, met, bundle, checked] = f[..] else {
+            anyhow::bail!("{}:{}: expected 8 tab-separated fields, found {}", tsv.display(), n + 1, f.len());
+        };
+        let mttr: f64 = mttr.parse().with_context(|| format!("{}:{}: MTTR {mttr:?}", tsv.display(), n + 1))?;
+        let sla_s: f64 = sla.parse().with_context(|| format!("{}:{}: SLA {sla:?}", tsv.display(), n + 1))?;
+        let sla = format!("{}m{}", sla_s / 60.0, if met == "true" { " met" } else { " MISSED" });
+        println!("   {incident:<38} {runbook:<15} {result:<9} {:>7.1}s {sla:>8}  {bundle}", mttr);
+        println!("   {:<38} checked: {checked}", "");
+        shown.insert(bundle.to_string());
     }
-    println!("   $ {line}");
-    let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..]);
-    if let Some(s) = stdin {
-        cmd.stdin(std::fs::File::open(s).with_context(|| format!("opening {}", s.display()))?);
-    }
-    match cmd.output() {
-        Ok(o) => {
-            for l in String::from_utf8_lossy(&o.stdout).lines().chain(String::from_utf8_lossy(&o.stderr).lines()) {
-                println!("     {l}");
-            }
-            println!("   -> {}", if o.status.success() { "OK" } else { "FAILED" });
-            Ok(o.status.success())
+    // Everything else the agent recorded along the way (the escalated NAS outage, the runs
+    // interrupted and resumed by restarts, the agent refusing to restart itself after the
+    // watchdog killed it, suppressions), by kind.
+    let mut others: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for b in bundles {
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(b).with_context(|| format!("reading {}", b.display()))?)
+            .with_context(|| format!("parsing {}", b.display()))?;
+        let id = v["bundle_id"].as_str().unwrap_or_default();
+        if shown.contains(id) {
+            continue;
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            println!("   -> SKIPPED: {} is not installed (scripts/setup-machine installs it)", argv[0]);
-            Ok(true)
-        }
-        Err(e) => Err(e).with_context(|| format!("running {}", argv[0])),
+        let d = &v["incident"]["details"];
+        let target = ["unit", "mount", "path"].iter().find_map(|k| d[k].as_str()).unwrap_or("host");
+        let key = format!(
+            "{} {} on {target}: {}",
+            v["runbook"]["runbook_id"].as_str().unwrap_or("?"),
+            v["incident"]["event_type"].as_str().unwrap_or("?"),
+            v["outputs"]["resolution_status"].as_str().unwrap_or("?")
+        );
+        *others.entry(key).or_default() += 1;
     }
+    if !others.is_empty() {
+        println!("   also recorded:");
+        for (k, n) in others {
+            println!("     {n} x {k}");
+        }
+    }
+    Ok(())
 }

@@ -201,6 +201,7 @@ impl Daemon {
 
         let (runbooks, errors) = crate::runbook::model::load_dir(&cfg.runbooks_dir)
             .with_context(|| format!("reading runbook directory {}", cfg.runbooks_dir.display()))?;
+        check_runbook_parameters(&cfg, &runbooks)?;
         let mut guard = Guard::new(cfg.guard.clone(), cfg.approved_runbooks.clone(), cfg.client_permissions.clone());
         guard.load_state(&paths.guard)?;
         let checkpoint = Checkpoint::open(&paths.cursor)?;
@@ -209,6 +210,7 @@ impl Daemon {
         let mut detect_cfg = DetectConfig::new();
         detect_cfg.host = host.clone();
         detect_cfg.backup_units = cfg.journal.backup_unit_patterns.clone();
+        detect_cfg.dedupe_window_secs = cfg.journal.dedupe_window_seconds;
         let detector = Detector::new(detect_cfg, IncidentIds::open(&paths.incident_ids)?);
         let restore = RestoreSchedule::load(&paths.restore)?;
         let cpu = CpuProbe::new(
@@ -310,7 +312,7 @@ impl Daemon {
                 }
                 Some(b) => self.guard.check_policy(&b.id, &b.runbook_hash).err(),
             };
-            let bound = rb.map(|b| b.bind_params(Some(&r.incident), &[]));
+            let bound = rb.map(|b| b.bind_params_for_host(self.cfg.runbook_parameters.get(&b.id), Some(&r.incident)));
             match (rb, refusal, bound) {
                 (Some(rb), None, Some(Ok(params))) => {
                     let key = GuardKey {
@@ -605,7 +607,7 @@ impl Daemon {
             }
             Verdict::Run => {
                 self.number(&mut incident)?;
-                let params = match rb.bind_params(Some(&incident), &[]) {
+                let params = match rb.bind_params_for_host(self.cfg.runbook_parameters.get(&rb.id), Some(&incident)) {
                     Ok(p) => p,
                     Err(e) => {
                         self.escalate(&incident, Some(rb), &format!("parameters refused: {e}"))?;
@@ -868,6 +870,21 @@ fn start_drift_watcher(cfg: &Config, key_file: &Path) -> Result<DriftWatcher> {
     DriftWatcher::start(set, Duration::from_millis(cfg.drift.settle_millis))
 }
 
+/// A typo in `runbook_parameters` must stop the daemon at start, not surface as a refused
+/// run at 3 a.m.: every host value of a loaded runbook is validated now. (Settings for a
+/// runbook that is not loaded are left alone: the NixOS module may list more than a host runs.)
+fn check_runbook_parameters(cfg: &Config, runbooks: &[Runbook]) -> Result<()> {
+    for (id, host) in &cfg.runbook_parameters {
+        let Some(rb) = runbooks.iter().find(|r| &r.id == id) else { continue };
+        if let Err(e) = rb.bind_params_for_host(Some(host), None) {
+            if e.source_of == "runbook_parameters" {
+                anyhow::bail!("configuration: runbook_parameters.{id}: {e}");
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The recorded first start, recording now if there is none.
 fn first_start_secs(path: &Path) -> Result<i64> {
     match std::fs::read_to_string(path) {
@@ -963,5 +980,34 @@ fn load_signer(path: &Path) -> Result<Signer> {
 fn notify(states: &[NotifyState]) {
     if let Err(e) = libsystemd::daemon::notify(false, states) {
         tracing::warn!(error = %e, "sd_notify failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runbooks() -> Vec<Runbook> {
+        crate::demo::EMBEDDED_RUNBOOKS
+            .iter()
+            .map(|(name, text)| Runbook::from_bytes(Path::new(name), text.as_bytes()).unwrap())
+            .collect()
+    }
+
+    fn config(text: &str) -> Config {
+        Config::parse(Path::new("/etc/msp/agent.yaml"), text).unwrap()
+    }
+
+    #[test]
+    fn runbook_parameters_are_checked_at_start() {
+        let rbs = runbooks();
+        let ok = config("client_id: c\nrunbook_parameters:\n  RB-CERT-001:\n    renew_unit: acme-portal.service\n    served_port: \"8443\"\n  RB-NOT-LOADED:\n    anything: x\n");
+        check_runbook_parameters(&ok, &rbs).unwrap();
+        // Required parameters bound from the incident (cert_path) are not the host's business.
+        let typo = config("client_id: c\nrunbook_parameters:\n  RB-CERT-001:\n    renew_units: acme-portal.service\n");
+        let e = format!("{:#}", check_runbook_parameters(&typo, &rbs).unwrap_err());
+        assert!(e.contains("runbook_parameters.RB-CERT-001") && e.contains("renew_units") && e.contains("no such parameter"), "{e}");
+        let bad = config("client_id: c\nrunbook_parameters:\n  RB-CERT-001:\n    renew_unit: \"x; rm -rf /\"\n");
+        assert!(check_runbook_parameters(&bad, &rbs).is_err());
     }
 }

@@ -148,6 +148,21 @@ pub fn unit_cpu_usage(root: &Path) -> Result<BTreeMap<String, u64>> {
     Ok(out)
 }
 
+/// The cgroup v2 directory holding the units of system.slice under the cgroup mount `base`:
+/// `base/system.slice` on a unified host, `base/unified/system.slice` on a hybrid host (cgroup
+/// v1 controllers, as on hosts booted with `systemd.unified_cgroup_hierarchy=0`), where the
+/// v2 tree has no controllers but its `cpu.stat` still counts `usage_usec`. Without this a
+/// hybrid host's CPU hog was never named, so RB-CPU-001 had no unit to throttle.
+pub fn system_slice_dir(base: &Path) -> PathBuf {
+    let unified = base.join("system.slice");
+    let hybrid = base.join("unified/system.slice");
+    if !unified.is_dir() && hybrid.is_dir() {
+        hybrid
+    } else {
+        unified
+    }
+}
+
 /// Sustained-CPU probe: call [`CpuProbe::sample`] at a fixed interval; it reports a finding
 /// when busy% was at or over the threshold for `needed` consecutive samples (then starts
 /// counting again, so a standing condition is reported once per `needed` samples).
@@ -172,7 +187,7 @@ impl CpuProbe {
             threshold_pct,
             needed: needed.max(1),
             proc_stat: PathBuf::from("/proc/stat"),
-            cgroup_root: PathBuf::from("/sys/fs/cgroup/system.slice"),
+            cgroup_root: system_slice_dir(Path::new("/sys/fs/cgroup")),
             prev: None,
             streak: 0,
         }
@@ -303,6 +318,17 @@ mod tests {
         assert_eq!(t, CpuTimes { busy: 150, total: 1000 });
         assert!(parse_proc_stat("cpu0 1 2\n").is_err());
         assert!(parse_proc_stat("cpu  1 x 3 4\n").is_err());
+    }
+
+    #[test]
+    fn system_slice_on_unified_and_hybrid_hosts() {
+        let d = tempfile::tempdir().unwrap();
+        // Nothing there yet: the unified path (the probe then finds no units, not an error).
+        assert_eq!(system_slice_dir(d.path()), d.path().join("system.slice"));
+        std::fs::create_dir_all(d.path().join("unified/system.slice")).unwrap();
+        assert_eq!(system_slice_dir(d.path()), d.path().join("unified/system.slice"));
+        std::fs::create_dir_all(d.path().join("system.slice")).unwrap();
+        assert_eq!(system_slice_dir(d.path()), d.path().join("system.slice"));
     }
 
     #[test]

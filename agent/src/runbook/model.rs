@@ -387,6 +387,16 @@ impl Runbook {
         params::bind(&self.parameters, incident, overrides)
     }
 
+    /// [`Runbook::bind_params`] with the host's settings for this runbook (see
+    /// [`params::bind_with_host`]); what the daemon uses.
+    pub fn bind_params_for_host(
+        &self,
+        host: Option<&std::collections::BTreeMap<String, String>>,
+        incident: Option<&Incident>,
+    ) -> Result<Params, BindError> {
+        params::bind_with_host(&self.parameters, host, incident, &[])
+    }
+
     /// All steps in order: steps, rollback, verification.
     pub fn all_steps(&self) -> impl Iterator<Item = &Step> {
         self.steps.iter().chain(self.rollback.iter()).chain(std::iter::once(&self.verification))

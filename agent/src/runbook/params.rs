@@ -384,10 +384,33 @@ pub fn bind(
     incident: Option<&Incident>,
     overrides: &[(String, String)],
 ) -> Result<Params, BindError> {
+    bind_with_host(specs, None, incident, overrides)
+}
+
+/// [`bind`] with the host's settings for this runbook (`runbook_parameters` in the agent's
+/// configuration): they replace the runbook's defaults — a host's repository, its renewal
+/// unit — and are replaced in turn by incident bindings (the incident names the actual
+/// target) and manual overrides. Each value is validated like any other.
+pub fn bind_with_host(
+    specs: &BTreeMap<String, ParamSpec>,
+    host: Option<&BTreeMap<String, String>>,
+    incident: Option<&Incident>,
+    overrides: &[(String, String)],
+) -> Result<Params, BindError> {
     let mut out = BTreeMap::new();
+    if let Some(host) = host {
+        for (name, raw) in host {
+            let err = |message: String| BindError { name: name.clone(), source_of: "runbook_parameters".into(), message };
+            let spec = specs.get(name).ok_or_else(|| {
+                let known: Vec<_> = specs.keys().map(String::as_str).collect();
+                err(format!("this runbook has no such parameter (it has: {})", known.join(", ")))
+            })?;
+            out.insert(name.clone(), spec.validate(raw).map_err(err)?);
+        }
+    }
     for (name, spec) in specs {
         if let Some(d) = &spec.default {
-            out.insert(name.clone(), d.clone());
+            out.entry(name.clone()).or_insert_with(|| d.clone());
         }
         let (Some(inc), Some(src)) = (incident, spec.from_incident.as_deref()) else { continue };
         let (raw, from) = if src == "unit" {
@@ -489,6 +512,39 @@ mod tests {
         assert!(s.validate("30d").is_ok());
         assert!(s.validate("30d; rm").is_err(), "pattern is anchored");
         assert!(s.validate("a\tb").is_err(), "control characters refused");
+    }
+
+    #[test]
+    fn host_settings_replace_defaults_but_not_incident_bindings() {
+        let mut specs = BTreeMap::new();
+        specs.insert("unit".to_string(), spec("{type: unit, required: true, from_incident: unit}").unwrap());
+        specs.insert("renew".to_string(), spec("{type: unit, required: true}").unwrap());
+        specs.insert("days".to_string(), spec("{type: integer, default: 14, min: 1, max: 90}").unwrap());
+        let incident = Incident {
+            incident_id: "INC-20260101-0001".into(),
+            event_type: "service_crash".into(),
+            severity: crate::incident::Severity::High,
+            host: "h".into(),
+            detected_at: chrono::Utc::now(),
+            source: crate::incident::IncidentSource::Manual,
+            unit: Some("portal.service".into()),
+            details: BTreeMap::new(),
+        };
+        let host: BTreeMap<String, String> =
+            [("renew", "cert-renew.service"), ("days", "30"), ("unit", "other.service")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let p = bind_with_host(&specs, Some(&host), Some(&incident), &[]).unwrap();
+        assert_eq!(p.0["renew"], "cert-renew.service");
+        assert_eq!(p.0["days"], "30");
+        assert_eq!(p.0["unit"], "portal.service", "the incident names the target");
+        // Without the host setting the required parameter has no value.
+        assert!(bind(&specs, Some(&incident), &[]).unwrap_err().to_string().contains("renew"));
+        // Host values are validated and unknown names refused, naming the source.
+        let bad: BTreeMap<String, String> = [("days".to_string(), "400".to_string())].into();
+        let e = bind_with_host(&specs, Some(&bad), Some(&incident), &[]).unwrap_err();
+        assert_eq!(e.source_of, "runbook_parameters");
+        let unknown: BTreeMap<String, String> = [("dayz".to_string(), "4".to_string())].into();
+        let e = bind_with_host(&specs, Some(&unknown), None, &[]).unwrap_err();
+        assert!(e.to_string().contains("no such parameter"), "{e}");
     }
 
     #[test]

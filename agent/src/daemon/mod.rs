@@ -172,6 +172,8 @@ pub struct Daemon {
     drift: Option<DriftWatcher>,
     next_heartbeat: Instant,
     started_at: chrono::DateTime<Utc>,
+    /// The systemd unit this agent runs in (from /proc/self/cgroup), if any.
+    own_unit: Option<String>,
 }
 
 /// How long a writer waits for another one (a manual run's append) to release the store.
@@ -228,7 +230,9 @@ impl Daemon {
         let backups = BackupWatch::new(cfg.journal.backup_unit_patterns.clone());
         let (done_tx, done_rx) = channel();
         let last_read_cursor = checkpoint.cursor().map(str::to_string);
+        let own_unit = std::fs::read_to_string("/proc/self/cgroup").ok().and_then(|t| unit_of_cgroup(&t));
         let mut daemon = Daemon {
+            own_unit,
             host,
             provenance,
             paths,
@@ -583,6 +587,15 @@ impl Daemon {
             }
             Plan::Run(rb) => rb,
         };
+        if incident.unit.is_some() && incident.unit == self.own_unit {
+            // The agent's own unit failed (a watchdog kill, a crash): systemd's
+            // Restart=on-failure restarts it; the agent restarting itself from inside would
+            // kill the very process running the runbook. The record is the alert.
+            self.number(&mut incident)?;
+            let reason = "the failed unit is the agent's own: systemd restarts it (Restart=on-failure); the agent does not remediate itself";
+            self.escalate(&incident, Some(rb), reason)?;
+            return Ok(false);
+        }
         let key = GuardKey {
             client_id: self.cfg.client_id.clone(),
             host: self.host.clone(),
@@ -852,6 +865,17 @@ impl Daemon {
     }
 }
 
+/// The service unit a process runs in, from the text of its `/proc/<pid>/cgroup`: the last
+/// path component ending in `.service` (cgroup v2 `0::/system.slice/msp-agent.service`, or
+/// the v1 `name=systemd` hierarchy on hybrid hosts).
+fn unit_of_cgroup(text: &str) -> Option<String> {
+    text.lines()
+        .filter(|l| l.starts_with("0::") || l.contains(":name=systemd:"))
+        .filter_map(|l| l.rsplit('/').find(|c| c.ends_with(".service")))
+        .map(str::to_string)
+        .next()
+}
+
 /// A symlink's target as text (`/run/current-system` → its store path); `None` when absent.
 fn read_link_string(link: &Path) -> Option<String> {
     std::fs::read_link(link).ok().map(|p| p.to_string_lossy().into_owned())
@@ -996,6 +1020,16 @@ mod tests {
 
     fn config(text: &str) -> Config {
         Config::parse(Path::new("/etc/msp/agent.yaml"), text).unwrap()
+    }
+
+    #[test]
+    fn own_unit_from_cgroup_v2_hybrid_and_none() {
+        assert_eq!(unit_of_cgroup("0::/system.slice/msp-agent.service\n").as_deref(), Some("msp-agent.service"));
+        let hybrid = "12:cpu,cpuacct:/system.slice/msp-agent.service\n1:name=systemd:/system.slice/msp-agent.service\n0::/system.slice/msp-agent.service\n";
+        assert_eq!(unit_of_cgroup(hybrid).as_deref(), Some("msp-agent.service"));
+        assert_eq!(unit_of_cgroup("0::/system.slice/msp-agent.service/sub\n").as_deref(), Some("msp-agent.service"));
+        assert_eq!(unit_of_cgroup("0::/user.slice/user-0.slice/session-1.scope\n"), None);
+        assert_eq!(unit_of_cgroup("0::/\n"), None);
     }
 
     #[test]

@@ -449,7 +449,12 @@ fn check_bundle(
 
     if let Some(idx) = &opts.runbooks {
         let rb = &bundle.runbook;
+        // Records that ran no runbook (escalations, suppressions, heartbeats, backup records)
+        // name the runbook "none"; there is no file to compare with, but they must not claim
+        // to have executed anything.
+        let ran_nothing = rb.runbook_id == crate::daemon::records::NO_RUNBOOK_ID;
         match idx.get(&rb.runbook_id) {
+            None if ran_nothing && rb.steps_executed == 0 && bundle.actions_taken.is_empty() => {}
             None => bad(format!(
                 "runbook {} is not in the runbook directory",
                 rb.runbook_id

@@ -190,8 +190,17 @@ impl Fixture {
         std::fs::write(&self.config, cfg).unwrap();
     }
 
+    /// `msp-agent evidence verify` over the whole store, runbook hashes included (records that
+    /// ran no runbook, such as escalations and heartbeats, must pass that check too).
     pub fn verify_cli(&self) {
-        let out = Command::new(BIN).args(["evidence", "verify", "--keys"]).arg(&self.keys).arg(&self.evidence).output().unwrap();
+        let out = Command::new(BIN)
+            .args(["evidence", "verify", "--keys"])
+            .arg(&self.keys)
+            .arg("--runbooks")
+            .arg(self.root.join("runbooks"))
+            .arg(&self.evidence)
+            .output()
+            .unwrap();
         assert!(
             out.status.success(),
             "evidence verify failed: {}{}",

@@ -101,6 +101,21 @@ let
     ];
   };
 
+  # RB-DRIFT-001 with `drift.reapply` runs the generation's switch-to-configuration, which
+  # writes /etc and /boot, sets sysctls, loads modules and restarts units: the daemon's sandbox
+  # must then not forbid those (the scheduled jobs keep the full sandbox).
+  reapplySandbox = lib.optionalAttrs (cfg.settings.drift.reapply == true) {
+    ProtectSystem = false;
+    ProtectHome = false;
+    ProtectKernelTunables = false;
+    ProtectKernelModules = false;
+    ProtectControlGroups = false;
+    ProtectHostname = false;
+    RestrictNamespaces = false;
+    MemoryDenyWriteExecute = false;
+    SystemCallFilter = [ ];
+  };
+
   # The key reaches the jobs the same way as the daemon: as a credential, in a directory only
   # the unit can read.
   keyDirArg = if cfg.signingKeyFile != null then ''--key-dir "$CREDENTIALS_DIRECTORY"'' else "";
@@ -342,6 +357,15 @@ in
               default = null;
               description = "Days before expiry at which RB-CERT-001 is triggered.";
             };
+            restore_test.enabled = lib.mkOption {
+              type = lib.types.nullOr lib.types.bool;
+              default = null;
+              description = ''
+                The daemon's own restore-test schedule (agent default true). Set to false by
+                default when `services.msp-agent.restoreTest.enable` runs the test on a timer,
+                so that one schedule, not two, runs RB-RESTORE-001.
+              '';
+            };
           };
           worm = {
             endpoint = lib.mkOption {
@@ -450,6 +474,11 @@ in
       message = "services.msp-agent.restoreTest is enabled but RB-RESTORE-001 is not among services.msp-agent.runbooks.";
     };
 
+    # One restore-test schedule: the timer when it is enabled, else the daemon's probe.
+    services.msp-agent.settings.probes.restore_test.enabled = lib.mkIf cfg.restoreTest.enable (
+      lib.mkDefault false
+    );
+
     environment.etc."msp/agent.yaml".source = configFile;
     environment.etc."msp/runbooks".source = runbooksDir;
     environment.systemPackages = [ cfg.package ];
@@ -469,7 +498,7 @@ in
       ];
       wants = [ "network-online.target" ];
       restartTriggers = [ configFile ];
-      serviceConfig = hardening // {
+      serviceConfig = hardening // reapplySandbox // {
         Type = "notify";
         NotifyAccess = "main";
         ExecStart = "${agentExe} run --config /etc/msp/agent.yaml";

@@ -64,6 +64,16 @@ let
     minimal
     { msp.baseline.evaluationDate = null; }
   ];
+  reapplying = evalHost [
+    minimal
+    dated
+    { services.msp-agent.settings.drift.reapply = true; }
+  ];
+  probeScheduled = evalHost [
+    minimal
+    dated
+    { services.msp-agent.restoreTest.enable = false; }
+  ];
   keyInStore = evalHost [
     minimal
     dated
@@ -108,7 +118,8 @@ in
       && y.evidence_dir == "/var/lib/msp/evidence"
       && y.client_permissions == lib.mapAttrs (_: _: "auto") y.approved_runbooks
       && !(y ? worm)
-      && !(y ? probes)
+      # Unset probe options are absent; only the restore-test switch the timer sets is there.
+      && y.probes == { restore_test.enabled = false; }
     ) (agentYaml compliant))
     (check "agent.yaml worm section appears only when an endpoint is set" (
       let
@@ -133,6 +144,17 @@ in
       && u.UMask == "0077"
       && lib.hasSuffix "run --config /etc/msp/agent.yaml" u.ExecStart
     ) (agentUnit compliant))
+    (check "one restore-test schedule: the timer turns the daemon's probe off, and back on without it" (
+      (agentYaml compliant).probes.restore_test.enabled == false
+      && !((agentYaml probeScheduled) ? probes && (agentYaml probeScheduled).probes ? restore_test)
+      && !(probeScheduled.systemd.timers ? msp-agent-restore-test)
+    ) ((agentYaml compliant).probes or null))
+    (check "drift.reapply lifts the daemon's file-system sandbox (switch-to-configuration writes /etc), jobs keep it" (
+      (agentUnit reapplying).ProtectSystem == false
+      && (agentUnit reapplying).ProtectKernelTunables == false
+      && (agentUnit compliant).ProtectSystem == "full"
+      && reapplying.systemd.services.msp-agent-packet.serviceConfig.ProtectSystem == "full"
+    ) (agentUnit reapplying))
     (check "weekly restore test and monthly packet timers" (
       compliant.systemd.timers.msp-agent-restore-test.timerConfig.OnCalendar == "Sun *-*-* 03:00:00"
       && compliant.systemd.timers.msp-agent-packet.timerConfig.OnCalendar == "*-*-01 06:00:00"

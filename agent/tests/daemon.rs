@@ -16,7 +16,7 @@ mod worm_support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::agent_fixture::{crash_entry, now_usec, publish_journal, sigterm_and_wait, wait_until, Fixture};
+use common::agent_fixture::{crash_entry, files_under, now_usec, publish_journal, sigterm_and_wait, wait_until, Fixture};
 
 /// Execution bundles (not suppressions/escalations) per unit.
 fn executions_by_unit(bundles: &[serde_json::Value]) -> BTreeMap<String, usize> {
@@ -178,7 +178,7 @@ fn evidence_written_by_the_daemon_reaches_worm_storage_with_a_receipt() {
     // The heartbeat written at start and the crash's bundle, each with a receipt.
     wait_until(&f, "two signed upload receipts", Duration::from_secs(90), || {
         common::stock::bundles(&f.evidence).len() == 2
-            && walk(&receipts).iter().filter(|p| p.to_string_lossy().ends_with(".receipt.json")).count() == 2
+            && files_under(&receipts).iter().filter(|p| p.to_string_lossy().ends_with(".receipt.json")).count() == 2
     });
     let status = sigterm_and_wait(agent);
     assert!(status.success(), "{}", f.log_text());
@@ -187,7 +187,7 @@ fn evidence_written_by_the_daemon_reaches_worm_storage_with_a_receipt() {
         .find(|p| serde_json::from_slice::<serde_json::Value>(&std::fs::read(p).unwrap()).unwrap()["incident"]["event_type"] != "heartbeat")
         .unwrap();
     let id = bundle.file_stem().unwrap().to_string_lossy().into_owned();
-    let receipt = walk(&receipts)
+    let receipt = files_under(&receipts)
         .into_iter()
         .find(|p| p.to_string_lossy().ends_with(".receipt.json") && std::fs::read_to_string(p).unwrap().contains(&id))
         .unwrap();
@@ -197,19 +197,6 @@ fn evidence_written_by_the_daemon_reaches_worm_storage_with_a_receipt() {
     f.verify_cli();
 }
 
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = vec![];
-    let Ok(rd) = std::fs::read_dir(dir) else { return out };
-    for e in rd.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
 
 #[test]
 fn a_manual_run_while_the_daemon_runs_shares_the_evidence_chain() {

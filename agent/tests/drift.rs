@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::agent_fixture::{sha256_hex, sigterm_and_wait, Fixture};
+use common::agent_fixture::{files_under, sha256_hex, sigterm_and_wait, Fixture};
 
 /// A loopback webhook that answers 204 and keeps every body.
 fn webhook() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
@@ -180,7 +180,7 @@ fn each_change_to_a_governed_file_is_one_drift_bundle_with_both_hashes_within_a_
     assert_eq!(b["incident"]["details"]["expected_from"], "startup");
     assert_eq!(b["incident"]["details"]["actual_sha256"], sha256_hex(secret.as_bytes()));
     let id = b["bundle_id"].as_str().unwrap().to_string();
-    for p in walk(&f.evidence) {
+    for p in files_under(&f.evidence) {
         if p.to_string_lossy().contains(&id) {
             assert!(!std::fs::read_to_string(&p).unwrap_or_default().contains("NOT-A-REAL-KEY"), "key material in {}", p.display());
         }
@@ -228,16 +228,3 @@ fn each_change_to_a_governed_file_is_one_drift_bundle_with_both_hashes_within_a_
     assert!(ts.iter().all(|t| *t < Duration::from_secs(3)), "{latencies:?}");
 }
 
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = vec![];
-    let Ok(rd) = std::fs::read_dir(dir) else { return out };
-    for e in rd.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}

@@ -78,6 +78,14 @@ fn clinic_box_six_incidents_repaired_and_verified() {
     // Every bundle verifies with the stock tools, and the box wrote one summary line per incident.
     let n = common::stock::verify_all_with_stock_tools(&out.join("keys"), &evidence);
     assert!(n >= 6);
+    // The month's packet: every bundle of the box in its signed manifest, which verifies.
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("packet/manifest.json")).unwrap()).unwrap();
+    let listed = manifest["bundles"].as_array().unwrap();
+    assert_eq!(listed.len(), n, "the packet manifest lists every bundle once: {manifest}");
+    assert!(listed.iter().all(|b| b["verified"] == true), "{manifest}");
+    for f in ["packet.html", "packet.pdf", "manifest.json.sig", "manifest.json.sshsig"] {
+        assert!(out.join("packet").join(f).is_file(), "packet/{f}");
+    }
     let summary = std::fs::read_to_string(out.join("box-summary.tsv")).unwrap();
     assert_eq!(summary.lines().count(), 6, "{summary}");
     // Torn down: nothing mounted, no run directory left behind.

@@ -164,6 +164,9 @@ pub struct JournalConfig {
     /// Journal lines about the same failure (event type and unit) within this many seconds
     /// of the first are one incident (systemd logs several lines per failure).
     pub dedupe_window_seconds: u64,
+    /// A journal source down this many seconds in a row is recorded as a signed
+    /// `journal_source_down` escalation (and alerted); shorter hiccups are only alerted.
+    pub down_record_after_seconds: u64,
 }
 
 impl Default for JournalConfig {
@@ -173,6 +176,7 @@ impl Default for JournalConfig {
             directory: None,
             backup_unit_patterns: vec!["restic-backups-*.service".into(), "*backup*.service".into()],
             dedupe_window_seconds: 60,
+            down_record_after_seconds: 30,
         }
     }
 }

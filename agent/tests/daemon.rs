@@ -348,3 +348,50 @@ fn sd_notify_ready_watchdog_status_and_stopping() {
     let status = sigterm_and_wait(agent);
     assert!(status.success(), "{}", f.log_text());
 }
+
+#[test]
+fn a_journal_source_down_for_long_is_one_signed_escalation_and_nothing_after_it_is_lost() {
+    let f = Fixture::new(0, 300);
+    let cfg = std::fs::read_to_string(&f.config).unwrap().replace("journal:\n", "journal:\n  down_record_after_seconds: 2\n");
+    std::fs::write(&f.config, cfg).unwrap();
+    let agent = f.spawn();
+    // The journal's storage goes away and the reader dies (journalctl killed): every restart
+    // (every 5 s) now fails, until the storage is back.
+    let away = f.root.join("journal.away");
+    std::fs::rename(&f.journal, &away).unwrap();
+    let pid = agent.0.id();
+    let children: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .flat_map(|t| std::fs::read_to_string(t.path().join("children")).unwrap_or_default().split_whitespace().map(|c| c.parse::<i32>().unwrap()).collect::<Vec<_>>())
+        .collect();
+    let readers: Vec<i32> = children
+        .into_iter()
+        .filter(|c| std::fs::read_to_string(format!("/proc/{c}/comm")).unwrap_or_default().trim() == "journalctl")
+        .collect();
+    assert_eq!(readers.len(), 1, "one journalctl reader");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(readers[0]), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let down = |f: &Fixture| f.bundles().into_iter().filter(|b| b["incident"]["event_type"] == "journal_source_down").collect::<Vec<_>>();
+    wait_until(&f, "the journal_source_down record", Duration::from_secs(30), || down(&f).len() == 1);
+    // More failed retries in the same outage add no record.
+    std::thread::sleep(Duration::from_secs(11));
+    let records = down(&f);
+    assert_eq!(records.len(), 1, "one record per outage");
+    let r = &records[0];
+    assert_eq!(r["execution"]["resolution_type"], "escalated");
+    assert_eq!(r["incident"]["source"], "probe:journal_source");
+    assert_eq!(r["incident"]["severity"], "high");
+    assert!(r["incident"]["incident_id"].as_str().unwrap().starts_with("INC-"), "{r}");
+    assert!(r["incident"]["details"]["down_since"].is_string(), "{r}");
+    // The journal comes back: what it holds is handled.
+    std::fs::rename(&away, &f.journal).unwrap();
+    publish_journal(&f, "crash.journal", &crash_entry(b"test-back.service", now_usec()));
+    wait_until(&f, "the run after the outage", Duration::from_secs(60), || {
+        executions_by_unit(&f.bundles()).contains_key("test-back.service")
+    });
+    let status = sigterm_and_wait(agent);
+    assert!(status.success(), "{}", f.log_text());
+    assert_eq!(down(&f).len(), 1);
+    common::stock::verify_all_with_stock_tools(&f.keys, &f.evidence);
+    f.verify_cli();
+}

@@ -152,6 +152,10 @@ pub struct Daemon {
     handled: HashSet<String>,
     source: Option<JournalSource>,
     source_retry_at: Option<Instant>,
+    /// When the journal source went down (None while it works) and whether that outage has
+    /// been recorded as evidence yet.
+    source_down: Option<(Instant, chrono::DateTime<Utc>, String)>,
+    source_down_recorded: bool,
     next_entry: u64,
     last_read_cursor: Option<String>,
     in_flight: BTreeMap<u64, InFlightEntry>,
@@ -247,6 +251,8 @@ impl Daemon {
             handled,
             source: None,
             source_retry_at: None,
+            source_down: None,
+            source_down_recorded: false,
             next_entry: 0,
             last_read_cursor,
             in_flight: BTreeMap::new(),
@@ -394,6 +400,7 @@ impl Daemon {
                 std::thread::sleep(POLL);
                 return Ok(());
             }
+            self.record_long_source_outage()?;
             match self.source_retry_at {
                 Some(t) if Instant::now() < t => {
                     std::thread::sleep(POLL);
@@ -411,8 +418,14 @@ impl Daemon {
             let Some(source) = self.source.as_mut() else { return Ok(()) };
             let wait = deadline.saturating_duration_since(Instant::now());
             match source.next_timeout(wait) {
-                Ok(Next::Entry(e)) => self.on_entry(&e)?,
-                Ok(Next::Idle) => return Ok(()),
+                Ok(Next::Entry(e)) => {
+                    self.source_works();
+                    self.on_entry(&e)?
+                }
+                Ok(Next::Idle) => {
+                    self.source_works();
+                    return Ok(());
+                }
                 Ok(Next::End) => {
                     self.source_failed(anyhow!("journalctl ended while following"));
                     return Ok(());
@@ -432,7 +445,52 @@ impl Daemon {
     fn source_failed(&mut self, err: anyhow::Error) {
         self.source = None;
         self.source_retry_at = Some(Instant::now() + Duration::from_secs(5));
-        self.raise("journal_source_failed", None, None, None, format!("journal source stopped: {err:#}; retrying in 5 s"));
+        let text = format!("{err:#}");
+        if self.source_down.is_none() {
+            self.source_down = Some((Instant::now(), Utc::now(), text.clone()));
+        }
+        self.raise("journal_source_failed", None, None, None, format!("journal source stopped: {text}; retrying in 5 s"));
+    }
+
+    /// The source delivered (an entry, or a quiet wait): any outage is over.
+    fn source_works(&mut self) {
+        if let Some((since, _, _)) = self.source_down.take() {
+            tracing::info!(down_seconds = since.elapsed().as_secs(), "journal source is back; reading on from the last cursor");
+        }
+        self.source_down_recorded = false;
+    }
+
+    /// A source down for `journal.down_record_after_seconds` is itself an incident (DESIGN.md
+    /// 7: never stall silently): one signed escalation per outage, so the gap in what the
+    /// agent watched is in the evidence, not only in an alert. Nothing is lost meanwhile: the
+    /// cursor has not moved, and the source resumes after it.
+    fn record_long_source_outage(&mut self) -> Result<()> {
+        let Some((since, at, err)) = self.source_down.clone() else { return Ok(()) };
+        if self.source_down_recorded || since.elapsed() < Duration::from_secs(self.cfg.journal.down_record_after_seconds) {
+            return Ok(());
+        }
+        self.source_down_recorded = true;
+        let mut details = std::collections::BTreeMap::new();
+        details.insert("error".to_string(), serde_json::json!(crate::detect::text::clean(err.as_bytes(), 512)));
+        details.insert("down_since".to_string(), serde_json::json!(crate::runbook::exec::rfc3339(at)));
+        details.insert("retry_seconds".to_string(), serde_json::json!(5));
+        let mut incident = Incident {
+            incident_id: String::new(),
+            event_type: "journal_source_down".to_string(),
+            severity: crate::incident::Severity::High,
+            host: self.host.clone(),
+            detected_at: Utc::now(),
+            source: crate::incident::IncidentSource::Probe { probe: "journal_source".into() },
+            unit: None,
+            details,
+        };
+        self.number(&mut incident)?;
+        let reason = format!(
+            "the journal source has been down since {} ({}); retrying every 5 s, entries after the last cursor are read when it is back",
+            crate::runbook::exec::rfc3339(at),
+            crate::detect::text::clean(err.as_bytes(), 512)
+        );
+        self.escalate(&incident, None, &reason)
     }
 
     fn on_entry(&mut self, e: &crate::journal::Entry) -> Result<()> {

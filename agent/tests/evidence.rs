@@ -2,6 +2,10 @@
 //! store are verified with stock `ssh-keygen -Y verify` and `openssl pkeyutl -verify`, tampering
 //! is detected and named, a writer SIGKILLed mid-write never leaves a partial bundle.
 
+mod common {
+    pub mod stock;
+}
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -102,45 +106,21 @@ fn assert_rejects(keys: &Path, root: &Path, name: &str, why: &str) {
     assert_eq!(report["first_problem"]["bundle"], name, "{json}");
 }
 
+/// Stock `ssh-keygen -Y verify` at `verify_time`: (accepted, its output).
 fn ssh_keygen_verify(keys: &Path, bundle: &Path, verify_time: &str) -> (bool, String) {
-    let out = Command::new("ssh-keygen")
-        .args(["-Y", "verify", "-f"])
-        .arg(keys.join("allowed_signers"))
-        .args(["-I", "msp-evidence", "-n", "msp-evidence", "-s"])
-        .arg(sidecar(bundle, ".sshsig"))
-        .arg(format!("-Overify-time={verify_time}"))
-        .stdin(fs::File::open(bundle).unwrap())
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    outcome(common::stock::ssh_keygen_verify_at(keys, bundle, Some(verify_time)))
 }
 
+/// Stock `openssl pkeyutl -verify -rawin` with the key at `pem`: (accepted, its output).
 fn openssl_verify(pem: &Path, bundle: &Path) -> (bool, String) {
-    let out = Command::new("openssl")
-        .args(["pkeyutl", "-verify", "-pubin", "-inkey"])
-        .arg(pem)
-        .arg("-rawin")
-        .arg("-in")
-        .arg(bundle)
-        .arg("-sigfile")
-        .arg(sidecar(bundle, ".sig"))
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    outcome(common::stock::openssl_verify_pem(pem, bundle))
+}
+
+fn outcome(r: Result<(), String>) -> (bool, String) {
+    match r {
+        Ok(()) => (true, String::new()),
+        Err(e) => (false, e),
+    }
 }
 
 fn sidecar(bundle: &Path, suffix: &str) -> PathBuf {

@@ -28,12 +28,22 @@ pub fn bundles(root: &Path) -> Vec<PathBuf> {
 
 /// `ssh-keygen -Y verify -f allowed_signers -I msp-evidence -n msp-evidence -s B.sshsig < B`.
 pub fn ssh_keygen_verify(keys: &Path, bundle: &Path) -> Result<(), String> {
+    ssh_keygen_verify_at(keys, bundle, None)
+}
+
+/// The same with `-Overify-time=YYYYMMDDHHMMSS` (a historical bundle against the key valid
+/// at its time, DESIGN.md 3).
+pub fn ssh_keygen_verify_at(keys: &Path, bundle: &Path, verify_time: Option<&str>) -> Result<(), String> {
     let sig = PathBuf::from(format!("{}.sshsig", bundle.display()));
-    let out = Command::new("ssh-keygen")
-        .args(["-Y", "verify", "-f"])
+    let mut cmd = Command::new("ssh-keygen");
+    cmd.args(["-Y", "verify", "-f"])
         .arg(keys.join("allowed_signers"))
         .args(["-I", "msp-evidence", "-n", "msp-evidence", "-s"])
-        .arg(&sig)
+        .arg(&sig);
+    if let Some(t) = verify_time {
+        cmd.arg(format!("-Overify-time={t}"));
+    }
+    let out = cmd
         .stdin(Stdio::from(std::fs::File::open(bundle).map_err(|e| e.to_string())?))
         .output()
         .map_err(|e| format!("running ssh-keygen: {e}"))?;
@@ -46,9 +56,14 @@ pub fn ssh_keygen_verify(keys: &Path, bundle: &Path) -> Result<(), String> {
 
 /// `openssl pkeyutl -verify -pubin -inkey evidence-signing.pub.pem -rawin -in B -sigfile B.sig`.
 pub fn openssl_verify(keys: &Path, bundle: &Path) -> Result<(), String> {
+    openssl_verify_pem(&keys.join("evidence-signing.pub.pem"), bundle)
+}
+
+/// The same with the public key at `pem` (e.g. an archived key after rotation).
+pub fn openssl_verify_pem(pem: &Path, bundle: &Path) -> Result<(), String> {
     let out = Command::new("openssl")
         .args(["pkeyutl", "-verify", "-pubin", "-inkey"])
-        .arg(keys.join("evidence-signing.pub.pem"))
+        .arg(pem)
         .args(["-rawin", "-in"])
         .arg(bundle)
         .arg("-sigfile")

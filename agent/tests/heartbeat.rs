@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use common::agent_fixture::{now_usec, publish_journal, sigterm_and_wait, wait_until, Fixture};
-use common::helpers::{text, BOOT_A};
+use common::helpers::text;
 use msp_agent::daemon::records::{self, RecordContext};
 use msp_agent::evidence::bundle::Provenance;
 use msp_agent::evidence::store::EvidenceStore;
@@ -161,16 +161,7 @@ fn evidence_verify_names_the_heartbeats_around_a_gap() {
 
 /// One PID 1 line about `unit` at realtime `t`.
 fn pid1_entry(unit: &str, message: &str, message_id: Option<&str>, job_result: Option<&str>, t: u64) -> Vec<u8> {
-    let mut e = vec![];
-    e.extend(text("__REALTIME_TIMESTAMP", &t.to_string()));
-    e.extend(text("__MONOTONIC_TIMESTAMP", &(t % 1_000_000_000_000).to_string()));
-    e.extend(text("_BOOT_ID", BOOT_A));
-    e.extend(text("_TRANSPORT", "journal"));
-    e.extend(text("PRIORITY", "6"));
-    e.extend(text("SYSLOG_IDENTIFIER", "systemd"));
-    e.extend(text("_PID", "1"));
-    e.extend(text("_COMM", "systemd"));
-    e.extend(text("_SYSTEMD_UNIT", "init.scope"));
+    let mut e = common::agent_fixture::pid1_header("6", t);
     if let Some(id) = message_id {
         e.extend(text("MESSAGE_ID", id));
     }

@@ -245,18 +245,24 @@ pub fn publish_journal(fx: &Fixture, name: &str, export: &[u8]) {
     std::fs::rename(&staging, fx.journal.join(name)).unwrap();
 }
 
-/// A PID 1 "Main process exited" entry for `unit` at realtime `t` (µs), as systemd writes it.
-pub fn crash_entry(unit_field: &[u8], t: u64) -> Vec<u8> {
+/// The fields every entry PID 1 writes, at realtime `t` (µs) and syslog `priority`.
+pub fn pid1_header(priority: &str, t: u64) -> Vec<u8> {
     let mut e = vec![];
     e.extend(text("__REALTIME_TIMESTAMP", &t.to_string()));
     e.extend(text("__MONOTONIC_TIMESTAMP", &(t % 1_000_000_000_000).to_string()));
     e.extend(text("_BOOT_ID", BOOT_A));
     e.extend(text("_TRANSPORT", "journal"));
-    e.extend(text("PRIORITY", "5"));
+    e.extend(text("PRIORITY", priority));
     e.extend(text("SYSLOG_IDENTIFIER", "systemd"));
     e.extend(text("_PID", "1"));
     e.extend(text("_COMM", "systemd"));
     e.extend(text("_SYSTEMD_UNIT", "init.scope"));
+    e
+}
+
+/// A PID 1 "Main process exited" entry for `unit` at realtime `t` (µs), as systemd writes it.
+pub fn crash_entry(unit_field: &[u8], t: u64) -> Vec<u8> {
+    let mut e = pid1_header("5", t);
     e.extend(text("MESSAGE_ID", "98e322203f7a4ed290d09fe03c09fe15"));
     e.extend(helpers::binary("UNIT", unit_field));
     let mut msg = unit_field.to_vec();

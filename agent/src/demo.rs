@@ -178,7 +178,7 @@ impl DemoCmd {
         }
         println!();
         if ok {
-            println!("All six incidents repaired and checked; all {} bundles in {} verified.", bundles.len(), evidence.display());
+            println!("All six kinds of incident repaired and checked; all {} bundles in {} verified.", bundles.len(), evidence.display());
             Ok(Exit::Ok)
         } else {
             println!("Some verification FAILED (see above).");

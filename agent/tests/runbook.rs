@@ -1340,3 +1340,49 @@ fn drift_runbook_reapplies_the_generation_against_a_real_systemd() {
     assert_eq!(report.status, ResolutionStatus::Resolved, "{:?}", report.verification);
     assert_eq!(c.sh_ok("cat /etc/ssh/sshd_config"), good);
 }
+
+#[test]
+fn backup_runbook_waits_for_a_repository_that_comes_back_and_gives_up_on_one_that_does_not() {
+    if !restic_available() {
+        return;
+    }
+    let fx = ResticFixture::new(None);
+    let mut rb = fx.runbook("RB-BACKUP-001");
+    rb.steps = vec![rb.steps[1].clone()]; // check-repository
+    let repo = PathBuf::from(fx.path("repo"));
+    let away = PathBuf::from(fx.path("repo.away"));
+    let bind = |wait: &str| {
+        let overrides: Vec<(String, String)> = [
+            ("repository", fx.path("repo")),
+            ("password_file", fx.path("secrets/pw")),
+            ("repository_wait_seconds", wait.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        rb.bind_params(None, &overrides).unwrap()
+    };
+
+    // The NAS is away for three seconds: the step waits for it, then goes on.
+    std::fs::rename(&repo, &away).unwrap();
+    let (a, r) = (away.clone(), repo.clone());
+    let back = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        std::fs::rename(&a, &r).unwrap();
+    });
+    let run = run_cfg();
+    let report = execute(&rb, &bind("30"), &incident(), &run.cfg).unwrap();
+    back.join().unwrap();
+    let s = &report.steps[0];
+    assert_eq!(s.result, StepResult::Success, "{:?} {}", s.error_message, s.stderr_excerpt);
+    assert!(s.stdout_excerpt.contains("repository unreachable; retrying"), "it waited: {}", s.stdout_excerpt);
+    assert!(s.stdout_excerpt.contains("repository reachable"), "{}", s.stdout_excerpt);
+
+    // Away for good: the step gives up after the wait and says why.
+    std::fs::rename(&repo, &away).unwrap();
+    let run = run_cfg();
+    let report = execute(&rb, &bind("2"), &incident(), &run.cfg).unwrap();
+    let s = &report.steps[0];
+    assert_eq!(s.result, StepResult::Failed);
+    assert!(s.stderr_excerpt.contains("repository unreachable after waiting 2s"), "{}", s.stderr_excerpt);
+}

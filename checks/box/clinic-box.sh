@@ -206,6 +206,8 @@ alert:
 runbook_parameters:
   RB-BACKUP-001:
     password_file: /etc/msp/secrets/restic-password
+    # Box timing: wait 6 s for a repository that went away (production default 300 s).
+    repository_wait_seconds: 6
   RB-RESTORE-001:
     password_file: /etc/msp/secrets/restic-password
     sample_path: /srv/clinic
@@ -653,11 +655,34 @@ incident_disk_full() {
   record "disk full (/var/log)" "$b" "df /var/log = $used% (< $DISK_THRESHOLD%); live log, audit log, journal, evidence unchanged"
 }
 
-# The NAS share drops: the repository is unreachable, the backup fails, and RB-BACKUP-001 cannot
-# fix that (it has no step that brings a NAS back, by design): a failed remediation, which must
-# reach a human as a crit journal entry and a webhook POST.
+# The NAS reboots: the share is away for a few seconds, the daily backup fails (repository
+# unreachable). RB-BACKUP-001 waits for the repository (repository_wait_seconds), re-runs the
+# backup unit once the NAS is back, and the backup succeeds on that retry.
+incident_backup_nas_blip() {
+  say "incident: the NAS reboots; the daily backup fails while its share is away"
+  local before b snaps_before snaps_after
+  snaps_before=$(inbox 'RESTIC_REPOSITORY=/var/lib/restic/repo RESTIC_PASSWORD_FILE=/etc/msp/secrets/restic-password restic --no-cache --no-lock snapshots --json' | jq length)
+  before=$(head_seq)
+  inbox 'umount /var/lib/restic && systemctl start --no-block restic-backups-daily.service'
+  wait_for 30 "systemctl is-failed --quiet restic-backups-daily.service" "the backup unit to fail"
+  # The NAS is back two seconds later, while the runbook waits for it.
+  sleep 2
+  inbox 'mount --bind /mnt/.nas-export /var/lib/restic'
+  b=$(wait_bundle RB-BACKUP-001 resolved "$before" 90)
+  inbox 'systemctl show -p Result --value restic-backups-daily.service' | grep -qx success \
+    || die "restic-backups-daily.service did not end with Result=success after the NAS came back"
+  snaps_after=$(inbox 'RESTIC_REPOSITORY=/var/lib/restic/repo RESTIC_PASSWORD_FILE=/etc/msp/secrets/restic-password restic --no-cache --no-lock snapshots --json' | jq length)
+  [ "$snaps_after" -gt "$snaps_before" ] || die "no new snapshot after RB-BACKUP-001 ($snaps_before before, $snaps_after after)"
+  record "backup failed (NAS away ~2 s)" "$b" "backup unit Result=success on the retry; restic snapshots $snaps_before -> $snaps_after"
+  # The guard's cooldown (1 s) for this unit must pass before the next backup incident.
+  sleep 2
+}
+
+# The NAS share drops for good: the repository stays unreachable past repository_wait_seconds,
+# and RB-BACKUP-001 cannot fix that (it has no step that brings a NAS back, by design): a failed
+# remediation, which must reach a human as a crit journal entry and a webhook POST.
 incident_backup_unreachable() {
-  say "incident: the NAS share drops; the daily backup fails (repository unreachable)"
+  say "incident: the NAS share drops for good; the daily backup fails (repository unreachable)"
   local before b kind posts
   before=$(head_seq)
   inbox 'umount /var/lib/restic && systemctl start --no-block restic-backups-daily.service'
@@ -877,6 +902,7 @@ run_box() {
   incident_service_crash
   incident_cert_expiry
   incident_disk_full
+  incident_backup_nas_blip
   incident_backup_unreachable
   incident_backup_locked
   incident_cpu_hog
@@ -885,7 +911,7 @@ run_box() {
   service_stop
   verify_evidence
   collect
-  say "done: six incidents repaired and checked, evidence in $OUT/evidence"
+  say "done: the six kinds of incident repaired and checked, evidence in $OUT/evidence"
 }
 
 main() {

@@ -44,6 +44,12 @@ pub mod event_type {
     pub const RESTORE_TEST_DUE: &str = "restore_test_due";
     /// A file the baseline governs no longer has its expected SHA-256 (the drift watcher).
     pub const CONFIG_DRIFT: &str = "config_drift";
+    /// The journal source stayed down past `journal.down_record_after_seconds`.
+    pub const JOURNAL_SOURCE_DOWN: &str = "journal_source_down";
+    /// Record (not an incident): the agent is alive (`daemon::records::heartbeat`).
+    pub const HEARTBEAT: &str = "heartbeat";
+    /// Record (not an incident): a backup unit finished successfully.
+    pub const BACKUP_COMPLETED: &str = "backup_completed";
 }
 
 /// Where an incident came from: a journal entry or a periodic probe.

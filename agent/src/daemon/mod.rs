@@ -447,7 +447,8 @@ impl Daemon {
         self.source_retry_at = Some(Instant::now() + Duration::from_secs(5));
         let text = format!("{err:#}");
         if self.source_down.is_none() {
-            self.source_down = Some((Instant::now(), Utc::now(), text.clone()));
+            // journalctl's stderr: bounded and scrubbed before it can reach evidence.
+            self.source_down = Some((Instant::now(), Utc::now(), crate::detect::text::clean(text.as_bytes(), 512)));
         }
         self.raise("journal_source_failed", None, None, None, format!("journal source stopped: {text}; retrying in 5 s"));
     }
@@ -471,12 +472,12 @@ impl Daemon {
         }
         self.source_down_recorded = true;
         let mut details = std::collections::BTreeMap::new();
-        details.insert("error".to_string(), serde_json::json!(crate::detect::text::clean(err.as_bytes(), 512)));
+        details.insert("error".to_string(), serde_json::json!(err));
         details.insert("down_since".to_string(), serde_json::json!(crate::runbook::exec::rfc3339(at)));
         details.insert("retry_seconds".to_string(), serde_json::json!(5));
         let mut incident = Incident {
             incident_id: String::new(),
-            event_type: "journal_source_down".to_string(),
+            event_type: event_type::JOURNAL_SOURCE_DOWN.to_string(),
             severity: crate::incident::Severity::High,
             host: self.host.clone(),
             detected_at: Utc::now(),
@@ -486,9 +487,8 @@ impl Daemon {
         };
         self.number(&mut incident)?;
         let reason = format!(
-            "the journal source has been down since {} ({}); retrying every 5 s, entries after the last cursor are read when it is back",
+            "the journal source has been down since {} ({err}); retrying every 5 s, entries after the last cursor are read when it is back",
             crate::runbook::exec::rfc3339(at),
-            crate::detect::text::clean(err.as_bytes(), 512)
         );
         self.escalate(&incident, None, &reason)
     }

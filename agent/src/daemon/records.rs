@@ -18,10 +18,7 @@ pub const NO_RUNBOOK_ID: &str = "none";
 
 /// `execution.resolution_type` and `outputs.resolution_status` of an observation record.
 pub const RECORDED: &str = "recorded";
-/// `incident.event_type` of a heartbeat.
-pub const HEARTBEAT: &str = "heartbeat";
-/// `incident.event_type` of a successful backup run.
-pub const BACKUP_COMPLETED: &str = "backup_completed";
+pub use crate::incident::event_type::{BACKUP_COMPLETED, HEARTBEAT};
 /// Controls a heartbeat is evidence for (audit controls; information system activity review).
 pub const HEARTBEAT_CONTROLS: [&str; 2] = ["§164.312(b)", "§164.308(a)(1)(ii)(D)"];
 /// Controls a successful backup is evidence for (data backup plan; data backup and storage).

@@ -33,13 +33,9 @@ pub const RESTORE_RUNBOOK: &str = "RB-RESTORE-001";
 /// Runbook id of the backup-failure runbook.
 pub const BACKUP_RUNBOOK: &str = "RB-BACKUP-001";
 /// `execution.resolution_type` of records (heartbeats, backups completed).
-pub const RECORDED: &str = "recorded";
-/// Event type of heartbeats.
-pub const HEARTBEAT: &str = "heartbeat";
-/// Event type of backup-completed records.
-pub const BACKUP_COMPLETED: &str = "backup_completed";
-/// Event type of drift incidents.
-pub const CONFIG_DRIFT: &str = "config_drift";
+pub use crate::daemon::records::RECORDED;
+/// Event types the packet picks out (as the daemon writes them).
+pub use crate::incident::event_type::{BACKUP_COMPLETED, CONFIG_DRIFT, HEARTBEAT};
 
 /// Severities in report order.
 pub const SEVERITIES: [&str; 4] = ["critical", "high", "medium", "low"];

@@ -24,8 +24,10 @@
 # shellcheck disable=SC2016
 set -euo pipefail
 
-ROOTFS=${MSP_BOX_ROOTFS:-/var/cache/msp-flake/rootfs-bookworm-systemd}
-PACKAGES=systemd,systemd-sysv,dbus,openssl,procps,restic,openssh-client
+# -v2: openssh-server and libpam-systemd for the break-glass login and the brute-force burst
+# (a new directory, so a box built from the older package list keeps its cache).
+ROOTFS=${MSP_BOX_ROOTFS:-/var/cache/msp-flake/rootfs-bookworm-systemd-v2}
+PACKAGES=systemd,systemd-sysv,dbus,openssl,procps,restic,openssh-client,openssh-server,libpam-systemd
 # Timing of the box's agent: short probe interval and cooldown so the whole run stays short.
 PROBE_INTERVAL=2
 WATCHDOG_SEC=4
@@ -46,7 +48,8 @@ usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 rootfs_ok() {
   [ -x "$ROOTFS/lib/systemd/systemd" ] && [ -x "$ROOTFS/usr/bin/openssl" ] \
-    && [ -x "$ROOTFS/usr/bin/restic" ] && [ -x "$ROOTFS/usr/bin/ssh-keygen" ]
+    && [ -x "$ROOTFS/usr/bin/restic" ] && [ -x "$ROOTFS/usr/bin/ssh-keygen" ] \
+    && [ -x "$ROOTFS/usr/sbin/sshd" ] && [ -e "$ROOTFS/lib/x86_64-linux-gnu/security/pam_systemd.so" ]
 }
 
 prepare_rootfs() {

@@ -1050,6 +1050,9 @@ pub fn target_of(incident: &Incident) -> String {
     if let Some(u) = &incident.unit {
         return u.clone();
     }
+    if let Some(t) = no_space::retry_target(incident) {
+        return t;
+    }
     for k in ["mount", "path"] {
         if let Some(v) = incident.details.get(k).and_then(|v| v.as_str()) {
             return v.to_string();

@@ -71,6 +71,19 @@ pub fn drop_own_retry(incident: &mut Incident, own_unit: Option<&str>) {
     }
 }
 
+/// The guard target of a job's disk-full incident: the mount and the job (`/var/log
+/// nightly-export.service`), so that a probe's RB-DISK-001 run on the same mount moments
+/// before (and its cooldown) does not suppress the job's retry. RB-DISK-001 tolerates two
+/// runs on one mount (its deletions ignore files another run removed first).
+pub fn retry_target(incident: &Incident) -> Option<String> {
+    if incident.event_type != crate::incident::event_type::DISK_FULL {
+        return None;
+    }
+    let unit = incident.details.get("retry_unit")?.as_str()?;
+    let mount = incident.details.get("mount").and_then(|m| m.as_str()).unwrap_or("/");
+    Some(format!("{mount} {unit}"))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

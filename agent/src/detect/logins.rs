@@ -198,6 +198,13 @@ pub struct LoginWatch {
     invalid_conns: HashSet<(IpAddr, u16)>,
 }
 
+/// Keep an authentication method name (bounded: sshd's names are short and few).
+fn add_method(methods: &mut BTreeSet<String>, m: &str) {
+    if methods.len() < 8 {
+        methods.insert(m.chars().filter(|c| c.is_ascii_graphic()).take(40).collect());
+    }
+}
+
 fn hash_name(s: &str) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -224,7 +231,10 @@ impl LoginWatch {
                     return None;
                 }
                 if a.invalid_user && self.invalid_conns.remove(&(a.addr, a.port)) {
-                    // Already counted by its "Invalid user" line.
+                    // Already counted by its "Invalid user" line; only its method is new.
+                    if let Some(s) = self.sources.get_mut(&a.addr) {
+                        add_method(&mut s.methods, &a.method);
+                    }
                     return None;
                 }
                 return self.failure(a.addr, &a.user, a.invalid_user, Some(&a.method), t).map(LoginEvent::Burst);
@@ -301,9 +311,7 @@ impl LoginWatch {
         s.root |= user == "root";
         s.break_glass |= self.rules.break_glass_account.as_deref() == Some(user);
         if let Some(m) = method {
-            if s.methods.len() < 8 {
-                s.methods.insert(m.chars().filter(|c| c.is_ascii_graphic()).take(40).collect());
-            }
+            add_method(&mut s.methods, m);
         }
         if s.raised || s.times.len() < self.rules.failure_threshold.max(1) as usize {
             return None;

@@ -377,3 +377,34 @@ fn job_out_of_space_without_a_path_falls_back_to_the_fullest_file_system() {
     assert_eq!(got[0].details["mount_from"], "fullest_filesystem");
     assert!(got[0].details["mount"].as_str().is_some_and(|m| m.starts_with('/')));
 }
+
+// ------------------------------------------------------------------ real entries from the clinic box
+
+/// Entries journald wrote in the clinic box (`journalctl -o export` there; see ARCHITECTURE.md
+/// "The clinic box"): sshd's and logind's real lines for a clinic-staff log-in, a break-glass
+/// log-in and six refused log-ins; and a local user's forgeries, as journald recorded them.
+fn box_fixture(name: &str) -> Vec<u8> {
+    std::fs::read(fixtures().join(name)).unwrap()
+}
+
+#[test]
+fn real_sshd_and_logind_lines_from_the_box_are_detected() {
+    let d = tempfile::tempdir().unwrap();
+    let got = detect(d.path(), "box-logins", &box_fixture("box-logins.export"));
+    assert_eq!(events(&got), ["break_glass_login", "login_failures"], "{got:#?}");
+    assert_eq!(got[0].details["source_address"], "127.0.0.1");
+    assert_eq!(got[0].details["via"], "sshd");
+    assert_eq!(got[1].details["failures"], 5);
+    assert_eq!(got[1].details["invalid_user_attempts"], 5);
+}
+
+#[test]
+fn real_forgeries_of_a_local_user_from_the_box_raise_nothing() {
+    // logger -t sshd "Accepted publickey for msp-breakglass ...", logger --journald with
+    // logind's MESSAGE_ID and USER_ID, logger -t nginx "SSL: certificate has expired",
+    // systemd-cat -t nightly-export with "No space left on device".
+    let d = tempfile::tempdir().unwrap();
+    let export = box_fixture("box-forged.export");
+    assert_eq!(String::from_utf8_lossy(&export).matches("\n_UID=1001\n").count(), 4, "four forged lines, all the user's");
+    assert_eq!(events(&detect(d.path(), "box-forged", &export)), Vec::<&str>::new());
+}

@@ -104,7 +104,6 @@ fn pid1_job_failed(dt_ms: u64, unit: &str) -> Vec<u8> {
             ("_SYSTEMD_UNIT", "init.scope"), ("_SYSTEMD_SLICE", "-.slice"), ("UNIT", unit), ("MESSAGE_ID", id),
         ];
         f.extend_from_slice(extra);
-        let msg = msg;
         f.push(("MESSAGE", &msg));
         entry(dt, &f)
     };

@@ -57,7 +57,7 @@ pub struct SshAuth {
     pub user: String,
     /// sshd said "invalid user" (no such account).
     pub invalid_user: bool,
-    /// Source address and port.
+    /// Source address.
     pub addr: IpAddr,
     /// Source port.
     pub port: u16,
@@ -65,9 +65,12 @@ pub struct SshAuth {
     pub key: Option<String>,
 }
 
-/// Parse "<addr> port <n>" followed by exactly `tail` rules: for auth results " ssh2" and an
+/// Source address, port, and what follows "ssh2: " (if anything).
+type SourceTail = (IpAddr, u16, Option<String>);
+
+/// Parse "<addr> port <n>" and what must follow it: for auth results " ssh2" and an
 /// optional ": <key>"; for "Invalid user" nothing.
-fn parse_from(rest: &str, with_ssh2: bool) -> Option<(IpAddr, u16, Option<String>)> {
+fn parse_from(rest: &str, with_ssh2: bool) -> Option<SourceTail> {
     let (addr, rest) = rest.split_once(" port ")?;
     let addr: IpAddr = addr.parse().ok()?;
     let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
@@ -85,7 +88,7 @@ fn parse_from(rest: &str, with_ssh2: bool) -> Option<(IpAddr, u16, Option<String
 
 /// The last " from " of `s` after which the rest parses (the user name before it may itself
 /// contain " from ").
-fn split_from(s: &str, with_ssh2: bool) -> Option<(&str, (IpAddr, u16, Option<String>))> {
+fn split_from(s: &str, with_ssh2: bool) -> Option<(&str, SourceTail)> {
     let mut end = s.len();
     while let Some(i) = s[..end].rfind(" from ") {
         if let Some(p) = parse_from(&s[i + 6..], with_ssh2) {

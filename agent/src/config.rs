@@ -76,6 +76,9 @@ pub struct Config {
     /// The watcher of governed files (drift detection).
     #[serde(default)]
     pub drift: DriftConfig,
+    /// Log-in monitoring: break-glass use and failed log-in bursts.
+    #[serde(default)]
+    pub logins: LoginsConfig,
     /// The file this configuration was read from (set by [`Config::load`]; the drift watcher
     /// governs it).
     #[serde(skip)]
@@ -133,6 +136,45 @@ pub struct DriftConfig {
 impl Default for DriftConfig {
     fn default() -> Self {
         DriftConfig { enabled: true, reapply: false, settle_millis: 50 }
+    }
+}
+
+/// `logins:` section: log-in monitoring (§164.308(a)(5)(ii)(C)) and break-glass use
+/// (§164.312(a)(2)(ii)). The NixOS module fills the account and the alert switch from the
+/// baseline (`access.break_glass_account`, `access.break_glass_login_alert`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginsConfig {
+    /// The break-glass account whose every log-in is a critical incident.
+    pub break_glass_account: String,
+    /// Raise `break_glass_login` incidents (the baseline's `break_glass_login_alert`).
+    pub break_glass_alert: bool,
+    /// Failed log-ins from one source address within `failure_window_seconds` that make one
+    /// `login_failures` incident.
+    pub failure_threshold: u32,
+    /// The window for `failure_threshold`; a source quiet this long ends its burst.
+    pub failure_window_seconds: u64,
+}
+
+impl Default for LoginsConfig {
+    fn default() -> Self {
+        LoginsConfig {
+            break_glass_account: "msp-breakglass".into(),
+            break_glass_alert: true,
+            failure_threshold: 5,
+            failure_window_seconds: 120,
+        }
+    }
+}
+
+impl LoginsConfig {
+    /// The detector's rules for this section.
+    pub fn rules(&self) -> crate::detect::logins::LoginRules {
+        crate::detect::logins::LoginRules {
+            break_glass_account: self.break_glass_alert.then(|| self.break_glass_account.clone()),
+            failure_threshold: self.failure_threshold,
+            failure_window_secs: self.failure_window_seconds,
+        }
     }
 }
 
@@ -349,6 +391,19 @@ impl Config {
         if self.heartbeat.interval_seconds == 0 {
             bail!("{}: heartbeat.interval_seconds: must be at least 1", at("interval_seconds"));
         }
+        let l = &self.logins;
+        if !(1..=32).contains(&l.break_glass_account.len())
+            || !l.break_glass_account.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-".contains(&b))
+            || l.break_glass_account.starts_with('-')
+        {
+            bail!("{}: logins.break_glass_account: {:?} is not a user name (1-32 of a-z 0-9 _ -)", at("break_glass_account"), l.break_glass_account);
+        }
+        if !(2..=1000).contains(&l.failure_threshold) {
+            bail!("{}: logins.failure_threshold: must be 2-1000 (one failure is a typo, not a burst)", at("failure_threshold"));
+        }
+        if !(1..=86_400).contains(&l.failure_window_seconds) {
+            bail!("{}: logins.failure_window_seconds: must be 1-86400", at("failure_window_seconds"));
+        }
         if self.drift.settle_millis > 500 {
             bail!("{}: drift.settle_millis: at most 500 (drift evidence is due within a second)", at("settle_millis"));
         }
@@ -447,6 +502,19 @@ mod tests {
         assert_eq!(parse("client_id: c\n").unwrap().journal.dedupe_window_seconds, 60);
         let err = parse("client_id: c\njournal:\n  dedupe_window_seconds: 0\n").unwrap_err();
         assert!(format!("{err:#}").contains("journal.dedupe_window_seconds: must be at least 1"), "{err:#}");
+    }
+
+    #[test]
+    fn logins_defaults_and_bounds() {
+        let c = parse("client_id: c\n").unwrap();
+        assert_eq!((c.logins.break_glass_account.as_str(), c.logins.failure_threshold, c.logins.failure_window_seconds), ("msp-breakglass", 5, 120));
+        assert!(c.logins.break_glass_alert);
+        let err = parse("client_id: c\nlogins:\n  failure_threshold: 1\n").unwrap_err();
+        assert!(format!("{err:#}").starts_with("/etc/msp/agent.yaml:3: logins.failure_threshold: must be 2-1000"), "{err:#}");
+        let err = parse("client_id: c\nlogins:\n  break_glass_account: \"a b\"\n").unwrap_err();
+        assert!(format!("{err:#}").contains("logins.break_glass_account"), "{err:#}");
+        let c = parse("client_id: c\nlogins:\n  break_glass_alert: false\n").unwrap();
+        assert_eq!(c.logins.rules().break_glass_account, None);
     }
 
     #[test]

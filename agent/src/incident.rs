@@ -50,6 +50,10 @@ pub mod event_type {
     pub const HEARTBEAT: &str = "heartbeat";
     /// Record (not an incident): a backup unit finished successfully.
     pub const BACKUP_COMPLETED: &str = "backup_completed";
+    /// The baseline's break-glass account logged in (always escalated to a person).
+    pub const BREAK_GLASS_LOGIN: &str = "break_glass_login";
+    /// A burst of failed log-ins from one source address.
+    pub const LOGIN_FAILURES: &str = "login_failures";
 }
 
 /// Where an incident came from: a journal entry or a periodic probe.

@@ -872,7 +872,7 @@ fn runbook_run_writes_a_bundle_that_stock_tools_verify() {
 // ---------------------------------------------------------------- shipped runbooks on a real systemd
 
 /// Where `scripts/setup-machine` caches a debootstrapped Debian with systemd (DESIGN.md 5).
-const ROOTFS: &str = "/var/cache/msp-flake/rootfs-bookworm-systemd";
+const ROOTFS: &str = "/var/cache/msp-flake/rootfs-bookworm-systemd-v2";
 
 /// A real systemd (PID 1 of its own PID, mount, UTS and IPC namespaces) booted from an
 /// overlay over the cached rootfs, so the cache stays pristine and tests do not share state.

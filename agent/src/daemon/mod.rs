@@ -19,6 +19,7 @@
 //! skipped like any handled entry after a restart). Drift reported by the [`crate::drift`]
 //! watcher becomes a `config_drift` incident, alerted at once and planned like any other.
 
+mod no_space;
 pub mod records;
 pub mod recovery;
 pub mod resume;
@@ -217,6 +218,8 @@ impl Daemon {
         detect_cfg.host = host.clone();
         detect_cfg.backup_units = cfg.journal.backup_unit_patterns.clone();
         detect_cfg.dedupe_window_secs = cfg.journal.dedupe_window_seconds;
+        detect_cfg.logins = cfg.logins.rules();
+        detect_cfg.unit_paths = Some(no_space::unit_paths);
         let detector = Detector::new(detect_cfg, IncidentIds::open(&paths.incident_ids)?);
         let restore = RestoreSchedule::load(&paths.restore)?;
         let cpu = CpuProbe::new(
@@ -636,6 +639,15 @@ impl Daemon {
     fn handle_incident(&mut self, mut incident: Incident, entry: Option<u64>) -> Result<bool> {
         self.stats.incidents += 1;
         let now = Utc::now();
+        if incident.event_type == event_type::BREAK_GLASS_LOGIN {
+            // Break-glass use is a person's to review, whatever runbooks exist: a signed
+            // escalation and the alert, never a repair.
+            self.number(&mut incident)?;
+            let reason = "the break-glass account was used: a person reviews every use (no runbook answers it)";
+            self.escalate(&incident, None, reason)?;
+            return Ok(false);
+        }
+        no_space::drop_own_retry(&mut incident, self.own_unit.as_deref());
         let runbooks = Arc::clone(&self.runbooks);
         let rb = match plan(&incident, &runbooks) {
             Plan::Escalate { reason, .. } => {
@@ -1037,6 +1049,9 @@ fn run_and_record(
 pub fn target_of(incident: &Incident) -> String {
     if let Some(u) = &incident.unit {
         return u.clone();
+    }
+    if let Some(t) = no_space::retry_target(incident) {
+        return t;
     }
     for k in ["mount", "path"] {
         if let Some(v) = incident.details.get(k).and_then(|v| v.as_str()) {

@@ -20,8 +20,7 @@ let
   # unit is therefore not restarted on switch (restartIfChanged = false); this one is, and
   # says in the journal whether the running kernel has this generation's rules or keeps the
   # booted ones until the next reboot (it records the booted rules' hash at boot).
-  pendingScript = pkgs.writeShellScript "msp-audit-rules-pending" ''
-    set -u
+  pendingScript = ''
     booted=/run/msp/audit-rules.booted.sha256
     new=$(${pkgs.coreutils}/bin/sha256sum < ${rulesFile} | ${pkgs.coreutils}/bin/cut -d' ' -f1)
     ${pkgs.coreutils}/bin/mkdir -p /run/msp
@@ -38,7 +37,7 @@ let
       echo "msp-auditd: audit rules changed to $new, but auditing is locked (enabled 2): the kernel keeps the rules loaded at boot ($(${pkgs.coreutils}/bin/cat "$booted")) and the new rules take effect at the next reboot" >&2
       printf '%s\n' "$new" > /run/msp/audit-rules.pending.sha256
     else
-      echo "msp-auditd: audit rules changed to $new; auditing is not locked, audit-rules-nixos.service loads them"
+      echo "msp-auditd: audit rules changed to $new; auditing is not locked yet: they load at the next reboot (or now: systemctl restart audit-rules-nixos.service)"
     fi
     exit 0
   '';
@@ -119,8 +118,8 @@ in
       serviceConfig = {
         Type = "oneshot";
         RemainAfterExit = true;
-        ExecStart = "${pendingScript}";
       };
+      script = pendingScript;
     };
 
     security.auditd = {

@@ -25,7 +25,6 @@ let
       type = "derivation";
       inherit name;
       outPath = fakePath name;
-      out = fakeDrv name { };
       meta = { };
     }
     // extra;

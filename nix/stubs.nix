@@ -212,8 +212,11 @@ let
       options.users.groups = mkOption { type = types.attrsOf (types.attrsOf types.anything); default = { }; };
       options.users.users = mkOption {
         type = types.attrsOf (
-          types.submodule {
+          types.submodule (
+            { name, ... }:
+            {
             options = {
+              name = mkOption { type = types.passwdEntry types.str; default = name; };
               isNormalUser = mkOption { type = types.bool; default = false; };
               isSystemUser = mkOption { type = types.bool; default = false; };
               description = mkOption { type = types.passwdEntry types.str; default = ""; };
@@ -222,7 +225,8 @@ let
               hashedPasswordFile = mkOption { type = types.nullOr types.str; default = null; };
               password = mkOption { type = types.nullOr types.str; default = null; };
             };
-          }
+            }
+          )
         );
         default = { };
       };

@@ -21,6 +21,19 @@ builtins.deepSeq {
   units = lib.mapAttrs (_: unit) cfg.systemd.services;
   timers = lib.mapAttrs (_: t: t.timerConfig) cfg.systemd.timers;
   etc = lib.mapAttrs (_: e: e.mode) cfg.environment.etc;
+  # Rendered files whose text comes from options we set (nixpkgs' own renderers, when real).
+  etcText = lib.mapAttrs (_: e: e.text) (
+    lib.filterAttrs (
+      n: _:
+      builtins.elem n [
+        "sysctl.d/60-nixos.conf"
+        "systemd/journald.conf"
+        "audit/auditd.conf"
+        "audit/audit.rules"
+        "ssh/msp_user_ca.pub"
+      ]
+    ) cfg.environment.etc
+  );
   journald = cfg.services.journald.storage;
   firewall = cfg.networking.firewall.allowedTCPPorts;
   preSwitch = cfg.system.preSwitchChecks or { };

@@ -100,6 +100,14 @@ let
 
   # nixos/lib/utils.nix, the parts the real files we load use.
   utils = {
+    systemdUtils.lib.toOption =
+      x:
+      if x == true then
+        "true"
+      else if x == false then
+        "false"
+      else
+        toString x;
     escapeSystemdPath = s: builtins.replaceStrings [ "/" "-" " " ] [ "-" "\\x2d" "\\x20" ] (lib.removePrefix "/" s);
   };
 
@@ -560,6 +568,14 @@ let
       options.programs.ssh.knownHosts = mkOption { type = types.attrsOf types.anything; default = { }; };
       options.system.nssModules.path = mkOption { type = types.str; default = ""; };
       options.security.pam.services = mkOption { type = types.attrsOf (types.attrsOf types.anything); default = { }; };
+    };
+    "nixos/modules/system/boot/systemd/journald.nix" = {
+      # The target of its mkRenamedOptionModule (declared by journald-gateway.nix).
+      options.services.journald.gateway.enable = mkOption { type = types.bool; default = false; };
+      options.services.rsyslogd.enable = mkOption { type = types.bool; default = false; };
+      options.services.syslog-ng.enable = mkOption { type = types.bool; default = false; };
+      options.systemd.additionalUpstreamSystemUnits = mkOption { type = types.listOf types.str; default = [ ]; };
+      options.ids.gids = mkOption { type = types.attrsOf types.int; default = { systemd-journal = 62; }; };
     };
   };
 in

@@ -29,41 +29,32 @@ let
     }
     // extra;
 
+  # A nullable choice of types with the description nixpkgs' formats give it.
+  nullOrOneOf = description: ts: types.nullOr (types.oneOf ts) // { inherit description; };
+
   # pkgs.formats.yaml's value type (nixpkgs pkgs/pkgs-lib/formats.nix).
   yamlValue =
     let
-      valueType =
-        types.nullOr (
-          types.oneOf [
-            types.bool
-            types.int
-            types.float
-            types.str
-            types.path
-            (types.attrsOf valueType)
-            (types.listOf valueType)
-          ]
-        )
-        // {
-          description = "YAML value";
-        };
+      valueType = nullOrOneOf "YAML value" [
+        types.bool
+        types.int
+        types.float
+        types.str
+        types.path
+        (types.attrsOf valueType)
+        (types.listOf valueType)
+      ];
     in
     valueType;
 
   # pkgs.formats.keyValue { } (pkgs/pkgs-lib/formats.nix): without listsAsDuplicateKeys or
   # listToValue, every value is a single atom; a list is a type error.
-  keyValueAtom =
-    types.nullOr (
-      types.oneOf [
-        types.bool
-        types.int
-        types.float
-        types.str
-      ]
-    )
-    // {
-      description = "atom (null, bool, int, float or string)";
-    };
+  keyValueAtom = nullOrOneOf "atom (null, bool, int, float or string)" [
+    types.bool
+    types.int
+    types.float
+    types.str
+  ];
 
   pkgs = {
     formats.yaml = _: {

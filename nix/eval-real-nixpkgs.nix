@@ -111,6 +111,8 @@ in
   force = name: forced hosts.${name};
   # What the checks below look at, for the record (docs/nixpkgs-eval.md).
   views = lib.mapAttrs (_: cfg: if evaluates cfg then view cfg else null) hosts;
+  # For inspection: a host's whole config (e.g. `(...).configs.clinic-001-srv-primary.boot.initrd.secrets`).
+  configs = hosts;
   expectedViolation = violation.expectedMessage;
   # The two confirmed conflicts, re-introduced against the real declarations: must fail.
   regressions = {

@@ -35,6 +35,9 @@ builtins.deepSeq {
     ) cfg.environment.etc
   );
   journald = cfg.services.journald.storage;
+  chrony = cfg.services.chrony.servers;
+  initrdSecrets = cfg.boot.initrd.secrets or { };
+  luks = lib.mapAttrs (_: d: d.crypttabExtraOpts) cfg.boot.initrd.luks.devices;
   firewall = cfg.networking.firewall.allowedTCPPorts;
   preSwitch = cfg.system.preSwitchChecks or { };
   assertions = map (a: a.assertion) cfg.assertions;

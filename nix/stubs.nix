@@ -80,6 +80,12 @@ let
     openssh = fakeDrv "openssh" { withKerberos = false; };
     audit = fakeDrv "audit" { };
     xauth = fakeDrv "xauth" { meta.mainProgram = "xauth"; };
+    chrony = fakeDrv "chrony" { };
+    jose = fakeDrv "jose" { };
+    curl = fakeDrv "curl" { };
+    bash = fakeDrv "bash" { };
+    tpm2-tools = fakeDrv "tpm2-tools" { };
+    tpm2-tss = fakeDrv "tpm2-tss" { };
     runtimeShell = "/bin/sh";
     stdenv = {
       buildPlatform = "x86_64-linux";
@@ -137,6 +143,15 @@ let
   nixpkgsDefinitions = import ./nixpkgs-definitions.nix;
 
   declarations = {
+    # nixos/modules/misc/ids.nix: the fixed ids the real files we load look up.
+    "nixos/modules/misc/ids.nix" = {
+      options.ids.uids = mkOption { type = types.attrsOf types.int; default = { chrony = 61; }; };
+      options.ids.gids = mkOption { type = types.attrsOf types.int; default = { chrony = 61; systemd-journal = 62; }; };
+    };
+    "nixos/modules/misc/meta.nix" = {
+      options.meta = mkOption { type = types.attrsOf types.unspecified; default = { }; };
+    };
+
     "nixos/modules/misc/assertions.nix" = {
       options.assertions = mkOption { type = types.listOf types.unspecified; internal = true; default = [ ]; };
       options.warnings = mkOption { type = types.listOf types.str; internal = true; default = [ ]; };
@@ -223,6 +238,8 @@ let
               extraGroups = mkOption { type = types.listOf types.str; default = [ ]; };
               hashedPasswordFile = mkOption { type = types.nullOr types.str; default = null; };
               password = mkOption { type = types.nullOr types.str; default = null; };
+              home = mkOption { type = types.passwdEntry types.path; default = "/var/empty"; };
+              uid = mkOption { type = types.nullOr types.int; default = null; };
             };
             }
           )
@@ -508,9 +525,12 @@ let
     "nixos/modules/system/boot/loader/efi.nix" = {
       options.boot.loader.efi.canTouchEfiVariables = mkOption { type = types.bool; default = false; };
     };
-    "nixos/modules/tasks/filesystems.nix" = {
-      options.fileSystems = mkOption { type = types.attrsOf (types.attrsOf types.anything); default = { }; };
-    };
+    "nixos/modules/tasks/filesystems.nix" =
+      { config, ... }:
+      {
+        options.fileSystems = mkOption { type = types.attrsOf (types.attrsOf types.anything); default = { }; };
+        config.system.build.fileSystems = lib.mapAttrsToList (mountPoint: fs: { inherit mountPoint; } // fs) config.fileSystems;
+      };
     "nixos/modules/config/swap.nix" = {
       options.swapDevices = mkOption { type = types.listOf types.anything; default = [ ]; };
     };
@@ -560,13 +580,24 @@ let
       options.system.nssModules.path = mkOption { type = types.str; default = ""; };
       options.security.pam.services = mkOption { type = types.attrsOf (types.attrsOf types.anything); default = { }; };
     };
+    "nixos/modules/services/networking/ntp/chrony.nix" = {
+      options.time.hardwareClockInLocalTime = mkOption { type = types.bool; default = false; };
+      options.networking.networkmanager.enable = mkOption { type = types.bool; default = false; };
+      options.networking.networkmanager.dispatcherScripts = mkOption { type = types.listOf (types.attrsOf types.anything); default = [ ]; };
+      options.environment.memoryAllocator.provider = mkOption { type = types.str; default = "libc"; };
+    };
+    "nixos/modules/system/boot/clevis.nix" = {
+      options.boot.initrd.extraUtilsCommands = mkOption { type = types.lines; default = ""; };
+      options.boot.initrd.secrets = mkOption { type = types.attrsOf (types.nullOr types.path); default = { }; };
+      options.boot.initrd.systemd.extraBin = mkOption { type = types.attrsOf types.path; default = { }; };
+      options.boot.initrd.systemd.storePaths = mkOption { type = types.listOf types.unspecified; default = [ ]; };
+    };
     "nixos/modules/system/boot/systemd/journald.nix" = {
       # The target of its mkRenamedOptionModule (declared by journald-gateway.nix).
       options.services.journald.gateway.enable = mkOption { type = types.bool; default = false; };
       options.services.rsyslogd.enable = mkOption { type = types.bool; default = false; };
       options.services.syslog-ng.enable = mkOption { type = types.bool; default = false; };
       options.systemd.additionalUpstreamSystemUnits = mkOption { type = types.listOf types.str; default = [ ]; };
-      options.ids.gids = mkOption { type = types.attrsOf types.int; default = { systemd-journal = 62; }; };
     };
   };
 in

@@ -38,7 +38,7 @@ let
     # format); the initrd decrypts it with the Tang servers and unlocks $device with it.
     read -rsp "LUKS passphrase of $device: " pass; echo >&2
     printf '%s' "$pass" | ${pkgs.clevis}/bin/clevis encrypt sss ${lib.escapeShellArg pinConfig} > "$jwe"
-    echo "wrote $jwe; run nixos-rebuild boot to put it in the initrd" >&2
+    echo "wrote $jwe; now nixos-rebuild switch (or boot) puts it in the initrd" >&2
   '';
 
   # Before anything is switched (and so before the boot loader install copies the initrd

@@ -20,9 +20,7 @@ let
   hasReal = p: builtins.pathExists (realFile p);
   paths = lib.attrNames stubs.declarations;
 
-  declarations =
-    map (p: if hasReal p then realFile p else stubs.declarations.${p}) paths
-    ++ lib.mapAttrsToList (_: m: m) (lib.filterAttrs (p: _: hasReal p) stubs.support);
+  declarations = map (p: if hasReal p then realFile p else stubs.declarations.${p}) paths;
 
   # Packages the VM test nodes name, as placeholders (nothing is built).
   pkgs = stubs.pkgs // {
@@ -114,6 +112,55 @@ in
   # For inspection: a host's whole config (e.g. `(...).configs.clinic-001-srv-primary.boot.initrd.secrets`).
   configs = hosts;
   expectedViolation = violation.expectedMessage;
+  # Assertions only the REAL files make, provoked on the compliant host: each must fire with
+  # its message when that file is real (proof the real file, not its stand-in, was evaluated;
+  # the script says SKIP for a file it has no copy of).
+  realAssertions =
+    lib.mapAttrs
+      (
+        _: t:
+        let
+          cfg = host ([ minimal ] ++ t.modules);
+        in
+        {
+          inherit (t) file expect;
+          real = hasReal t.file;
+          fired = hasReal t.file && lib.any (m: lib.hasInfix t.expect m) (failedAssertions cfg);
+        }
+      )
+      {
+        users-groups-lock-out-check = {
+          file = "nixos/modules/config/users-groups.nix";
+          # The baseline's users.mutableUsers = false, without ssh-ca's allowNoPasswordLogin.
+          modules = [ { users.allowNoPasswordLogin = lib.mkForce false; } ];
+          expect = "Neither the root account nor any wheel user has a password or SSH authorized key";
+        };
+        users-groups-user-needs-group = {
+          file = "nixos/modules/config/users-groups.nix";
+          modules = [ { users.users.svc.isSystemUser = true; } ];
+          expect = "users.users.svc.group is unset";
+        };
+        luksroot-no-open-commands-in-systemd-initrd = {
+          file = "nixos/modules/system/boot/luksroot.nix";
+          modules = [ { boot.initrd.luks.devices.cryptroot.preOpenCommands = "true"; } ];
+          expect = "preOpenCommands and postOpenCommands is not supported by systemd stage 1";
+        };
+        clevis-device-must-be-luks = {
+          file = "nixos/modules/system/boot/clevis.nix";
+          modules = [ { boot.initrd.clevis.devices.other.secretFile = "/var/lib/msp/clevis/other.jwe"; } ];
+          expect = "No filesystem or LUKS device with the name other";
+        };
+        restic-needs-password = {
+          file = "nixos/modules/services/backup/restic.nix";
+          modules = [ { services.restic.backups.nopass = { repository = "/var/lib/backup2"; paths = [ "/srv" ]; }; } ];
+          expect = "services.restic.backups.nopass: passwordFile or environmentFile must be set";
+        };
+        sshd-no-x11-without-xauth = {
+          file = "nixos/modules/services/networking/ssh/sshd.nix";
+          modules = [ { services.openssh.settings.X11Forwarding = lib.mkForce true; } ];
+          expect = "cannot enable X11 forwarding without setting xauth location";
+        };
+      };
   # The two confirmed conflicts, re-introduced against the real declarations: must fail.
   regressions = {
     duplicate-sysctl-at-one-priority-fails = !evaluates (host [

@@ -18,7 +18,7 @@ builtins.deepSeq {
   };
   auditd = cfg.security.auditd.settings;
   ssh = cfg.services.openssh.settings;
-  units = lib.mapAttrs (_: unit) cfg.systemd.services;
+  units = lib.mapAttrs (_: u: unit u // { environment = u.environment or { }; }) cfg.systemd.services;
   timers = lib.mapAttrs (_: t: t.timerConfig) cfg.systemd.timers;
   etc = lib.mapAttrs (_: e: e.mode) cfg.environment.etc;
   # Rendered files whose text comes from options we set (nixpkgs' own renderers, when real).
@@ -37,7 +37,20 @@ builtins.deepSeq {
   journald = cfg.services.journald.storage;
   chrony = cfg.services.chrony.servers;
   initrdSecrets = cfg.boot.initrd.secrets or { };
-  luks = lib.mapAttrs (_: d: d.crypttabExtraOpts) cfg.boot.initrd.luks.devices;
+  luks = lib.mapAttrs (_: d: {
+    inherit (d) device crypttabExtraOpts;
+    keyFile = d.keyFile or null;
+  }) cfg.boot.initrd.luks.devices;
+  # The systemd initrd: units (luksroot.nix's clevis unlock) and files (its crypttab).
+  initrdUnits = lib.mapAttrs (_: unit) cfg.boot.initrd.systemd.services;
+  initrdContents = lib.mapAttrs (_: c: if c.source == null then c.text else c.source.text or c.source.outPath) cfg.boot.initrd.systemd.contents;
+  # Package names and wrapper scripts (restic.nix's restic-<name> reads the unit's environment).
+  packages = map (p: { name = p.name or null; text = p.text or null; }) cfg.environment.systemPackages;
+  sudo = {
+    inherit (cfg.security.sudo) enable execWheelOnly;
+    configFile = cfg.security.sudo.configFile or null;
+  };
+  wrappers = cfg.security.wrappers or { };
   firewall = cfg.networking.firewall.allowedTCPPorts;
   preSwitch = cfg.system.preSwitchChecks or { };
   assertions = map (a: a.assertion) cfg.assertions;

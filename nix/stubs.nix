@@ -9,7 +9,7 @@
 # kptr_restrict, auditd.nix's audit.enable and its assertion, sshd.nix's
 # AuthorizedPrincipalsFile, firewall port and duplicate-key assertion, restic's default timer).
 # scripts/eval-real-nixpkgs swaps a key's stand-in for the real file when it has one
-# (docs/nixpkgs-eval.md lists which). `support` holds declarations only a real file needs.
+# (docs/nixpkgs-eval.md lists which); some keys declare only what a real file reads.
 #
 # Still a stand-in: it builds nothing (`pkgs` builders return placeholder store paths), and
 # systemd units are freeform here (typed only where we read them). `nix flake check` on a
@@ -21,13 +21,17 @@ let
   fakePath = name: "/nix/store/00000000000000000000000000000000-${name}";
   fakeDrv =
     name: extra:
-    {
-      type = "derivation";
-      inherit name;
-      outPath = fakePath name;
-      meta = { };
-    }
-    // extra;
+    let
+      self = {
+        type = "derivation";
+        inherit name;
+        outPath = fakePath name;
+        meta = { };
+        out = self;
+      }
+      // extra;
+    in
+    self;
 
   # A nullable choice of types with the description nixpkgs' formats give it.
   nullOrOneOf = description: ts: types.nullOr (types.oneOf ts) // { inherit description; };
@@ -84,18 +88,38 @@ let
     jose = fakeDrv "jose" { };
     curl = fakeDrv "curl" { };
     bash = fakeDrv "bash" { };
+    # users-groups.nix: shells are derivations with shellPath; crypt schemes for its hash check.
+    shadow = fakeDrv "shadow" { shellPath = "/bin/nologin"; };
+    bashInteractive = fakeDrv "bash-interactive" { shellPath = "/bin/bash"; };
+    fish = fakeDrv "fish" { shellPath = "/bin/fish"; };
+    xonsh = fakeDrv "xonsh" { shellPath = "/bin/xonsh"; };
+    zsh = fakeDrv "zsh" { shellPath = "/bin/zsh"; };
+    libxcrypt.enabledCryptSchemeIds = [ "y" "gy" "7" "2b" "2y" "2a" "6" "5" "sha1" "md5" "1" ];
+    buildEnv = args: fakeDrv args.name { };
+    perl.withPackages = _: fakeDrv "perl-with-packages" { };
     tpm2-tools = fakeDrv "tpm2-tools" { };
     tpm2-tss = fakeDrv "tpm2-tss" { };
+    cryptsetup = fakeDrv "cryptsetup" { };
+    gnused = fakeDrv "gnused" { };
+    bashNonInteractive = fakeDrv "bash" { };
+    klibc = fakeDrv "klibc" { };
+    restic = fakeDrv "restic" { meta.mainProgram = "restic"; };
+    sudo = fakeDrv "sudo" { pname = "sudo"; };
+    systemd = fakeDrv "systemd" { util-linux = fakeDrv "util-linux" { }; };
+    openssl = fakeDrv "openssl" { bin = fakeDrv "openssl-bin" { }; out = fakeDrv "openssl" { }; };
+    writeScriptBin = name: text: fakeDrv name { inherit text; };
+    runCommandCC = name: _env: script: fakeDrv name { inherit script; };
     runtimeShell = "/bin/sh";
     stdenv = {
       buildPlatform = "x86_64-linux";
       hostPlatform = "x86_64-linux";
     };
-    buildPackages = { inherit (pkgs) openssh; };
+    buildPackages = { inherit (pkgs) openssh sudo; };
     inherit lib;
   };
 
-  # nixos/lib/utils.nix, the parts the real files we load use.
+  # STAND-IN for nixos/lib/utils.nix and nixos/lib/systemd-lib.nix / systemd-unit-options.nix:
+  # only the parts the real files we load use, with the same merge behaviour.
   utils = {
     systemdUtils.lib.toOption =
       x:
@@ -105,6 +129,43 @@ let
         "false"
       else
         toString x;
+    # systemd-lib.nix settingsToSections: "[Section]" then "Key=value" lines (lists repeat the key).
+    systemdUtils.lib.settingsToSections =
+      settings:
+      lib.concatStrings (
+        lib.mapAttrsToList (
+          section: attrs:
+          "[${section}]\n"
+          + lib.concatStrings (
+            lib.mapAttrsToList (
+              k: v: lib.concatMapStrings (x: "${k}=${utils.systemdUtils.lib.toOption x}\n") (lib.toList v)
+            ) attrs
+          )
+          + "\n"
+        ) settings
+      );
+    # systemd-unit-options.nix unitOption: an atom or a list of atoms; lists concatenate,
+    # atoms must be equal at the winning priority (mergeEqualOption).
+    systemdUtils.unitOptions.unitOption = lib.mkOptionType {
+      name = "systemd option";
+      check =
+        x:
+        let
+          atom = y: lib.isInt y || lib.isString y || lib.isBool y || lib.isPath y || lib.isFloat y || (lib.isAttrs y && y ? outPath);
+        in
+        atom x || (lib.isList x && lib.all atom x);
+      merge =
+        loc: defs:
+        let
+          defs' = lib.filterOverrides defs;
+        in
+        if lib.any (def: lib.isList def.value) defs' then
+          lib.concatMap (def: lib.toList def.value) defs'
+        else
+          lib.mergeEqualOption loc defs';
+    };
+    # nixos/lib/utils.nix toShellPath.
+    toShellPath = shell: if types.shellPackage.check shell then "/run/current-system/sw${shell.shellPath}" else shell;
     escapeSystemdPath = s: builtins.replaceStrings [ "/" "-" " " ] [ "-" "\\x2d" "\\x20" ] (lib.removePrefix "/" s);
   };
 
@@ -115,8 +176,12 @@ let
 
   # nixos/lib/systemd-unit-options.nix: the unit options we read are typed as there (lists
   # concatenate, scripts are `lines`); the many others are accepted freeform.
-  unitOptions = {
+  unitOptions =
+    { config, ... }:
+    {
     freeformType = types.attrsOf types.anything;
+    # nixos/lib/systemd-lib.nix serviceConfig: PATH from `path` (restic's wrapper reads it).
+    config.environment.PATH = lib.mkIf (config.path != [ ]) (lib.mkDefault (lib.makeBinPath config.path));
     options = {
       enable = mkOption { type = types.bool; default = true; };
       description = mkOption { type = types.singleLineStr; default = ""; };
@@ -136,7 +201,7 @@ let
       path = mkOption { type = types.listOf types.unspecified; default = [ ]; };
       script = mkOption { type = types.lines; default = ""; };
     };
-  };
+    };
 
   # The definitions nixpkgs 26.05 makes itself that meet ours, as data (shared with the pure
   # CI check checks/lib/unique-defs.nix): option -> { file; priority; value }.
@@ -145,8 +210,20 @@ let
   declarations = {
     # nixos/modules/misc/ids.nix: the fixed ids the real files we load look up.
     "nixos/modules/misc/ids.nix" = {
-      options.ids.uids = mkOption { type = types.attrsOf types.int; default = { chrony = 61; }; };
-      options.ids.gids = mkOption { type = types.attrsOf types.int; default = { chrony = 61; systemd-journal = 62; }; };
+      # Values as in ids.nix where known; users-groups.nix checks that they are unique.
+      options.ids.uids = mkOption {
+        type = types.attrsOf types.int;
+        default = { root = 0; nobody = 65534; chrony = 61; systemd-timesync = 154; };
+      };
+      options.ids.gids = mkOption {
+        type = types.attrsOf types.int;
+        default = {
+          root = 0; wheel = 1; kmem = 2; tty = 3; disk = 6; audio = 17; floppy = 18; uucp = 19;
+          lp = 20; cdrom = 24; tape = 25; video = 26; dialout = 27; utmp = 29; adm = 55;
+          chrony = 61; systemd-journal = 62; users = 100; systemd-timesync = 154; input = 174;
+          kvm = 302; render = 303; sgx = 304; shadow = 318; clock = 327; nixbld = 30000; nogroup = 65534;
+        };
+      };
     };
     "nixos/modules/misc/meta.nix" = {
       options.meta = mkOption { type = types.attrsOf types.unspecified; default = { }; };
@@ -194,8 +271,14 @@ let
 
     "nixos/modules/config/system-path.nix" = {
       options.environment.systemPackages = mkOption { type = types.listOf types.package; default = [ ]; };
+      options.environment.pathsToLink = mkOption { type = types.listOf types.str; default = [ ]; };
+      options.environment.extraOutputsToInstall = mkOption { type = types.listOf types.str; default = [ ]; };
+      options.system.path = mkOption { type = types.raw; default = { ignoreCollisions = true; postBuild = ""; }; };
     };
     "nixos/modules/config/shells-environment.nix" = {
+      # programs/bash/bash.nix (on by default) makes it mkDefault pkgs.bashInteractive.
+      options.users.defaultUserShell = mkOption { type = types.either types.path types.shellPackage; default = pkgs.bashInteractive; };
+      options.environment.profiles = mkOption { type = types.listOf types.str; default = [ ]; };
       options.environment.variables = mkOption {
         type = types.attrsOf (types.oneOf [ (types.listOf (types.oneOf [ types.int types.str types.path ])) types.int types.str types.path ]);
         default = { };
@@ -210,6 +293,7 @@ let
       options.systemd.packages = mkOption { type = types.listOf types.package; default = [ ]; };
       options.systemd.package = mkOption { type = types.package; default = fakeDrv "systemd" { }; };
       options.systemd.generatorPath = mkOption { type = types.listOf types.unspecified; default = [ ]; };
+      options.systemd.additionalUpstreamSystemUnits = mkOption { type = types.listOf types.str; default = [ ]; };
     };
     "nixos/modules/system/boot/systemd/tmpfiles.nix" = {
       options.systemd.tmpfiles.rules = mkOption { type = types.listOf types.str; default = [ ]; };
@@ -466,12 +550,90 @@ let
       };
 
     "nixos/modules/system/boot/kernel.nix" = {
+      # Read by luksroot.nix only for kernels older than 5.9/5.4 (never here): a placeholder.
+      options.boot.kernelPackages = mkOption { type = types.raw; default = { kernel.version = "6.12.0"; }; };
+      options.boot.initrd.kernelModules = mkOption { type = types.listOf types.str; default = [ ]; };
       options.boot.kernelParams = mkOption { type = types.listOf (types.strMatching ''([^"[:space:]]|"[^"]*")+''); default = [ ]; };
       options.boot.blacklistedKernelModules = mkOption { type = types.listOf types.str; default = [ ]; };
       options.boot.initrd.availableKernelModules = mkOption { type = types.listOf types.str; default = [ ]; };
     };
+    # nixos/modules/system/boot/systemd/initrd.nix: the options clevis.nix and luksroot.nix
+    # set (services typed like the system's units, contents like environment.etc).
     "nixos/modules/system/boot/systemd/initrd.nix" = {
-      options.boot.initrd.systemd.enable = mkOption { type = types.bool; default = false; };
+      options.boot.initrd.systemd = {
+        enable = mkOption { type = types.bool; default = false; };
+        package = mkOption { type = types.package; default = pkgs.systemd; };
+        services = mkOption { type = types.attrsOf (types.submodule unitOptions); default = { }; };
+        contents = mkOption {
+          type = types.attrsOf (
+            types.submodule {
+              options.text = mkOption { type = types.nullOr types.lines; default = null; };
+              options.source = mkOption { type = types.nullOr types.unspecified; default = null; };
+            }
+          );
+          default = { };
+        };
+        storePaths = mkOption { type = types.listOf types.unspecified; default = [ ]; };
+        extraBin = mkOption { type = types.attrsOf types.path; default = { }; };
+        additionalUpstreamUnits = mkOption { type = types.listOf types.str; default = [ ]; };
+      };
+    };
+    # nixos/modules/system/boot/systemd/tpm2.nix (on by default with systemd's TPM2 support).
+    "nixos/modules/system/boot/systemd/tpm2.nix" = {
+      options.boot.initrd.systemd.tpm2.enable = mkOption { type = types.bool; default = true; };
+    };
+    # nixos/modules/system/boot/stage-1.nix: the scripted-initrd hooks (mkIf'd off under the
+    # systemd initrd by the real files) and the initrd secrets.
+    "nixos/modules/system/boot/stage-1.nix" = {
+      options.boot.initrd = {
+        extraUtilsCommands = mkOption { type = types.lines; default = ""; };
+        extraUtilsCommandsTest = mkOption { type = types.lines; default = ""; };
+        preLVMCommands = mkOption { type = types.lines; default = ""; };
+        postDeviceCommands = mkOption { type = types.lines; default = ""; };
+        postMountCommands = mkOption { type = types.lines; default = ""; };
+        preFailCommands = mkOption { type = types.lines; default = ""; };
+        secrets = mkOption { type = types.attrsOf (types.nullOr types.path); default = { }; };
+      };
+    };
+    # nixos/modules/tasks/lvm.nix (luksroot.nix turns it on).
+    "nixos/modules/tasks/lvm.nix" = {
+      options.services.lvm.enable = mkOption { type = types.bool; default = true; };
+      options.boot.initrd.services.lvm.enable = mkOption { type = types.bool; default = false; };
+    };
+    # nixos/modules/virtualisation/nixos-containers.nix (timesyncd's enable default).
+    "nixos/modules/virtualisation/nixos-containers.nix" = {
+      options.boot.isContainer = mkOption { type = types.bool; default = false; };
+    };
+    # nixos/modules/programs/ssh.nix (sshd.nix and restic.nix read it).
+    "nixos/modules/programs/ssh.nix" = {
+      options.programs.ssh.package = mkOption { type = types.package; default = pkgs.openssh; };
+      options.programs.ssh.setXAuthLocation = mkOption { type = types.bool; default = false; };
+      options.programs.ssh.knownHosts = mkOption { type = types.attrsOf types.anything; default = { }; };
+    };
+    # nixos/modules/config/nsswitch.nix (sshd.nix, timesyncd.nix read it).
+    "nixos/modules/config/nsswitch.nix" = {
+      options.system.nssModules.path = mkOption { type = types.str; default = ""; };
+    };
+    # nixos/modules/security/pam.nix (sshd.nix and sudo.nix add services).
+    "nixos/modules/security/pam.nix" = {
+      options.security.pam.services = mkOption { type = types.attrsOf (types.attrsOf types.anything); default = { }; };
+    };
+    # Read by the real users-groups.nix.
+    "nixos/modules/system/activation/activation-script.nix" = {
+      options.system.activationScripts = mkOption { type = types.attrsOf types.unspecified; default = { }; };
+    };
+    "nixos/modules/system/boot/systemd/sysusers.nix" = {
+      options.systemd.sysusers.enable = mkOption { type = types.bool; default = false; };
+    };
+    "nixos/modules/services/system/userborn.nix" = {
+      options.services.userborn.enable = mkOption { type = types.bool; default = false; };
+    };
+    "nixos/modules/security/google_oslogin.nix" = {
+      options.security.googleOsLogin.enable = mkOption { type = types.bool; default = false; };
+    };
+    # nixos/modules/security/wrappers/default.nix (sudo.nix's setuid wrappers).
+    "nixos/modules/security/wrappers/default.nix" = {
+      options.security.wrappers = mkOption { type = types.attrsOf (types.attrsOf types.anything); default = { }; };
     };
     "nixos/modules/system/boot/networkd.nix" = {
       options.boot.initrd.systemd.network = {
@@ -500,6 +662,7 @@ let
     "nixos/modules/system/boot/clevis.nix" = {
       options.boot.initrd.clevis = {
         enable = mkOption { type = types.bool; default = false; };
+        package = mkOption { type = types.package; default = pkgs.clevis; };
         useTang = mkOption { type = types.bool; default = false; };
         devices = mkOption {
           type = types.attrsOf (types.submodule { options.secretFile = mkOption { type = types.path; }; });
@@ -535,6 +698,7 @@ let
       options.swapDevices = mkOption { type = types.listOf types.anything; default = [ ]; };
     };
     "nixos/modules/config/locale.nix" = {
+      options.time.hardwareClockInLocalTime = mkOption { type = types.bool; default = false; };
       options.time.timeZone = mkOption { type = types.nullOr (types.addCheck types.str (s: builtins.match "[^ ]+" s != null)); default = null; };
     };
     "nixos/modules/misc/nixpkgs.nix" = {
@@ -561,6 +725,24 @@ let
         );
       };
     };
+    # Read by the real chrony.nix and journald.nix.
+    "nixos/modules/services/networking/networkmanager.nix" = {
+      options.networking.networkmanager.enable = mkOption { type = types.bool; default = false; };
+      options.networking.networkmanager.dispatcherScripts = mkOption { type = types.listOf (types.attrsOf types.anything); default = [ ]; };
+    };
+    "nixos/modules/config/malloc.nix" = {
+      options.environment.memoryAllocator.provider = mkOption { type = types.str; default = "libc"; };
+    };
+    "nixos/modules/services/logging/rsyslogd.nix" = {
+      options.services.rsyslogd.enable = mkOption { type = types.bool; default = false; };
+    };
+    "nixos/modules/services/logging/syslog-ng.nix" = {
+      options.services.syslog-ng.enable = mkOption { type = types.bool; default = false; };
+    };
+    # Target of an mkRenamedOptionModule in older journald.nix copies.
+    "nixos/modules/system/boot/systemd/journald-gateway.nix" = {
+      options.services.journald.gateway.enable = mkOption { type = types.bool; default = false; };
+    };
     "nixos/modules/services/web-servers/nginx/default.nix" = {
       options.services.nginx.enable = mkOption { type = types.bool; default = false; };
       options.services.nginx.sslProtocols = mkOption { type = types.str; default = "TLSv1.2 TLSv1.3"; };
@@ -570,39 +752,9 @@ let
     };
   };
 
-  # Declarations only the REAL files need (options they set or read that no stand-in above
-  # declares), keyed like `declarations`; scripts/eval-real-nixpkgs adds these with the file.
-  support = {
-    "nixos/modules/services/networking/ssh/sshd.nix" = {
-      options.programs.ssh.package = mkOption { type = types.package; default = pkgs.openssh; };
-      options.programs.ssh.setXAuthLocation = mkOption { type = types.bool; default = false; };
-      options.programs.ssh.knownHosts = mkOption { type = types.attrsOf types.anything; default = { }; };
-      options.system.nssModules.path = mkOption { type = types.str; default = ""; };
-      options.security.pam.services = mkOption { type = types.attrsOf (types.attrsOf types.anything); default = { }; };
-    };
-    "nixos/modules/services/networking/ntp/chrony.nix" = {
-      options.time.hardwareClockInLocalTime = mkOption { type = types.bool; default = false; };
-      options.networking.networkmanager.enable = mkOption { type = types.bool; default = false; };
-      options.networking.networkmanager.dispatcherScripts = mkOption { type = types.listOf (types.attrsOf types.anything); default = [ ]; };
-      options.environment.memoryAllocator.provider = mkOption { type = types.str; default = "libc"; };
-    };
-    "nixos/modules/system/boot/clevis.nix" = {
-      options.boot.initrd.extraUtilsCommands = mkOption { type = types.lines; default = ""; };
-      options.boot.initrd.secrets = mkOption { type = types.attrsOf (types.nullOr types.path); default = { }; };
-      options.boot.initrd.systemd.extraBin = mkOption { type = types.attrsOf types.path; default = { }; };
-      options.boot.initrd.systemd.storePaths = mkOption { type = types.listOf types.unspecified; default = [ ]; };
-    };
-    "nixos/modules/system/boot/systemd/journald.nix" = {
-      # The target of its mkRenamedOptionModule (declared by journald-gateway.nix).
-      options.services.journald.gateway.enable = mkOption { type = types.bool; default = false; };
-      options.services.rsyslogd.enable = mkOption { type = types.bool; default = false; };
-      options.services.syslog-ng.enable = mkOption { type = types.bool; default = false; };
-      options.systemd.additionalUpstreamSystemUnits = mkOption { type = types.listOf types.str; default = [ ]; };
-    };
-  };
 in
 {
-  inherit pkgs utils declarations support nixpkgsDefinitions;
+  inherit pkgs utils declarations nixpkgsDefinitions;
 
   # Every stand-in at once: what scripts/eval-modules and the options doc evaluate with.
   module = {

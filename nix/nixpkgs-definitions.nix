@@ -5,6 +5,16 @@
 {
   # nixos/modules/config/sysctl.nix: `boot.kernel.sysctl."<key>" = mkDefault <value>`.
   sysctl = {
+    "fs.inotify.max_user_instances" = {
+      file = "nixos/modules/config/sysctl.nix";
+      priority = 1000;
+      value = 524288;
+    };
+    "fs.inotify.max_user_watches" = {
+      file = "nixos/modules/config/sysctl.nix";
+      priority = 1000;
+      value = 524288;
+    };
     "kernel.kptr_restrict" = {
       file = "nixos/modules/config/sysctl.nix";
       priority = 1000;

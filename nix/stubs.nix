@@ -110,9 +110,13 @@ let
     writeScriptBin = name: text: fakeDrv name { inherit text; };
     runCommandCC = name: _env: script: fakeDrv name { inherit script; };
     runtimeShell = "/bin/sh";
-    stdenv = {
-      buildPlatform = "x86_64-linux";
-      hostPlatform = "x86_64-linux";
+    stdenv = rec {
+      buildPlatform = {
+        system = "x86_64-linux";
+        is32bit = false;
+        isLoongArch64 = false;
+      };
+      hostPlatform = buildPlatform;
     };
     buildPackages = { inherit (pkgs) openssh sudo; };
     inherit lib;

@@ -30,6 +30,8 @@ let
       exit 0
     fi
     if [ "$(${pkgs.coreutils}/bin/cat "$booted")" = "$new" ]; then
+      # Back to the booted rules (e.g. a rollback): nothing is pending any more.
+      ${pkgs.coreutils}/bin/rm -f /run/msp/audit-rules.pending.sha256
       echo "msp-auditd: the running kernel has this generation's audit rules ($new)"
       exit 0
     fi

@@ -155,6 +155,11 @@ in
           modules = [ { services.restic.backups.nopass = { repository = "/var/lib/backup2"; paths = [ "/srv" ]; }; } ];
           expect = "services.restic.backups.nopass: passwordFile or environmentFile must be set";
         };
+        firewall-filter-forward-needs-nftables = {
+          file = "nixos/modules/services/networking/firewall.nix";
+          modules = [ { networking.firewall.filterForward = true; } ];
+          expect = "filterForward only works with the nftables based firewall";
+        };
         sshd-no-x11-without-xauth = {
           file = "nixos/modules/services/networking/ssh/sshd.nix";
           modules = [ { services.openssh.settings.X11Forwarding = lib.mkForce true; } ];

@@ -96,6 +96,11 @@ let
     zsh = fakeDrv "zsh" { shellPath = "/bin/zsh"; };
     libxcrypt.enabledCryptSchemeIds = [ "y" "gy" "7" "2b" "2y" "2a" "6" "5" "sha1" "md5" "1" ];
     buildEnv = args: fakeDrv args.name { };
+    substitute = _args: fakeDrv "substituted" { };
+    symlinkJoin = args: fakeDrv args.name { };
+    writeShellApplication = args: fakeDrv args.name { inherit (args) text; meta.mainProgram = args.name; };
+    nftables = fakeDrv "nftables" { };
+    iptables = fakeDrv "iptables" { };
     perl.withPackages = _: fakeDrv "perl-with-packages" { };
     tpm2-tools = fakeDrv "tpm2-tools" { };
     tpm2-tss = fakeDrv "tpm2-tss" { };
@@ -217,7 +222,7 @@ let
       # Values as in ids.nix where known; users-groups.nix checks that they are unique.
       options.ids.uids = mkOption {
         type = types.attrsOf types.int;
-        default = { root = 0; nobody = 65534; chrony = 61; systemd-timesync = 154; };
+        default = { root = 0; nobody = 65534; chrony = 61; systemd-coredump = 151; systemd-timesync = 154; };
       };
       options.ids.gids = mkOption {
         type = types.attrsOf types.int;
@@ -251,9 +256,11 @@ let
       options.networking.firewall = {
         enable = mkOption { type = types.bool; default = true; };
         allowPing = mkOption { type = types.bool; default = true; };
-        logRefusedConnections = mkOption { type = types.bool; default = true; };
-        allowedTCPPorts = mkOption { type = types.listOf types.port; default = [ ]; apply = lib.unique; };
-        allowedUDPPorts = mkOption { type = types.listOf types.port; default = [ ]; apply = lib.unique; };
+        # 26.05-era firewall.nix: logRefusedConnections defaults to false; port lists are
+        # sorted and de-duplicated.
+        logRefusedConnections = mkOption { type = types.bool; default = false; };
+        allowedTCPPorts = mkOption { type = types.listOf types.port; default = [ ]; apply = ps: lib.unique (builtins.sort builtins.lessThan ps); };
+        allowedUDPPorts = mkOption { type = types.listOf types.port; default = [ ]; apply = ps: lib.unique (builtins.sort builtins.lessThan ps); };
       };
     };
 
@@ -303,9 +310,13 @@ let
       options.systemd.tmpfiles.rules = mkOption { type = types.listOf types.str; default = [ ]; };
       options.systemd.tmpfiles.settings = mkOption { type = types.attrsOf (types.attrsOf (types.attrsOf types.anything)); default = { }; };
     };
-    "nixos/modules/system/boot/systemd/coredump.nix" = {
-      options.systemd.coredump.enable = mkOption { type = types.bool; default = true; };
-    };
+    "nixos/modules/system/boot/systemd/coredump.nix" =
+      { config, ... }:
+      {
+        options.systemd.coredump.enable = mkOption { type = types.bool; default = true; };
+        # As coredump.nix: with systemd-coredump off, core files are named "core".
+        config.boot.kernel.sysctl = lib.mkIf (!config.systemd.coredump.enable) { "kernel.core_pattern" = lib.mkDefault "core"; };
+      };
 
     # The openssh.* user options are declared by sshd.nix itself (below); this is the rest.
     "nixos/modules/config/users-groups.nix" = {
@@ -557,6 +568,7 @@ let
       # Read by luksroot.nix only for kernels older than 5.9/5.4 (never here): a placeholder.
       options.boot.kernelPackages = mkOption { type = types.raw; default = { kernel.version = "6.12.0"; }; };
       options.boot.initrd.kernelModules = mkOption { type = types.listOf types.str; default = [ ]; };
+      options.boot.kernelModules = mkOption { type = types.listOf types.str; default = [ ]; };
       options.boot.kernelParams = mkOption { type = types.listOf (types.strMatching ''([^"[:space:]]|"[^"]*")+''); default = [ ]; };
       options.boot.blacklistedKernelModules = mkOption { type = types.listOf types.str; default = [ ]; };
       options.boot.initrd.availableKernelModules = mkOption { type = types.listOf types.str; default = [ ]; };
@@ -621,6 +633,16 @@ let
     # nixos/modules/security/pam.nix (sshd.nix and sudo.nix add services).
     "nixos/modules/security/pam.nix" = {
       options.security.pam.services = mkOption { type = types.attrsOf (types.attrsOf types.anything); default = { }; };
+    };
+    # Read by the real firewall.nix.
+    "nixos/modules/services/networking/nftables.nix" = {
+      options.networking.nftables.enable = mkOption { type = types.bool; default = false; };
+    };
+    "nixos/modules/services/networking/firewalld.nix" = {
+      options.services.firewalld.enable = mkOption { type = types.bool; default = false; };
+    };
+    "nixos/modules/system/boot/modprobe.nix" = {
+      options.boot.extraModprobeConfig = mkOption { type = types.lines; default = ""; };
     };
     # Read by the real users-groups.nix.
     "nixos/modules/system/activation/activation-script.nix" = {

@@ -105,6 +105,18 @@ in
       failed = if ok then failedAssertions cfg else null;
     }
   ) hosts;
+  # Paths that two DIFFERENT systemd.tmpfiles.rules lines name, per host: systemd-tmpfiles
+  # uses the first, logs "Duplicate line for path ..., ignoring." and drops the other
+  # (systemd 252, tried here; identical lines are accepted silently, so they are allowed).
+  tmpfilesConflicts = lib.mapAttrs (
+    _: cfg:
+    let
+      words = l: builtins.filter (w: w != "") (lib.splitString " " l);
+      lines = lib.unique (map (l: lib.concatStringsSep " " (words l)) cfg.systemd.tmpfiles.rules);
+      byPath = lib.groupBy (l: builtins.elemAt (words l) 1) lines;
+    in
+    lib.attrNames (lib.filterAttrs (_: ls: builtins.length ls > 1) byPath)
+  ) hosts;
   # One host, forced without tryEval: the script calls this to print a failing host's error.
   force = name: forced hosts.${name};
   # What the checks below look at, for the record (docs/nixpkgs-eval.md).

@@ -51,6 +51,11 @@ builtins.deepSeq {
     configFile = cfg.security.sudo.configFile or null;
   };
   wrappers = cfg.security.wrappers or { };
+  tmpfiles = {
+    inherit (cfg.systemd.tmpfiles) rules settings;
+    # The rendered rule files, where tmpfiles.nix is real (its packages carry the text).
+    files = map (p: p.text or null) (cfg.systemd.tmpfiles.packages or [ ]);
+  };
   firewall = cfg.networking.firewall.allowedTCPPorts;
   preSwitch = cfg.system.preSwitchChecks or { };
   assertions = map (a: a.assertion) cfg.assertions;

@@ -97,6 +97,8 @@ let
     libxcrypt.enabledCryptSchemeIds = [ "y" "gy" "7" "2b" "2y" "2a" "6" "5" "sha1" "md5" "1" ];
     buildEnv = args: fakeDrv args.name { };
     substitute = _args: fakeDrv "substituted" { };
+    linkFarm = name: _entries: fakeDrv name { };
+    writeTextFile = args: fakeDrv args.name { inherit (args) text; };
     symlinkJoin = args: fakeDrv args.name { };
     writeShellApplication = args: fakeDrv args.name { inherit (args) text; meta.mainProgram = args.name; };
     nftables = fakeDrv "nftables" { };
@@ -264,7 +266,11 @@ let
       };
     };
 
-    "nixos/modules/system/etc/etc.nix" = {
+    "nixos/modules/system/etc/etc.nix" =
+      { config, ... }:
+      {
+      # The /etc builder (a placeholder) with the targets tmpfiles.nix reads.
+      config.system.build.etc = fakeDrv "etc" { passthru.targets = lib.attrNames config.environment.etc; };
       options.environment.etc = mkOption {
         type = types.attrsOf (
           types.submodule {
@@ -278,7 +284,7 @@ let
         );
         default = { };
       };
-    };
+      };
 
     "nixos/modules/config/system-path.nix" = {
       options.environment.systemPackages = mkOption { type = types.listOf types.package; default = [ ]; };
@@ -305,6 +311,8 @@ let
       options.systemd.package = mkOption { type = types.package; default = fakeDrv "systemd" { }; };
       options.systemd.generatorPath = mkOption { type = types.listOf types.unspecified; default = [ ]; };
       options.systemd.additionalUpstreamSystemUnits = mkOption { type = types.listOf types.str; default = [ ]; };
+      # Declared by systemd/user.nix; tmpfiles.nix adds to it.
+      options.systemd.additionalUpstreamUserUnits = mkOption { type = types.listOf types.str; default = [ ]; };
     };
     "nixos/modules/system/boot/systemd/tmpfiles.nix" = {
       options.systemd.tmpfiles.rules = mkOption { type = types.listOf types.str; default = [ ]; };
@@ -589,7 +597,22 @@ let
           );
           default = { };
         };
-        storePaths = mkOption { type = types.listOf types.unspecified; default = [ ]; };
+        # As initrd.nix: a path or package is coerced to { source; target; } (tmpfiles.nix
+        # reads the targets).
+        storePaths = mkOption {
+          type = types.listOf (
+            types.coercedTo (types.either types.singleLineStr types.package) (source: { inherit source; }) (
+              types.submodule (
+                { config, ... }:
+                {
+                  options.source = mkOption { type = types.either types.singleLineStr types.package; };
+                  options.target = mkOption { type = types.nullOr types.str; default = "${config.source}"; };
+                }
+              )
+            )
+          );
+          default = [ ];
+        };
         extraBin = mkOption { type = types.attrsOf types.path; default = { }; };
         additionalUpstreamUnits = mkOption { type = types.listOf types.str; default = [ ]; };
       };

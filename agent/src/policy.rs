@@ -293,7 +293,7 @@ mod tests {
 
     #[test]
     fn a_wrong_type_names_file_line_and_key() {
-        let text = crate::packet::EMBEDDED_BASELINE.1.replace("value: 500\n", "value: \"soon\"\n");
+        let text = crate::packet::EMBEDDED_BASELINE.1.replace("value: 500\n        compare: at_most\n", "value: \"soon\"\n");
         let e = format!("{:#}", AgentPolicy::from_text("b.yaml", &text, PolicySource::Embedded).unwrap_err());
         let line = text.lines().position(|l| l.contains("max_drift_ms:")).unwrap() + 1;
         assert_eq!(e, format!("b.yaml:{line}: time.max_drift_ms.value: expected a non-negative integer, found string `\"soon\"`"));

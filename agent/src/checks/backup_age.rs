@@ -124,7 +124,7 @@ mod tests {
         a.observe("restic-backups-daily.service", t0);
         a.observe("restic-backups-daily.service", t0 - Duration::hours(5));
         let units = vec!["restic-backups-daily.service".to_string(), "restic-backups-db.service".to_string()];
-        let since = t0 - Duration::hours(1);
+        let since = t0 + Duration::hours(1);
         // Exactly the limit is not stale.
         assert!(a.stale(&units[..1], 26, since, t0 + Duration::hours(26)).is_empty());
         let s = a.stale(&units, 26, since, t0 + Duration::hours(26) + Duration::seconds(1));

@@ -3,7 +3,12 @@
 //! real mtimes), the start-time configuration errors, and the packet failing a control whose
 //! check is disabled.
 
-
+mod common {
+    pub mod agent_fixture;
+    #[path = "../fixtures/journal/helpers.rs"]
+    pub mod helpers;
+    pub mod stock;
+}
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -11,6 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use common::agent_fixture::{crash_entry, now_usec, publish_journal, sha256_hex, sigterm_and_wait, wait_until, Fixture};
 use msp_agent::checks::{clock, system_age, tls};
 use msp_agent::packet::period::Month;
 use msp_agent::packet::sample::{write_month, MonthSpec};
@@ -115,4 +121,186 @@ fn a_disabled_check_fails_its_controls_in_the_packet_with_the_reason() {
         .map(|(a, _)| a.control_id.clone())
         .collect();
     assert_eq!(changed, ["§164.312(e)(1)", "§164.312(e)(2)(ii)"]);
+}
+
+// ---------------------------------------------------------------- clock: real chrony
+
+/// A chronyd pair on loopback: a server (`local stratum 8`) and a client that never touches
+/// the system clock (`-x`) and reads its own command socket in `dir`. `offset` is chrony's
+/// per-source correction (`server ... offset S`): the client measures the server over real
+/// NTP packets and reports the system clock `S` seconds off — the test's way to get a real
+/// tracking output with a drift, without changing this machine's clock.
+struct Chrony {
+    _server: Killed,
+    _client: Killed,
+    socket: PathBuf,
+}
+
+fn chrony(dir: &Path, offset: f64) -> Option<Chrony> {
+    if !have("chronyd") || !have("chronyc") {
+        eprintln!("SKIPPED: chronyd/chronyc not installed (scripts/setup-machine installs chrony)");
+        return None;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let port = free_udp_port();
+    let mut procs = vec![];
+    for (name, conf) in [
+        ("srv", format!("local stratum 8\nallow 127.0.0.1\nbindaddress 127.0.0.1\nport {port}\ncmdport 0\n")),
+        ("cli", format!("server 127.0.0.1 port {port} iburst minpoll -4 maxpoll -4 offset {offset}\nport 0\ncmdport 0\n")),
+    ] {
+        let d = dir.join(name);
+        fs::create_dir_all(&d).unwrap();
+        // chronyd refuses a socket directory others can write to.
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o770)).unwrap();
+        let conf = format!(
+            "{conf}bindcmdaddress {d}/cmd.sock\npidfile {d}/chronyd.pid\ndriftfile {d}/drift\n",
+            d = d.display()
+        );
+        fs::write(d.join("chrony.conf"), conf).unwrap();
+        let child = Command::new("chronyd")
+            .args(["-d", "-x", "-u", "root", "-f"])
+            .arg(d.join("chrony.conf"))
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(d.join("chronyd.log")).unwrap())
+            .spawn()
+            .unwrap();
+        procs.push(Killed(child));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let client = procs.pop().unwrap();
+    let server = procs.pop().unwrap();
+    Some(Chrony { _server: server, _client: client, socket: dir.join("cli/cmd.sock") })
+}
+
+/// Poll the probe until chrony has synchronised (iburst at 1/16 s: a few seconds).
+fn read_synced(probe: &clock::ClockProbe) -> clock::Reading {
+    let t0 = std::time::Instant::now();
+    loop {
+        match probe.read() {
+            Ok(r) => return r,
+            Err(e) => {
+                assert!(t0.elapsed() < Duration::from_secs(30), "chrony never synchronised: {e:#}");
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        }
+    }
+}
+
+#[test]
+fn clock_offset_read_from_a_real_chronyd() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(c) = chrony(dir.path(), 0.0) else { return };
+    let probe = clock::ClockProbe { source: Some(clock::TimeSource::Chrony), chronyc_socket: Some(c.socket.clone()) };
+    let r = read_synced(&probe);
+    assert_eq!(r.source, "chrony");
+    assert_eq!(r.reference, "127.0.0.1");
+    assert!(r.offset_ms < 50.0, "loopback offset should be tiny: {r:?}");
+    drop(c);
+
+    let dir = tempfile::tempdir().unwrap();
+    let Some(c) = chrony(dir.path(), 2.0) else { return };
+    let probe = clock::ClockProbe { source: Some(clock::TimeSource::Chrony), chronyc_socket: Some(c.socket.clone()) };
+    let r = read_synced(&probe);
+    assert!((r.offset_ms - 2000.0).abs() < 50.0, "2 s drift expected: {r:?}");
+    // No daemon at that socket: an error, never a pass.
+    let gone = clock::ClockProbe { source: Some(clock::TimeSource::Chrony), chronyc_socket: Some(dir.path().join("nothing.sock")) };
+    assert!(gone.read().is_err());
+}
+
+// ---------------------------------------------------------------- TLS: real openssl s_server
+
+fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
+    let (k, c) = (dir.join("key.pem"), dir.join("cert.pem"));
+    let st = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout"])
+        .arg(&k)
+        .arg("-out")
+        .arg(&c)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    (k, c)
+}
+
+/// `openssl s_server` on a free loopback port; `old_ok` lets TLS 1.0/1.1 through (security
+/// level 0), otherwise they are switched off (`-no_tls1 -no_tls1_1`).
+fn s_server(dir: &Path, old_ok: bool) -> (Killed, String) {
+    let (k, c) = self_signed(dir);
+    let port = free_port();
+    let mut cmd = Command::new("openssl");
+    cmd.args(["s_server", "-quiet", "-accept"]).arg(format!("127.0.0.1:{port}")).arg("-key").arg(&k).arg("-cert").arg(&c);
+    cmd.args(["-cipher", "DEFAULT@SECLEVEL=0"]);
+    if !old_ok {
+        cmd.args(["-no_tls1", "-no_tls1_1"]);
+    }
+    let child = Killed(cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
+    let t0 = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "s_server did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child, format!("127.0.0.1:{port}"))
+}
+
+#[test]
+fn tls_probe_against_real_openssl_servers() {
+    let d1 = tempfile::tempdir().unwrap();
+    let d2 = tempfile::tempdir().unwrap();
+    let (_old, old_ep) = s_server(d1.path(), true);
+    let (_new, new_ep) = s_server(d2.path(), false);
+    let t = Duration::from_secs(5);
+    assert_eq!(tls::probe(&old_ep, None, (1, 2), t).unwrap(), tls::Verdict::Accepts(vec!["TLSv1".into(), "TLSv1.1".into()]));
+    assert_eq!(tls::probe(&new_ep, None, (1, 2), t).unwrap(), tls::Verdict::Refuses { modern: "TLSv1.3".into() });
+    // With a 1.3 minimum, the refusing server's TLS 1.2 is outdated too.
+    assert_eq!(tls::probe(&new_ep, None, (1, 3), t).unwrap(), tls::Verdict::Accepts(vec!["TLSv1.2".into()]));
+    // Nothing listening: cannot tell, so an error rather than "refuses".
+    let closed = format!("127.0.0.1:{}", free_port());
+    let e = format!("{:#}", tls::probe(&closed, None, (1, 2), t).unwrap_err());
+    assert!(e.contains("no TLS handshake completed"), "{e}");
+    assert!(tls::probe("127.0.0.1:443; rm -rf /", None, (1, 2), t).is_err());
+}
+
+// ---------------------------------------------------------------- system age: real links
+
+fn touch_link(link: &Path, when: &str) {
+    let st = Command::new("touch").args(["-h", "-d", when]).arg(link).status().unwrap();
+    assert!(st.success());
+}
+
+#[test]
+fn system_age_from_the_generation_link_of_the_running_system() {
+    let d = tempfile::tempdir().unwrap();
+    let store = d.path().join("store");
+    let (old, new) = (store.join("aaaa-nixos-system-srv-26.05"), store.join("bbbb-nixos-system-srv-26.05"));
+    fs::create_dir_all(&old).unwrap();
+    fs::create_dir_all(&new).unwrap();
+    let profiles = d.path().join("profiles");
+    fs::create_dir_all(&profiles).unwrap();
+    std::os::unix::fs::symlink(&old, profiles.join("system-41-link")).unwrap();
+    std::os::unix::fs::symlink(&new, profiles.join("system-42-link")).unwrap();
+    std::os::unix::fs::symlink("system-42-link", profiles.join("system")).unwrap();
+    touch_link(&profiles.join("system-41-link"), "40 days ago");
+    touch_link(&profiles.join("system-42-link"), "2 days ago");
+    let current = d.path().join("current-system");
+    std::os::unix::fs::symlink(&old, &current).unwrap();
+    let now = Utc::now();
+    // Running the old generation (a switch that never happened, or a rollback).
+    let a = system_age::measure(&current, &profiles, now).unwrap();
+    assert_eq!(a.from, "system-41-link");
+    assert_eq!(a.age_days, 40);
+    assert_eq!(a.system, old.display().to_string());
+    // Running the new one.
+    fs::remove_file(&current).unwrap();
+    std::os::unix::fs::symlink(&new, &current).unwrap();
+    assert_eq!(system_age::measure(&current, &profiles, now).unwrap().age_days, 2);
+    // No generation link names it: the current-system link's own mtime.
+    let lone = store.join("cccc-nixos-system-test");
+    fs::create_dir_all(&lone).unwrap();
+    fs::remove_file(&current).unwrap();
+    std::os::unix::fs::symlink(&lone, &current).unwrap();
+    touch_link(&current, "10 days ago");
+    let a = system_age::measure(&current, &profiles, Utc::now()).unwrap();
+    assert_eq!((a.from.as_str(), a.age_days), ("current-system link", 10));
+    assert!(system_age::measure(&d.path().join("absent"), &profiles, now).is_err());
 }

@@ -304,3 +304,201 @@ fn system_age_from_the_generation_link_of_the_running_system() {
     assert_eq!((a.from.as_str(), a.age_days), ("current-system link", 10));
     assert!(system_age::measure(&d.path().join("absent"), &profiles, now).is_err());
 }
+
+// ---------------------------------------------------------------- the daemon
+
+/// Insert `text` right after the fixture config's `probes:` line.
+fn probes_config(f: &Fixture, text: &str) {
+    let cfg = fs::read_to_string(&f.config).unwrap().replacen("probes:\n", &format!("probes:\n{text}"), 1);
+    fs::write(&f.config, cfg).unwrap();
+}
+
+fn run_config_error(f: &Fixture) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_msp-agent")).args(["run", "--config"]).arg(&f.config).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn a_configuration_weaker_than_the_baseline_is_refused_at_start_naming_the_key() {
+    let baseline = msp_agent::packet::EMBEDDED_BASELINE.1;
+    let sha = msp_agent::baseline::model::sha256_hex(baseline.as_bytes());
+    let cases: Vec<(String, Vec<String>)> = vec![
+        (
+            "worm:\n  bucket: evidence\n  retention_days: 365\n".into(),
+            vec!["worm.retention_days: 365 is below the baseline's logging.evidence_worm_retention_days (2190".into()],
+        ),
+        (
+            "evidence_excerpt_max_bytes: 4096\n".into(),
+            vec!["evidence_excerpt_max_bytes: 4096 is above the baseline's phi.evidence_excerpt_max_bytes (2048".into()],
+        ),
+        (
+            "heartbeat:\n  interval_seconds: 3600\n".into(),
+            vec!["heartbeat.interval_seconds: 3600 is longer than the baseline's incident.heartbeat_interval_minutes (15 min = 900 s".into()],
+        ),
+        (
+            format!("baseline:\n  sha256: {}\n", "0".repeat(64)),
+            vec![format!("baseline.sha256 is {}", "0".repeat(64)), format!("has SHA-256 {sha}")],
+        ),
+    ];
+    for (extra, wants) in cases {
+        let f = Fixture::new(0, 300);
+        f.add_config(&extra);
+        let (code, stderr) = run_config_error(&f);
+        assert_eq!(code, 2, "{extra}: {stderr}");
+        for w in wants {
+            assert!(stderr.contains(&w), "{extra}: expected {w:?} in:\n{stderr}");
+        }
+        assert!(!f.evidence.join("2026").exists() && common::stock::bundles(&f.evidence).is_empty(), "nothing may run");
+    }
+    // A baseline file of the host's own (stricter heartbeat) with the right hash: accepted,
+    // and its values are the ones enforced.
+    let f = Fixture::new(0, 300);
+    let own = f.root.join("hipaa-v1.yaml");
+    let text = baseline.replace("      heartbeat_interval_minutes:\n        value: 15\n", "      heartbeat_interval_minutes:\n        value: 5\n");
+    assert_ne!(text, baseline);
+    fs::write(&own, &text).unwrap();
+    let own_sha = msp_agent::baseline::model::sha256_hex(text.as_bytes());
+    f.add_config(&format!("baseline:\n  file: {}\n  sha256: {own_sha}\nheartbeat:\n  interval_seconds: 600\n", own.display()));
+    let (code, stderr) = run_config_error(&f);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("(5 min = 300 s"), "{stderr}");
+    assert!(stderr.contains(&own.display().to_string()), "names the baseline file: {stderr}");
+}
+
+#[test]
+fn violated_checks_become_signed_incidents_and_holding_ones_heartbeat_records() {
+    let f = Fixture::new(0, 300);
+    // Clock: a real chronyd pair with a 2 s drift.
+    let chrony_dir = f.root.join("chrony");
+    let Some(c) = chrony(&chrony_dir, 2.0) else { return };
+    read_synced(&clock::ClockProbe { source: Some(clock::TimeSource::Chrony), chronyc_socket: Some(c.socket.clone()) });
+    // TLS: one endpoint accepting TLS 1.1, one refusing it.
+    let d1 = f.root.join("tls-old");
+    let d2 = f.root.join("tls-new");
+    fs::create_dir_all(&d1).unwrap();
+    fs::create_dir_all(&d2).unwrap();
+    let (_old, old_ep) = s_server(&d1, true);
+    let (_new, new_ep) = s_server(&d2, false);
+    // System: the running generation was built 40 days ago.
+    let store = f.root.join("store/aaaa-nixos-system-srv-26.05");
+    fs::create_dir_all(&store).unwrap();
+    let profiles = f.root.join("profiles");
+    fs::create_dir_all(&profiles).unwrap();
+    std::os::unix::fs::symlink(&store, profiles.join("system-7-link")).unwrap();
+    touch_link(&profiles.join("system-7-link"), "40 days ago");
+    let current = f.root.join("current-system");
+    std::os::unix::fs::symlink(&store, &current).unwrap();
+    // Backup: the unit's last backup_completed record (a real signed record in the store)
+    // is from a run 30 hours ago.
+    let signer = msp_agent::keys::Signer::load(&f.keys).unwrap();
+    let prov = msp_agent::runbook::provenance();
+    let ctx = msp_agent::daemon::records::RecordContext { client_id: "clinic-test", hostname: "test-host", provenance: &prov };
+    let ran = now_usec() - 30 * 3600 * 1_000_000;
+    let b = msp_agent::detect::backup_completed::BackupCompleted {
+        unit: "restic-backups-daily.service".into(),
+        journal_cursor: "s=test;i=1".into(),
+        journal_realtime_usec: ran,
+    };
+    msp_agent::evidence::store::EvidenceStore::open(&f.evidence)
+        .unwrap()
+        .append(msp_agent::daemon::records::backup_completed(&ctx, &b, Utc::now()), &signer, Utc::now())
+        .unwrap();
+    probes_config(
+        &f,
+        &format!(
+            "  policy_interval_seconds: 1\n  clock: {{source: chrony, chronyc_socket: {}}}\n  system_age: {{profiles_dir: {}}}\n  backup_age: {{units: [restic-backups-daily.service]}}\n  tls: {{endpoints: [\"{old_ep}\", \"{new_ep}\"]}}\n",
+            c.socket.display(),
+            profiles.display()
+        ),
+    );
+    f.add_config(&format!("heartbeat:\n  interval_seconds: 1\nprovenance:\n  current_system_link: {}\n  booted_system_link: {}\n", current.display(), current.display()));
+    let agent = f.spawn();
+    let want = ["clock_drift", "system_outdated", "backup_stale", "tls_outdated"];
+    wait_until(&f, "an incident of each violated check and a later heartbeat", Duration::from_secs(60), || {
+        let b = f.bundles();
+        want.iter().all(|w| b.iter().any(|x| x["incident"]["event_type"] == *w))
+            && f.heartbeats().iter().any(|h| h["incident"]["details"]["checks"]["tls_min_version"]["status"] == "violated")
+    });
+    // Several rounds more: a standing violation is not raised again within the repeat window.
+    std::thread::sleep(Duration::from_secs(3));
+    let status = sigterm_and_wait(agent);
+    assert!(status.success(), "{}", f.log_text());
+
+    let bundles = f.bundles();
+    for w in want {
+        let hits: Vec<&serde_json::Value> = bundles.iter().filter(|b| b["incident"]["event_type"] == w).collect();
+        assert_eq!(hits.len(), 1, "{w}: exactly one incident while it stands: {hits:#?}");
+        let b = hits[0];
+        // No runbook in this fixture answers these: escalated to a person, signed.
+        assert_eq!(b["execution"]["resolution_type"], "escalated", "{w}");
+        assert!(b["incident"]["source"].as_str().unwrap().contains("probe"), "{b:#}");
+    }
+    let by = |w: &str| bundles.iter().find(|b| b["incident"]["event_type"] == w).unwrap()["incident"]["details"].clone();
+    let d = by("clock_drift");
+    assert!((d["offset_ms"].as_f64().unwrap() - 2000.0).abs() < 50.0 && d["max_drift_ms"] == 500 && d["source"] == "chrony", "{d}");
+    let d = by("system_outdated");
+    assert_eq!((d["age_days"].as_i64(), d["from"].as_str(), d["max_system_age_days"].as_i64()), (Some(40), Some("system-7-link"), Some(35)), "{d}");
+    let d = by("backup_stale");
+    assert_eq!(d["unit"], "restic-backups-daily.service");
+    assert_eq!(d["counted_from"], "last backup_completed record");
+    assert!((d["age_hours"].as_f64().unwrap() - 30.0).abs() < 0.5, "{d}");
+    let d = by("tls_outdated");
+    assert_eq!(d["endpoint"], old_ep.as_str());
+    assert_eq!(d["accepted_protocols"], serde_json::json!(["TLSv1", "TLSv1.1"]));
+    // The last heartbeat's board: every registry check, with what was measured.
+    let hb = f.heartbeats().pop().unwrap();
+    let checks = &hb["incident"]["details"]["checks"];
+    assert_eq!(checks.as_object().unwrap().len(), msp_agent::checks::ids().len(), "{checks:#}");
+    assert_eq!(checks["clock_drift"]["status"], "violated");
+    assert!(
+        f.heartbeats().iter().any(|h| h["incident"]["details"]["checks"]["tls_min_version"]["detail"][&new_ep]["negotiated"] == "TLSv1.3"),
+        "the refusing endpoint is recorded as refusing: {checks:#}"
+    );
+    assert_eq!(checks["excerpt_bound"]["detail"]["max_bytes"], 2048);
+    assert_eq!(checks["heartbeat"]["status"], "holds");
+    assert_eq!(checks["worm_retention"]["status"], "error", "no worm section: not a pass");
+    assert_eq!(hb["incident"]["details"]["baseline_sha256"], msp_agent::baseline::model::sha256_hex(msp_agent::packet::EMBEDDED_BASELINE.1.as_bytes()));
+    assert!(common::stock::verify_all_with_stock_tools(&f.keys, &f.evidence) > 0);
+    drop(c);
+}
+
+#[test]
+fn an_incident_unresolved_at_its_sla_deadline_is_escalated_at_the_deadline() {
+    // RB-TEST-001 sleeps 75 s; its SLA is made 1 minute (the smallest a runbook can say).
+    let f = Fixture::new(75, 300);
+    let rb_path = f.root.join("runbooks/RB-TEST-001.yaml");
+    let rb = fs::read_to_string(&rb_path).unwrap().replace("sla_minutes: 15\n", "sla_minutes: 1\n");
+    fs::write(&rb_path, &rb).unwrap();
+    let old = sha256_hex(fs::read_to_string(&rb_path).unwrap().replace("sla_minutes: 1\n", "sla_minutes: 15\n").as_bytes());
+    let cfg = fs::read_to_string(&f.config).unwrap().replace(&old, &sha256_hex(rb.as_bytes()));
+    fs::write(&f.config, cfg).unwrap();
+    let agent = f.spawn();
+    publish_journal(&f, "crash.journal", &crash_entry(b"test-slow.service", now_usec()));
+    wait_until(&f, "the SLA escalation", Duration::from_secs(120), || {
+        f.bundles().iter().any(|b| b["incident"]["event_type"] == "sla_breach")
+    });
+    let esc = f.bundles().into_iter().find(|b| b["incident"]["event_type"] == "sla_breach").unwrap();
+    // At the deadline, while the run was still going: the marker is not written yet.
+    assert!(!f.marker.exists() || fs::read_to_string(&f.marker).unwrap().is_empty(), "escalated only after the run ended");
+    let detected = DateTime::parse_from_rfc3339(esc["incident"]["detected_at"].as_str().unwrap()).unwrap();
+    let at = DateTime::parse_from_rfc3339(esc["generated_at"].as_str().unwrap()).unwrap();
+    let late = (at - detected).num_milliseconds();
+    assert!((60_000..65_000).contains(&late), "escalated {late} ms after detection, deadline 60 000");
+    let i = &esc["incident"];
+    assert_eq!(i["details"]["original_event_type"], "service_crash");
+    assert_eq!(i["details"]["sla_minutes"], 1);
+    assert_eq!(esc["execution"]["resolution_type"], "escalated");
+    assert!(esc["verification"]["reason"].as_str().unwrap().contains("its runbook is still running"), "{esc:#}");
+    assert_eq!(esc["runbook"]["runbook_id"], "RB-TEST-001");
+    // The run then finishes and is recorded (resolved, SLA missed).
+    wait_until(&f, "the run's bundle", Duration::from_secs(60), || {
+        f.bundles().iter().any(|b| b["runbook"]["runbook_id"] == "RB-TEST-001" && b["outputs"]["resolution_status"] == "resolved")
+    });
+    let status = sigterm_and_wait(agent);
+    assert!(status.success());
+    let run = f.bundles().into_iter().find(|b| b["outputs"]["resolution_status"] == "resolved").unwrap();
+    assert_eq!(run["incident"]["incident_id"], i["incident_id"], "the escalation names the same incident");
+    assert_eq!(run["execution"]["sla_met"], false);
+    assert!(f.log_text().contains("SLA deadline passed; escalated"));
+    assert!(common::stock::verify_all_with_stock_tools(&f.keys, &f.evidence) > 0);
+}

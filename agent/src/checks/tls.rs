@@ -97,7 +97,15 @@ pub fn probe(endpoint: &str, server_name: Option<&str>, min: (u8, u8), timeout: 
     if !accepted.is_empty() {
         return Ok(Verdict::Accepts(accepted));
     }
-    match handshake(endpoint, server_name, None, timeout)? {
+    // One retry: a single-threaded server may still be tearing down the refused attempts.
+    let modern = match handshake(endpoint, server_name, None, timeout)? {
+        Some(m) => Some(m),
+        None => {
+            std::thread::sleep(Duration::from_millis(200));
+            handshake(endpoint, server_name, None, timeout)?
+        }
+    };
+    match modern {
         Some(modern) => Ok(Verdict::Refuses { modern }),
         None => bail!("{endpoint}: no TLS handshake completed at all (endpoint down or not TLS), so refusing old protocols proves nothing"),
     }

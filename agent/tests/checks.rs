@@ -467,9 +467,11 @@ fn an_incident_unresolved_at_its_sla_deadline_is_escalated_at_the_deadline() {
     // RB-TEST-001 sleeps 75 s; its SLA is made 1 minute (the smallest a runbook can say).
     let f = Fixture::new(75, 300);
     let rb_path = f.root.join("runbooks/RB-TEST-001.yaml");
-    let rb = fs::read_to_string(&rb_path).unwrap().replace("sla_minutes: 15\n", "sla_minutes: 1\n");
+    let orig = fs::read_to_string(&rb_path).unwrap();
+    let rb = orig.replace("sla_minutes: 15\n", "sla_minutes: 1\n").replacen("timeout_seconds: 30\n", "timeout_seconds: 120\n", 1);
+    assert_ne!(rb, orig);
     fs::write(&rb_path, &rb).unwrap();
-    let old = sha256_hex(fs::read_to_string(&rb_path).unwrap().replace("sla_minutes: 1\n", "sla_minutes: 15\n").as_bytes());
+    let old = sha256_hex(orig.as_bytes());
     let cfg = fs::read_to_string(&f.config).unwrap().replace(&old, &sha256_hex(rb.as_bytes()));
     fs::write(&f.config, cfg).unwrap();
     let agent = f.spawn();
@@ -483,7 +485,11 @@ fn an_incident_unresolved_at_its_sla_deadline_is_escalated_at_the_deadline() {
     let detected = DateTime::parse_from_rfc3339(esc["incident"]["detected_at"].as_str().unwrap()).unwrap();
     let at = DateTime::parse_from_rfc3339(esc["generated_at"].as_str().unwrap()).unwrap();
     let late = (at - detected).num_milliseconds();
-    assert!((60_000..65_000).contains(&late), "escalated {late} ms after detection, deadline 60 000");
+    // `generated_at` has whole seconds; the deadline is detection + 60 s.
+    assert!((59_000..65_000).contains(&late), "escalated {late} ms after detection, deadline 60 000");
+    let deadline = DateTime::parse_from_rfc3339(esc["incident"]["details"]["sla_deadline"].as_str().unwrap()).unwrap();
+    assert_eq!((deadline - detected).num_seconds(), 60);
+    assert!(at.timestamp() >= deadline.timestamp() - 1, "escalated before the deadline");
     let i = &esc["incident"];
     assert_eq!(i["details"]["original_event_type"], "service_crash");
     assert_eq!(i["details"]["sla_minutes"], 1);

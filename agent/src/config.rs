@@ -87,19 +87,13 @@ pub struct Config {
 }
 
 /// `heartbeat:` section.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HeartbeatConfig {
     /// Seconds between two heartbeat bundles (the first is written at start). Default and
     /// ceiling: the baseline's `incident.heartbeat_interval_minutes` (shorter is allowed,
     /// longer is refused at start); resolved by [`Config::check_policy`].
     pub interval_seconds: Option<u64>,
-}
-
-impl Default for HeartbeatConfig {
-    fn default() -> Self {
-        HeartbeatConfig { interval_seconds: None }
-    }
 }
 
 /// `provenance:` section: the symlinks NixOS keeps to the running and booted systems. Only
@@ -612,6 +606,26 @@ mod tests {
         assert_eq!(parse("client_id: c\n").unwrap().journal.dedupe_window_seconds, 60);
         let err = parse("client_id: c\njournal:\n  dedupe_window_seconds: 0\n").unwrap_err();
         assert!(format!("{err:#}").contains("journal.dedupe_window_seconds: must be at least 1"), "{err:#}");
+    }
+
+    #[test]
+    fn baseline_values_fill_the_defaults_and_bound_the_settings() {
+        let policy = crate::policy::AgentPolicy::embedded().unwrap();
+        let mut c = parse("client_id: c\n").unwrap();
+        c.check_policy(&policy).unwrap();
+        assert_eq!(c.heartbeat.interval_seconds, Some(900));
+        assert_eq!(c.probes.restore_test.interval_days, Some(7));
+        assert_eq!(c.evidence_excerpt_max_bytes, Some(2048));
+        // Stricter than the baseline is allowed.
+        let mut c = parse("client_id: c\nheartbeat:\n  interval_seconds: 60\nevidence_excerpt_max_bytes: 512\nprobes:\n  restore_test:\n    interval_days: 1\n").unwrap();
+        c.check_policy(&policy).unwrap();
+        assert_eq!((c.heartbeat.interval_seconds, c.evidence_excerpt_max_bytes), (Some(60), Some(512)));
+        // Looser is not.
+        let mut c = parse("client_id: c\nprobes:\n  restore_test:\n    interval_days: 8\n").unwrap();
+        let e = format!("{:#}", c.check_policy(&policy).unwrap_err());
+        assert!(e.contains("probes.restore_test.interval_days: 8 is longer than the baseline's backup.restore_test_interval_days (7"), "{e}");
+        let e = parse("client_id: c\nprobes:\n  tls:\n    endpoints: [\"127.0.0.1:443; reboot\"]\n").unwrap_err();
+        assert!(format!("{e:#}").starts_with("/etc/msp/agent.yaml:4: probes.tls.endpoints:"), "{e:#}");
     }
 
     #[test]

@@ -721,8 +721,8 @@ impl Daemon {
                     let nb = records::suppression(&self.record_ctx(), &incident, rb, reason, until, now);
                     self.append(nb)?;
                 }
-                // A suppressed repeat is still an unresolved problem: its clock runs too.
-                self.number(&mut incident)?;
+                // A suppressed repeat is still an unresolved problem: its clock runs too (one
+                // clock per target for all its repeats; numbered only if it escalates).
                 self.sla.watch(&incident, Some(rb), &key, &self.policy, sla::State::Suppressed);
                 Ok(false)
             }

@@ -188,6 +188,7 @@ impl Daemon {
         let now = Utc::now();
         for w in self.sla.due(now) {
             let mut inc = w.incident.clone();
+            self.number(&mut inc)?;
             inc.details.insert("original_event_type".into(), json!(inc.event_type));
             inc.details.insert("sla_minutes".into(), json!(w.sla_minutes));
             inc.details.insert("sla_deadline".into(), json!(rfc3339(w.deadline)));

@@ -41,7 +41,8 @@ impl State {
 /// One incident's clock.
 #[derive(Debug, Clone)]
 pub struct Watch {
-    /// The incident (numbered).
+    /// The incident (without an id for a suppressed repeat that left no record; numbered when
+    /// it escalates).
     pub incident: Incident,
     /// The runbook planned for it.
     pub runbook_id: Option<String>,
@@ -62,12 +63,22 @@ pub struct SlaClock {
 }
 
 impl SlaClock {
-    /// Start `incident`'s clock (once per incident id).
+    /// Start `incident`'s clock: once per incident id, or for an incident without an id yet
+    /// (a suppressed repeat), once per runbook and target: the first repeat's deadline is the
+    /// earliest, and a storm of repeats costs one clock, not one each.
     pub fn watch(&mut self, incident: &Incident, rb: Option<&Runbook>, key: &GuardKey, policy: &AgentPolicy, state: State) {
+        let id = if incident.incident_id.is_empty() {
+            format!("repeat:{}:{}", key.runbook_id, key.target)
+        } else {
+            incident.incident_id.clone()
+        };
+        if self.watches.contains_key(&id) {
+            return;
+        }
         let baseline = u64::from(policy.sla_minutes.of(incident.severity));
         let sla_minutes = rb.map_or(baseline, |r| r.sla_minutes.min(baseline));
         let deadline = incident.detected_at + Duration::minutes(sla_minutes as i64);
-        self.watches.entry(incident.incident_id.clone()).or_insert_with(|| Watch {
+        self.watches.entry(id).or_insert_with(|| Watch {
             incident: incident.clone(),
             runbook_id: rb.map(|r| r.id.clone()),
             key: key.clone(),
@@ -105,5 +116,60 @@ impl SlaClock {
     /// No open clock.
     pub fn is_empty(&self) -> bool {
         self.watches.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::incident::{IncidentSource, Severity};
+
+    fn incident(id: &str, severity: Severity, minutes_ago: i64) -> Incident {
+        Incident {
+            incident_id: id.into(),
+            event_type: "service_crash".into(),
+            severity,
+            host: "h".into(),
+            detected_at: Utc::now() - Duration::minutes(minutes_ago),
+            source: IncidentSource::Probe { probe: "t".into() },
+            unit: Some("a.service".into()),
+            details: Default::default(),
+        }
+    }
+
+    fn key(target: &str) -> GuardKey {
+        GuardKey { client_id: "c".into(), host: "h".into(), runbook_id: "RB-X-001".into(), target: target.into() }
+    }
+
+    #[test]
+    fn deadlines_by_severity_and_state_and_what_a_resolved_run_clears() {
+        let policy = AgentPolicy::embedded().unwrap();
+        let mut c = SlaClock::default();
+        // No runbook: the baseline's SLA of the severity (high: 60 min).
+        c.watch(&incident("INC-1", Severity::High, 59), None, &key("a"), &policy, State::Running);
+        // A suppressed repeat of another target, past the critical SLA (15 min); more repeats
+        // of it (no id yet) share its clock.
+        c.watch(&incident("INC-2", Severity::Critical, 16), None, &key("b"), &policy, State::Suppressed);
+        c.watch(&incident("", Severity::Critical, 5), None, &key("b"), &policy, State::Suppressed);
+        c.watch(&incident("", Severity::Critical, 4), None, &key("b"), &policy, State::Suppressed);
+        // A failed run waiting for its retry.
+        c.watch(&incident("INC-3", Severity::Medium, 241), None, &key("c"), &policy, State::Running);
+        c.failed("INC-3");
+        let due = c.due(Utc::now());
+        let got: Vec<(String, State, u64)> = due.iter().map(|w| (w.incident.incident_id.clone(), w.state, w.sla_minutes)).collect();
+        assert_eq!(got, vec![("INC-2".into(), State::Suppressed, 15), ("INC-3".into(), State::Failed, 240)]);
+        assert!(c.due(Utc::now()).is_empty(), "each clock escalates once");
+        assert_eq!(c.len(), 2, "INC-1 and one clock for the unnumbered repeats of b");
+        // The repeats' clock runs from the first repeat (5 min ago + 15 = in 10 min).
+        assert!(c.due(Utc::now() + Duration::minutes(9)).iter().all(|w| w.incident.incident_id == "INC-1"));
+        let rest = c.due(Utc::now() + Duration::minutes(11));
+        assert_eq!(rest.len(), 1);
+        assert_eq!((rest[0].incident.incident_id.as_str(), rest[0].state), ("", State::Suppressed));
+        c.watch(&incident("INC-1", Severity::High, 59), None, &key("a"), &policy, State::Running);
+        // A resolved run on the same target stops that target's clocks, repeats included.
+        c.watch(&incident("INC-4", Severity::High, 1), None, &key("a"), &policy, State::Suppressed);
+        c.resolved(&key("a"), &incident("INC-5", Severity::High, 0));
+        assert!(c.is_empty());
+        assert!(c.due(Utc::now() + Duration::hours(2)).is_empty());
     }
 }

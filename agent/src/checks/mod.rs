@@ -121,7 +121,7 @@ pub const REGISTRY: &[Check] = &[
     Check { id: id::RESTORE_SCHEDULE, rule: "backup.restore_test_interval_days", event_type: Some(crate::incident::event_type::RESTORE_TEST_DUE), enforcement: Probe, module: "detect::probes::RestoreSchedule" },
     Check { id: id::PHI_BOUNDARY, rule: "phi.boundary", event_type: None, enforcement: AtStart, module: "config::check_policy" },
     Check { id: id::EXCERPT_BOUND, rule: "phi.evidence_excerpt_max_bytes", event_type: None, enforcement: AtStart, module: "config::check_policy" },
-    Check { id: id::SCRUB_PATTERNS, rule: "phi.scrub_patterns", event_type: None, enforcement: AtStart, module: "scrub::PhiFilter (built from phi.scrub_patterns at start)" },
+    Check { id: id::SCRUB_PATTERNS, rule: "phi.scrub_patterns", event_type: None, enforcement: AtStart, module: "daemon (start: the scrubber must redact a sample of each listed pattern)" },
     Check { id: id::RUNBOOKS_LOADED, rule: "incident.runbooks", event_type: None, enforcement: AtStart, module: "daemon (start: a missing runbook is alerted as runbook_missing and shown violated on the heartbeat board)" },
     Check { id: id::SLA_CLOCK, rule: "incident.sla_minutes_critical", event_type: Some(event_type::SLA_BREACH), enforcement: Daemon, module: "daemon (SLA timer)" },
     Check { id: id::SLA_CLOCK, rule: "incident.sla_minutes_high", event_type: Some(event_type::SLA_BREACH), enforcement: Daemon, module: "daemon (SLA timer)" },

@@ -32,7 +32,14 @@ impl Daemon {
         b.set(id::EVIDENCE_SIGNING, Status::Holds, now, json!({ "algorithm": crate::keys::ALGORITHM, "key_id": self.signer.key_id() }));
         b.set(id::PHI_BOUNDARY, Status::Holds, now, json!({ "boundary": p.phi_boundary }));
         b.set(id::EXCERPT_BOUND, Status::Holds, now, json!({ "max_bytes": self.cfg.evidence_excerpt_max_bytes, "baseline_max_bytes": p.evidence_excerpt_max_bytes }));
-        b.set(id::SCRUB_PATTERNS, Status::Holds, now, json!({ "patterns": p.scrub_patterns }));
+        // The scrubber in this binary must redact a sample of every pattern the baseline
+        // names (checked by behaviour, not by name: whatever builds the filter).
+        let missed: Vec<String> = p.scrub_patterns.iter().filter(|k| !scrub_redacts(k)).cloned().collect();
+        if missed.is_empty() {
+            b.set(id::SCRUB_PATTERNS, Status::Holds, now, json!({ "patterns": p.scrub_patterns }));
+        } else {
+            b.set(id::SCRUB_PATTERNS, Status::Violated, now, json!({ "patterns": p.scrub_patterns, "not_redacted": missed }));
+        }
         b.set(id::HEARTBEAT, Status::Holds, now, json!({ "interval_seconds": self.cfg.heartbeat_interval_seconds(), "baseline_max_minutes": p.heartbeat_interval_minutes }));
         b.set(id::ESCALATION, Status::Holds, now, json!({ "webhook": self.cfg.alert.webhook_url.is_some() }));
         b.set(id::SLA_CLOCK, Status::Holds, now, json!({ "open": 0 }));
@@ -42,6 +49,9 @@ impl Daemon {
             } else {
                 b.set(j, Status::Disabled, now, json!("journal.enabled is false"));
             }
+        }
+        if let Some(Value::Array(missed)) = self.board.get(id::SCRUB_PATTERNS).map(|o| o.detail["not_redacted"].clone()) {
+            self.raise("check_failed", None, None, None, format!("phi.scrub_patterns: the scrubber does not redact {missed:?}"));
         }
         let loaded: Vec<&str> = self.runbooks.iter().map(|r| r.id.as_str()).collect();
         let missing: Vec<String> = p.runbooks.iter().filter(|r| !loaded.contains(&r.as_str())).cloned().collect();
@@ -258,6 +268,18 @@ impl Daemon {
     }
 }
 
+/// Whether the scrubber removes a typical identifier of kind `kind` (an unknown kind: no).
+fn scrub_redacts(kind: &str) -> bool {
+    let sample = match kind {
+        "email" => "jane.doe@example.org",
+        "phone" => "(555) 123-4567",
+        "ssn" => "123-45-6789",
+        "mrn" => "MRN 12345678",
+        _ => return false,
+    };
+    !crate::scrub::scrub(&format!("x {sample} y")).contains(sample)
+}
+
 fn to_map(v: Value) -> BTreeMap<String, Value> {
     match v {
         Value::Object(m) => m.into_iter().collect(),
@@ -267,4 +289,16 @@ fn to_map(v: Value) -> BTreeMap<String, Value> {
 
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_scrubber_redacts_every_baseline_pattern() {
+        let policy = crate::policy::AgentPolicy::embedded().unwrap();
+        for k in &policy.scrub_patterns {
+            assert!(super::scrub_redacts(k), "{k}");
+        }
+        assert!(!super::scrub_redacts("passport"));
+    }
 }

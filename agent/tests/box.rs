@@ -88,10 +88,30 @@ fn clinic_box_six_incidents_repaired_and_verified() {
     }
     let summary = std::fs::read_to_string(out.join("box-summary.tsv")).unwrap();
     // Six kinds of incident; the backup failure twice (NAS away for a moment, stale lock);
-    // disk full twice (the probe's, and a job's ENOSPC answered by RB-DISK-001 and a retry).
-    assert_eq!(summary.lines().count(), 8, "{summary}");
+    // disk full twice (the probe's, and a job's ENOSPC answered by RB-DISK-001 and a retry);
+    // a stale backup (the offsite unit that never ran).
+    assert_eq!(summary.lines().count(), 9, "{summary}");
     assert!(summary.lines().any(|l| l.starts_with("job failed: ENOSPC on /var/log\tRB-DISK-001\tresolved\t")), "{summary}");
     box_detections_are_signed_escalations(&out, &evidence);
+    // The stale backup: detected by the backup-age check from the backup_completed records,
+    // answered by RB-BACKUP-001, and the unit's success recorded afterwards.
+    let all: Vec<serde_json::Value> = common::stock::bundles(&evidence)
+        .iter()
+        .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+        .collect();
+    let offsite = "restic-backups-offsite.service";
+    let stale = all
+        .iter()
+        .find(|b| b["incident"]["event_type"] == "backup_stale" && b["runbook"]["runbook_id"] == "RB-BACKUP-001" && b["outputs"]["resolution_status"] == "resolved")
+        .unwrap_or_else(|| panic!("no resolved RB-BACKUP-001 bundle for a backup_stale incident"));
+    assert_eq!(stale["incident"]["details"]["unit"], offsite);
+    assert!(stale["incident"]["details"]["age_hours"].as_f64().unwrap() > 26.0, "{stale}");
+    let seq = stale["chain"]["sequence"].as_u64().unwrap();
+    assert!(
+        all.iter().any(|b| b["incident"]["event_type"] == "backup_completed" && b["incident"]["details"]["unit"] == offsite && b["chain"]["sequence"].as_u64().unwrap() < seq),
+        "the offsite unit's success was not recorded as backup_completed"
+    );
+    assert!(summary.lines().any(|l| l.starts_with("backup stale (offsite unit")), "{summary}");
     // Torn down: nothing mounted, no run directory left behind.
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
     assert!(!mounts.contains("msp-clinic-box."), "left mounted: {mounts}");

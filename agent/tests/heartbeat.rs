@@ -30,7 +30,8 @@ fn heartbeats_carry_version_generations_and_baseline_at_the_configured_interval(
     let current = f.root.join("current-system");
     std::os::unix::fs::symlink("/nix/store/0123456789abcdfghijklmnpqrsvwxyz-nixos-system-srv-24.11", &current).unwrap();
     let booted = f.root.join("booted-system"); // absent: recorded as null
-    let baseline_sha = "ab".repeat(32);
+    // The embedded baseline's hash: the agent refuses a `baseline.sha256` that differs.
+    let baseline_sha = msp_agent::baseline::model::sha256_hex(msp_agent::packet::EMBEDDED_BASELINE.1.as_bytes());
     f.add_config(&format!(
         "heartbeat:\n  interval_seconds: 1\nprovenance:\n  current_system_link: {}\n  booted_system_link: {}\n\
          baseline:\n  version: \"1.0.0\"\n  sha256: {baseline_sha}\n",

@@ -175,7 +175,7 @@ stage() {
 # The agent's configuration; $1: whether the CPU probe is on. Uses the approved set and
 # permissions computed by stage_agent.
 agent_config() {
-  local cpu=$1
+  local cpu=$1 backup_units=${2:-restic-backups-daily.service}
   cat <<EOF
 # msp-agent on the clinic box: production layout, box timing (short probe interval and cooldown).
 client_id: clinic-001
@@ -201,6 +201,13 @@ probes:
   cpu: {enabled: $cpu, threshold_percent: 70, sustained_seconds: 4}
   certs: {enabled: true, paths: [/etc/ssl/msp], warn_days: $CERT_WARN_DAYS}
   restore_test: {enabled: true, interval_days: 7}
+  # The baseline checks: backup age on (see incident_backup_stale); the box has no time daemon,
+  # no NixOS generation and no TLS endpoint of its own to judge, so those are off here.
+  policy_interval_seconds: $PROBE_INTERVAL
+  backup_age: {enabled: true, units: [$backup_units]}
+  clock: {enabled: false}
+  system_age: {enabled: false}
+  tls: {enabled: false}
 alert:
   webhook_url: http://127.0.0.1:9099/alert
   retries: 3
@@ -257,6 +264,9 @@ stage_agent() {
   agent_config false | stage /etc/msp/agent.yaml 0644
   # The same with the CPU probe on, for the hog incident only (see incident_cpu_hog).
   agent_config true | stage /etc/msp/agent-cpu-probe.yaml 0644
+  # The same with the offsite backup unit among the units that must back up (see
+  # incident_backup_stale).
+  agent_config false "restic-backups-daily.service, restic-backups-offsite.service" | stage /etc/msp/agent-backup-age.yaml 0644
 
   # The unit: what modules/agent.nix generates, with the box's watchdog and stop timeout.
   stage /etc/systemd/system/msp-agent.service 0644 <<EOF
@@ -324,6 +334,19 @@ Environment=RESTIC_REPOSITORY=/var/lib/restic/repo
 Environment=RESTIC_PASSWORD_FILE=/etc/msp/secrets/restic-password
 Environment=RESTIC_CACHE_DIR=/var/cache/restic-backups-daily
 ExecStart=/usr/bin/restic backup --tag daily /srv/clinic
+EOF
+  # The offsite copy: a second backup unit whose timer was never enabled (the mistake the
+  # backup-age check exists for: it never fails, it just never runs).
+  stage /etc/systemd/system/restic-backups-offsite.service 0644 <<'EOF'
+[Unit]
+Description=restic backup offsite
+
+[Service]
+Type=oneshot
+Environment=RESTIC_REPOSITORY=/var/lib/restic/repo
+Environment=RESTIC_PASSWORD_FILE=/etc/msp/secrets/restic-password
+Environment=RESTIC_CACHE_DIR=/var/cache/restic-backups-offsite
+ExecStart=/usr/bin/restic backup --tag offsite /srv/clinic
 EOF
   stage /etc/systemd/system/restic-backups-daily.timer 0644 <<'EOF'
 [Unit]
@@ -768,6 +791,58 @@ incident_backup_locked() {
   record "backup failed (stale exclusive lock)" "$b" "backup unit Result=success; restic snapshots $snaps_before -> $snaps_after; no locks left"
 }
 
+# A backup that silently stopped: restic-backups-offsite.service has not succeeded since the
+# agent started watching the host 27 hours ago (its timer was never enabled), past the
+# baseline's backup.max_age_hours (26). The agent's first start is staged 27 h back (the only
+# simulated time, as the restore schedule is staged in start_agent) and the offsite unit is
+# made one of the units that must back up; the backup-age check finds no backup_completed
+# record for it, raises backup_stale, and RB-BACKUP-001 runs the unit. Its success is read
+# from the journal as a new backup_completed record, and the check holds again.
+incident_backup_stale() {
+  say "incident: the offsite backup has not run for 27 h (its timer was never enabled)"
+  local before b snaps_before snaps_after first
+  snaps_before=$(inbox 'RESTIC_REPOSITORY=/var/lib/restic/repo RESTIC_PASSWORD_FILE=/etc/msp/secrets/restic-password restic --no-cache --no-lock snapshots --tag offsite --json' | jq length)
+  before=$(head_seq)
+  first=$(( $(date +%s) - 27 * 3600 ))
+  inbox "set -e
+    mkdir -p /run/systemd/system/msp-agent.service.d
+    printf '[Service]\nExecStart=\nExecStart=/usr/local/bin/msp-agent run --config /etc/msp/agent-backup-age.yaml\n' \
+      > /run/systemd/system/msp-agent.service.d/box-backup-age.conf
+    systemctl daemon-reload
+    systemctl stop msp-agent.service
+    printf '%s\n' $first > /var/lib/msp/state/first-start
+    systemctl start msp-agent.service"
+  wait_for 15 'systemctl is-active --quiet msp-agent.service' "msp-agent back with the offsite unit watched"
+  b=$(wait_bundle RB-BACKUP-001 resolved "$before" 90)
+  jq -e '.incident.event_type == "backup_stale" and .incident.details.unit == "restic-backups-offsite.service"
+         and .incident.details.counted_from == "agent first start" and .incident.details.max_age_hours == 26
+         and .incident.details.age_hours >= 27' "$b" >/dev/null \
+    || die "$b: expected RB-BACKUP-001 to answer a backup_stale incident of the offsite unit: $(jq -c .incident "$b")"
+  inbox 'systemctl show -p Result --value restic-backups-offsite.service' | grep -qx success \
+    || die "restic-backups-offsite.service did not end with Result=success"
+  snaps_after=$(inbox 'RESTIC_REPOSITORY=/var/lib/restic/repo RESTIC_PASSWORD_FILE=/etc/msp/secrets/restic-password restic --no-cache --no-lock snapshots --tag offsite --json' | jq length)
+  [ "$snaps_after" -gt "$snaps_before" ] || die "no new offsite snapshot ($snaps_before before, $snaps_after after)"
+  # The run's success is in the evidence as a backup_completed record of the offsite unit.
+  local rec=''
+  for _ in $(seq 1 100); do
+    rec=$(for f in $(bundles); do
+      jq -r 'select(.incident.event_type == "backup_completed" and .incident.details.unit == "restic-backups-offsite.service") | .bundle_id' "$f"
+    done | head -n 1)
+    [ -z "$rec" ] || break
+    sleep 0.2
+  done
+  [ -n "$rec" ] || die "no backup_completed record of the offsite unit after RB-BACKUP-001"
+  # Back to the main configuration (the first start stays 27 h back: harmless there, only
+  # the daily unit is judged and it has records).
+  inbox 'set -e
+    rm /run/systemd/system/msp-agent.service.d/box-backup-age.conf
+    systemctl daemon-reload
+    systemctl restart msp-agent.service'
+  wait_for 15 'systemctl is-active --quiet msp-agent.service' "msp-agent back on its main configuration"
+  wait_idle
+  record "backup stale (offsite unit, 27 h)" "$b" "backup_stale from the backup_completed records; offsite unit Result=success; offsite snapshots $snaps_before -> $snaps_after; recorded as $rec"
+}
+
 incident_cpu_hog() {
   say "incident: report-export.service runs away (a busy loop per CPU)"
   local before b quota used
@@ -1117,6 +1192,7 @@ run_box() {
   incident_backup_nas_blip
   incident_backup_unreachable
   incident_backup_locked
+  incident_backup_stale
   incident_cpu_hog
   service_restart_mid_runbook
   service_watchdog

@@ -192,6 +192,10 @@ impl Daemon {
     pub fn start(cfg: Config, stop: Arc<AtomicBool>) -> Result<Daemon> {
         let host = cfg.effective_hostname()?;
         let paths = StatePaths::new(&cfg.state_dir);
+        // Ownership and modes first (StrictModes): nothing is read from a directory another
+        // user could have written.
+        crate::evidence::store::check_state_dir(&cfg.state_dir)?;
+        crate::evidence::store::check_evidence_dir(&cfg.evidence_dir)?;
         crate::fsutil::create_dir_all(&cfg.state_dir, 0o700)?;
         // Run directories left by a crash hold nothing the evidence needs (a run's artifacts
         // are copied into its bundle before the directory is removed); start clean.

@@ -165,6 +165,20 @@ impl std::fmt::Debug for EvidenceStore {
     }
 }
 
+/// Refuse an evidence directory another user owns or others can write (they could delete,
+/// replace or fork the chain; the group may write so an operators' group can run `runbook
+/// run`). Called at start by the daemon, `runbook run` and `packet`.
+pub fn check_evidence_dir(root: &Path) -> Result<()> {
+    fsutil::check_owner_and_mode(root, "evidence directory", fsutil::Strictness::NoOtherWrite)
+}
+
+/// Refuse a state directory another user owns or group/others can write: the guard state
+/// (cooldowns), the journal cursor and the incident counter live there, so whoever can write
+/// it can suppress repairs or make entries be skipped.
+pub fn check_state_dir(dir: &Path) -> Result<()> {
+    fsutil::check_owner_and_mode(dir, "state directory", fsutil::Strictness::NoGroupOrOtherWrite)
+}
+
 /// SHA-256 of `bytes` as lower-case hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -350,7 +364,7 @@ impl EvidenceStore {
 
     fn read_chain(&self, name: &BundleName) -> Result<(u64, String, String)> {
         let path = self.bundle_path(name);
-        let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let bytes = fsutil::read_regular(&path, fsutil::limits::BUNDLE)?;
         let c: ChainOnly = serde_json::from_slice(&bytes).with_context(|| {
             format!("{}: not an evidence bundle (chain section)", path.display())
         })?;
@@ -608,8 +622,8 @@ impl EvidenceStore {
         fs::create_dir(&adir).with_context(|| format!("creating {}", adir.display()))?;
         let mut out = Vec::with_capacity(by_name.len());
         for (fname, src) in by_name {
-            let bytes =
-                fs::read(src).with_context(|| format!("reading artifact {}", src.display()))?;
+            let bytes = fsutil::read_regular(src, fsutil::limits::ARTIFACT)
+                .with_context(|| format!("reading artifact {}", src.display()))?;
             fsutil::write_once(&adir.join(&fname), &bytes, EVIDENCE_FILE_MODE)?;
             out.push(Artifact {
                 filename: fname,

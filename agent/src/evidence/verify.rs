@@ -29,7 +29,7 @@ use super::keyring::Keyring;
 use super::store::{
     sha256_hex, BundleName, ARTIFACTS_SUFFIX, HEAD_FILE, SIG_SUFFIX, SSHSIG_SUFFIX,
 };
-use crate::fsutil::TMP_PREFIX;
+use crate::fsutil::{self, TMP_PREFIX};
 use crate::keys::{ALGORITHM, NAMESPACE};
 
 /// What verification checks against.
@@ -181,8 +181,8 @@ pub fn runbook_index(dir: &Path) -> Result<HashMap<String, Vec<String>>> {
             if !is_yaml {
                 continue;
             }
-            let bytes =
-                fs::read(&path).with_context(|| format!("reading runbook {}", path.display()))?;
+            let bytes = fsutil::read_regular(&path, fsutil::limits::RUNBOOK)
+                .with_context(|| format!("reading runbook {}", path.display()))?;
             let doc: serde_yaml_ng::Value = match serde_yaml_ng::from_slice(&bytes) {
                 Ok(v) => v,
                 Err(e) => {
@@ -270,12 +270,19 @@ fn problem(path: &Path, reason: String) -> Problem {
     }
 }
 
-/// Read a companion file; `None` when it does not exist.
-fn read_opt(path: &Path) -> Result<Option<Vec<u8>>> {
-    match fs::read(path) {
-        Ok(b) => Ok(Some(b)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+/// Read a companion file (signature, artifact) of at most `limit` bytes; `None` when it does
+/// not exist or is refused (a FIFO, device, symlink or oversized file: the reason is pushed
+/// to `refused`, to be reported as a problem of the bundle).
+fn read_companion(path: &Path, limit: u64, refused: &mut Vec<String>) -> Result<Option<Vec<u8>>> {
+    match fsutil::read_regular_opt(path, limit) {
+        Ok(b) => Ok(b),
+        Err(e) => match fsutil::refused(&e) {
+            Some(why) => {
+                refused.push(format!("not read: {why}"));
+                Ok(None)
+            }
+            None => Err(e),
+        },
     }
 }
 
@@ -315,14 +322,25 @@ fn check_bundle(
     defer: &mut dyn FnMut(SigCheck, Problem),
 ) -> Result<(Vec<Problem>, Option<Link>)> {
     let mut problems = Vec::new();
-    let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let bytes = match fsutil::read_regular(path, fsutil::limits::BUNDLE) {
+        Ok(b) => b,
+        Err(e) => match fsutil::refused(&e) {
+            // A FIFO, device, symlink or giant named like a bundle: named, never read.
+            Some(why) => {
+                problems.push(problem(path, format!("not read: {why}")));
+                return Ok((problems, None));
+            }
+            None => return Err(e),
+        },
+    };
     let sha256 = sha256_hex(&bytes);
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let name = BundleName::parse_file_name(&file_name);
-    let raw_sig = read_opt(&companion(path, SIG_SUFFIX))?;
+    let mut unreadable = Vec::new();
+    let raw_sig = read_companion(&companion(path, SIG_SUFFIX), fsutil::limits::RAW_SIG, &mut unreadable)?;
 
     let bundle: Bundle = match serde_json::from_slice(&bytes) {
         Ok(b) => b,
@@ -343,7 +361,11 @@ fn check_bundle(
             return Ok((problems, None));
         }
     };
+    let sig_refused = !unreadable.is_empty();
     let mut bad = |reason: String| problems.push(problem(path, reason));
+    for why in unreadable.drain(..) {
+        bad(why);
+    }
 
     // Identity: the id is the file name, the file sits in its YYYY/MM directory.
     if Some(bundle.bundle_id.as_str()) != file_name.strip_suffix(".json") {
@@ -414,6 +436,7 @@ fn check_bundle(
     }
     if let Some(k) = key {
         match raw_sig.as_deref().map(<[u8; 64]>::try_from) {
+            None if sig_refused => {}
             None => bad(format!("missing {file_name}{SIG_SUFFIX}")),
             Some(Err(_)) => bad(format!(
                 "{file_name}{SIG_SUFFIX} is {} bytes, not a 64-byte Ed25519 signature",
@@ -430,7 +453,13 @@ fn check_bundle(
                 ),
             ),
         }
-        match read_opt(&companion(path, SSHSIG_SUFFIX))? {
+        let sshsig = read_companion(&companion(path, SSHSIG_SUFFIX), fsutil::limits::SSHSIG, &mut unreadable)?;
+        let sshsig_refused = !unreadable.is_empty();
+        for why in unreadable.drain(..) {
+            bad(why);
+        }
+        match sshsig {
+            None if sshsig_refused => {}
             None => bad(format!("missing {file_name}{SSHSIG_SUFFIX}")),
             Some(s) => match prepare_sshsig(&s, &bytes, &k.key) {
                 Err(why) => bad(format!("SSH signature ({file_name}{SSHSIG_SUFFIX}) {why}")),
@@ -522,6 +551,11 @@ fn check_artifacts(path: &Path, bundle: &Bundle, bad: &mut impl FnMut(String)) -
         .unwrap_or_default();
     let stem = stem.strip_suffix(".json").unwrap_or(&stem);
     let adir = path.with_file_name(format!("{stem}{ARTIFACTS_SUFFIX}"));
+    // A symlinked artifacts directory would lead out of the store.
+    if fs::symlink_metadata(&adir).is_ok_and(|m| !m.is_dir()) {
+        bad(format!("{stem}{ARTIFACTS_SUFFIX} is not a directory (a symlink or a file); not followed"));
+        return Ok(());
+    }
     let mut on_disk: Vec<String> = match fs::read_dir(&adir) {
         Ok(rd) => {
             let mut v = Vec::new();
@@ -546,7 +580,13 @@ fn check_artifacts(path: &Path, bundle: &Bundle, bad: &mut impl FnMut(String)) -
             continue;
         }
         let ap = adir.join(&a.filename);
-        match read_opt(&ap)? {
+        let mut refused = Vec::new();
+        let read = read_companion(&ap, fsutil::limits::ARTIFACT, &mut refused)?;
+        for why in refused {
+            bad(format!("artifact {}: {why}", a.filename));
+        }
+        match read {
+            None if fs::symlink_metadata(&ap).is_ok() => {}
             None => bad(format!("artifact {} is missing", a.filename)),
             Some(b) if b.len() as u64 != a.size_bytes => bad(format!(
                 "artifact {} is {} bytes, the bundle says {}",

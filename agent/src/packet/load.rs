@@ -64,6 +64,7 @@ pub fn load_month(root: &Path, month: &Month, keys: &Keyring) -> Result<MonthEvi
     if !root.is_dir() {
         anyhow::bail!("evidence directory {} does not exist", root.display());
     }
+    crate::evidence::store::check_evidence_dir(root)?;
     let dir = root.join(month.dir());
     let files = if dir.is_dir() {
         verify::collect(std::slice::from_ref(&dir))?.0
@@ -79,7 +80,7 @@ pub fn load_month(root: &Path, month: &Month, keys: &Keyring) -> Result<MonthEvi
     // a bundle of this month (otherwise the successor link does the job).
     let mut heads = Vec::new();
     let head = root.join(HEAD_FILE);
-    if let Ok(text) = fs::read(&head) {
+    if let Some(text) = crate::fsutil::read_regular_opt(&head, crate::fsutil::limits::SMALL)? {
         let v: serde_json::Value = serde_json::from_slice(&text)
             .with_context(|| format!("parsing {}", head.display()))?;
         let prefix = format!("{}/", month.dir_string());
@@ -118,7 +119,12 @@ pub fn load_month(root: &Path, month: &Month, keys: &Keyring) -> Result<MonthEvi
     }
     let mut bundles = Vec::with_capacity(files.len());
     for path in files {
-        let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        // verify_files already named a special or oversized file; it counts for nothing.
+        let bytes = match crate::fsutil::read_regular(&path, crate::fsutil::limits::BUNDLE) {
+            Ok(b) => b,
+            Err(e) if crate::fsutil::refused(&e).is_some() => Vec::new(),
+            Err(e) => return Err(e),
+        };
         let bundle: Option<Bundle> = serde_json::from_slice(&bytes).ok();
         let generated_at = bundle.as_ref().and_then(|b| {
             DateTime::parse_from_rfc3339(&b.generated_at)

@@ -203,6 +203,8 @@ pub fn run_by_hand(
     let id = &runbook.id;
     let evidence_dir = dirs.evidence;
     let params = runbook.bind_params(None, overrides).with_context(|| format!("runbook {id}"))?;
+    crate::evidence::store::check_state_dir(dirs.state)?;
+    crate::evidence::store::check_evidence_dir(evidence_dir)?;
     let signer = crate::keys::Signer::load(dirs.keys)?;
     // Check the store opens (and is ours to write) before anything runs; the lock is then
     // released so the daemon can keep recording while this runbook runs, and taken again

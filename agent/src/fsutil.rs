@@ -309,6 +309,60 @@ pub fn replace(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     sync_dir(parent_dir(path)?)
 }
 
+/// Atomically replace the directory `dir` with one holding exactly `files` (name, bytes),
+/// each with `mode`: the files are written and fsynced in a temporary sibling directory, which
+/// is then exchanged with `dir` in one `renameat2(RENAME_EXCHANGE)` (or renamed into place
+/// when `dir` does not exist yet), the parent is fsynced and the old copy removed. Readers
+/// see either every old file or every new one, never a mix — which is what a record and its
+/// signatures need (the signed chain head). Left-over temporaries are `.tmp-NAME.*`
+/// directories beside `dir` ([`remove_stale_tmp_dirs`]).
+pub fn replace_dir(dir: &Path, files: &[(&str, &[u8])], mode: u32) -> Result<()> {
+    use nix::fcntl::{renameat2, RenameFlags};
+    let parent = parent_dir(dir)?;
+    let tmp = tmp_path(dir)?;
+    create_dir_all(&tmp, 0o755)?;
+    let result = (|| {
+        for (name, bytes) in files {
+            write_tmp(&tmp.join(name), bytes, mode)?;
+        }
+        sync_dir(&tmp)?;
+        if dir.exists() {
+            renameat2(None, &tmp, None, dir, RenameFlags::RENAME_EXCHANGE).with_context(|| {
+                format!("exchanging {} with {}", tmp.display(), dir.display())
+            })?;
+        } else {
+            fs::rename(&tmp, dir)
+                .with_context(|| format!("renaming {} to {}", tmp.display(), dir.display()))?;
+        }
+        sync_dir(parent)
+    })();
+    // After an exchange `tmp` holds the old files; after a failure, the unpublished new ones.
+    if tmp.exists() {
+        let _ = fs::remove_dir_all(&tmp);
+    }
+    result
+}
+
+/// Remove `.tmp-NAME.*` directories [`replace_dir`] left in `parent` after a crash (only the
+/// single locked writer makes them, so they never hold anything published).
+pub fn remove_stale_tmp_dirs(parent: &Path, name: &str) -> Result<()> {
+    let prefix = format!("{TMP_PREFIX}{name}.");
+    let rd = match fs::read_dir(parent) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("reading directory {}", parent.display())),
+    };
+    for e in rd {
+        let e = e.with_context(|| format!("reading directory {}", parent.display()))?;
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n.starts_with(&prefix) && e.file_type().is_ok_and(|t| t.is_dir()) {
+            fs::remove_dir_all(e.path())
+                .with_context(|| format!("removing stale temporary {}", e.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// Create a directory and its parents with `mode` for the directories this call creates.
 pub fn create_dir_all(dir: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;

@@ -375,6 +375,12 @@ pub struct Signer {
     key: SigningKey,
     key_id: String,
     ssh_public: PublicKey,
+    /// The retired keys of the key directory (`archive/`), by key id: what the store checks
+    /// a chain head signed before the last rotation against.
+    retired: Vec<(String, VerifyingKey)>,
+    /// Where the key was loaded from (`None` for an in-memory key): a key rotated in after
+    /// this signer was loaded is looked up there.
+    key_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Signer {
@@ -405,7 +411,12 @@ impl Signer {
         let key = SigningKey::from_pkcs8_pem(&pem).with_context(|| {
             format!("{} is not a PKCS#8 PEM Ed25519 private key", path.display())
         })?;
-        let signer = Signer::from_signing_key(key);
+        let mut signer = Signer::from_signing_key(key);
+        signer.key_dir = Some(key_dir.to_path_buf());
+        for info in read_archive(key_dir)? {
+            let vk = crate::evidence::keyring::public_key_of(&info)?;
+            signer.retired.push((info.key_id, vk));
+        }
         let pub_path = key_dir.join(PUBLIC_SSH_FILE);
         if let Some(text) = fsutil::read_regular_opt(&pub_path, fsutil::limits::SMALL)? {
             let text = String::from_utf8_lossy(&text);
@@ -431,7 +442,24 @@ impl Signer {
             key_id: key_id_of(&vk),
             ssh_public: ssh_public_key(&vk),
             key,
+            retired: Vec::new(),
+            key_dir: None,
         }
+    }
+
+    /// The public key with `key_id`: this signer's own, one of its directory's retired keys,
+    /// or (read again from the key directory) a key rotated in since this signer was loaded.
+    /// `None` for a key this key directory never held.
+    pub fn known_key(&self, key_id: &str) -> Option<VerifyingKey> {
+        if key_id == self.key_id {
+            return Some(self.key.verifying_key());
+        }
+        if let Some((_, k)) = self.retired.iter().find(|(id, _)| id == key_id) {
+            return Some(*k);
+        }
+        let dir = self.key_dir.as_deref()?;
+        let ring = crate::evidence::keyring::Keyring::load(dir).ok()?;
+        ring.get(key_id).map(|k| k.key)
     }
 
     /// `SHA256:...` fingerprint, as `ssh-keygen -l` prints it.

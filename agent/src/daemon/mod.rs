@@ -206,8 +206,9 @@ impl Daemon {
 
         let key_file = cfg.effective_signing_key_file();
         let signer = Arc::new(load_signer(&key_file)?);
-        // Opening checks and repairs the store (orphans from a crash) before anything runs.
-        drop(EvidenceStore::open_waiting(&cfg.evidence_dir, STORE_WAIT)?);
+        // Opening checks and repairs the store (orphans from a crash) before anything runs;
+        // an older agent's unsigned chain head is replaced by a signed one here, once.
+        EvidenceStore::open_waiting(&cfg.evidence_dir, STORE_WAIT)?.sign_legacy_head(&signer, Utc::now())?;
 
         let (runbooks, errors) = crate::runbook::model::load_dir(&cfg.runbooks_dir)
             .with_context(|| format!("reading runbook directory {}", cfg.runbooks_dir.display()))?;
@@ -538,8 +539,15 @@ impl Daemon {
             "interval_seconds": self.cfg.heartbeat.interval_seconds,
             "agent_started_at": crate::runbook::exec::rfc3339(self.started_at),
         });
-        let nb = records::heartbeat(&self.record_ctx(), details, Utc::now());
-        match self.append(nb) {
+        let now = Utc::now();
+        // The chain position is read under the writer's lock, so it is exactly the head this
+        // heartbeat is appended to.
+        let result = EvidenceStore::open_waiting(&self.evidence_dir, STORE_WAIT).and_then(|mut store| {
+            let mut details = details;
+            records::add_chain_position(&mut details, store.head());
+            store.append(records::heartbeat(&self.record_ctx(), details, now), &self.signer, now)
+        });
+        match result {
             Ok(w) => tracing::debug!(bundle = %w.bundle_id, "heartbeat written"),
             Err(e) => self.raise("heartbeat_failed", None, None, None, format!("writing the heartbeat failed: {e:#}")),
         }

@@ -27,7 +27,7 @@ use super::bundle::{Bundle, GENESIS_PREV_HASH};
 use super::heartbeat::{Beat, Gap};
 use super::keyring::Keyring;
 use super::store::{
-    sha256_hex, BundleName, ARTIFACTS_SUFFIX, HEAD_FILE, SIG_SUFFIX, SSHSIG_SUFFIX,
+    sha256_hex, BundleName, ARTIFACTS_SUFFIX, SIG_SUFFIX, SSHSIG_SUFFIX,
 };
 use crate::fsutil::{self, TMP_PREFIX};
 use crate::keys::{ALGORITHM, NAMESPACE};
@@ -56,7 +56,8 @@ pub struct Problem {
     pub path: PathBuf,
     pub reason: String,
     #[serde(skip)]
-    order: (Option<BundleName>, PathBuf),
+    /// Bundles by name first, then other files (the chain head, receipts).
+    order: (bool, Option<BundleName>, PathBuf),
 }
 
 /// Summary of one chain (one client and host).
@@ -84,6 +85,39 @@ pub struct Report {
     pub chains: Vec<ChainSummary>,
     /// Gaps between heartbeats longer than the rule (see [`super::heartbeat`]).
     pub heartbeat_gaps: Vec<Gap>,
+    /// Things worth saying that are not integrity failures (an older agent's unsigned head).
+    pub warnings: Vec<String>,
+}
+
+/// A store root among the verified directories: its chain head and upload receipts are
+/// checked (see [`super::storecheck`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreRoot {
+    pub root: PathBuf,
+    /// `Some("YYYY/MM")`: only this month was verified (the packet), so the head is checked
+    /// only when it names a bundle of the month, and only the month's receipts are checked.
+    pub month: Option<String>,
+}
+
+/// The last bundle of each chain (for the gap after the last heartbeat).
+fn chain_ends(links: &[Link]) -> Vec<super::heartbeat::ChainEnd> {
+    let mut ends: BTreeMap<(String, String), &Link> = BTreeMap::new();
+    for l in links {
+        let e = ends.entry(l.chain_key.clone()).or_insert(l);
+        if l.sequence > e.sequence {
+            *e = l;
+        }
+    }
+    ends.into_values()
+        .filter_map(|l| {
+            Some(super::heartbeat::ChainEnd {
+                chain_key: l.chain_key.clone(),
+                sequence: l.sequence,
+                bundle_id: l.file_name.trim_end_matches(".json").to_string(),
+                at: l.generated_at?,
+            })
+        })
+        .collect()
 }
 
 /// Per-bundle facts the chain check needs.
@@ -98,20 +132,21 @@ struct Link {
     prev: String,
     /// Set for heartbeat bundles.
     beat: Option<Beat>,
+    generated_at: Option<DateTime<Utc>>,
+    key_id: String,
 }
 
 /// Collect bundle files from files and directories (recursive). Returns the files and the
-/// `head.json` hints of store roots among the directories. A named path that does not
-/// exist is an error.
-pub fn collect(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+/// store roots among the directories (whose chain head and upload receipts are checked, see
+/// [`super::storecheck`]). A named path that does not exist is an error.
+pub fn collect(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<StoreRoot>)> {
     let mut files = Vec::new();
     let mut heads = Vec::new();
     for p in paths {
         let meta = fs::metadata(p).with_context(|| format!("reading {}", p.display()))?;
         if meta.is_dir() {
-            let head = p.join(HEAD_FILE);
-            if head.is_file() {
-                heads.push(head);
+            if super::storecheck::is_store_root(p) {
+                heads.push(StoreRoot { root: p.clone(), month: None });
             }
             walk(p, &mut files)?;
         } else {
@@ -207,7 +242,7 @@ pub fn runbook_index(dir: &Path) -> Result<HashMap<String, Vec<String>>> {
 
 /// Verify bundle files (see the module docs). `Err` only for I/O errors on the bundles
 /// themselves; everything wrong with the evidence is a [`Problem`] in the report.
-pub fn verify_files(files: &[PathBuf], heads: &[PathBuf], opts: &VerifyOptions) -> Result<Report> {
+pub fn verify_files(files: &[PathBuf], heads: &[StoreRoot], opts: &VerifyOptions) -> Result<Report> {
     let threads = match opts.threads {
         0 => std::thread::available_parallelism()
             .map(|n| n.get())
@@ -238,14 +273,28 @@ pub fn verify_files(files: &[PathBuf], heads: &[PathBuf], opts: &VerifyOptions) 
         problems.extend(p);
         links.extend(l);
     }
-    let beats = links.iter().filter_map(|l| l.beat.clone()).collect();
-    let heartbeat_gaps = super::heartbeat::gaps(beats, opts.max_heartbeat_gap);
-    let chains = check_chains(links, heads, opts, &mut problems)?;
+    let beats: Vec<Beat> = links.iter().filter_map(|l| l.beat.clone()).collect();
+    let mut heartbeat_gaps = super::heartbeat::gaps(beats.clone(), opts.max_heartbeat_gap);
+    let ends: Vec<super::heartbeat::ChainEnd> = chain_ends(&links);
+    heartbeat_gaps.extend(super::heartbeat::tail_gaps(&beats, &ends, opts.max_heartbeat_gap));
+    let seen: Vec<super::storecheck::Seen> = links
+        .iter()
+        .map(|l| super::storecheck::Seen { file_name: l.file_name.clone(), path: l.path.clone(), sha256: l.sha256.clone(), sequence: l.sequence, chain_key: l.chain_key.clone() })
+        .collect();
+    for (path, reason) in super::heartbeat::position_problems(&beats, &seen) {
+        problems.push(problem(&path, reason));
+    }
+    let chains = check_chains(links, opts, &mut problems)?;
+    let mut warnings = Vec::new();
+    for (path, reason) in super::storecheck::check(heads, &seen, &beats, &chains, &opts.keys, &mut warnings)? {
+        problems.push(problem(&path, reason));
+    }
     problems.sort_by(|a, b| a.order.cmp(&b.order));
     let mut bad: Vec<&Path> = problems.iter().map(|p| p.path.as_path()).collect();
     bad.sort();
     bad.dedup();
     Ok(Report {
+        warnings,
         ok: problems.is_empty() && !heartbeat_gaps.iter().any(|g| g.error),
         heartbeat_gaps,
         bundles_checked: files.len(),
@@ -266,7 +315,7 @@ fn problem(path: &Path, reason: String) -> Problem {
         bundle: file_name,
         path: path.to_path_buf(),
         reason,
-        order: (name, path.to_path_buf()),
+        order: (name.is_none(), name, path.to_path_buf()),
     }
 }
 
@@ -505,13 +554,15 @@ fn check_bundle(
         chain_key: (bundle.client_id, bundle.hostname),
         sequence: bundle.chain.sequence,
         prev: bundle.chain.prev_bundle_sha256,
+        generated_at,
+        key_id: bundle.signing.key_id,
     };
     Ok((problems, Some(link)))
 }
 
 /// Check an armoured SSHSIG's envelope (namespace, key, hash) and prepare the check of its
 /// Ed25519 signature over the SSHSIG signed data for `msg`.
-fn prepare_sshsig(
+pub(super) fn prepare_sshsig(
     armoured: &[u8],
     msg: &[u8],
     key: &ed25519_dalek::VerifyingKey,
@@ -618,7 +669,6 @@ fn check_artifacts(path: &Path, bundle: &Bundle, bad: &mut impl FnMut(String)) -
 /// is named; with no successor to decide, the later name is named.
 fn check_chains(
     links: Vec<Link>,
-    heads: &[PathBuf],
     opts: &VerifyOptions,
     problems: &mut Vec<Problem>,
 ) -> Result<Vec<ChainSummary>> {
@@ -712,6 +762,23 @@ fn check_chains(
                                 "chain broken: a second genesis bundle".into(),
                             ));
                         }
+                        // Time never goes backwards along the chain (the writer holds a clock
+                        // that went back at the head's time), so a bundle dated before its
+                        // predecessor was not written by this chain's writer in order: e.g. a
+                        // retired key back-dating a bundle into its old window.
+                        if let (Some(a), Some(b)) = (named.generated_at, l.generated_at) {
+                            if b < a {
+                                problems.push(problem(
+                                    &l.path,
+                                    format!(
+                                        "time goes backwards: generated_at {} is before {} of {} (sequence {pseq})",
+                                        crate::runbook::exec::rfc3339(b),
+                                        crate::runbook::exec::rfc3339(a),
+                                        named.file_name
+                                    ),
+                                ));
+                            }
+                        }
                         // Same day: the per-day number must grow with the sequence.
                         if let (Some(a), Some(n)) = (named.name, l.name) {
                             if a.day == n.day && n.n < a.n {
@@ -729,6 +796,24 @@ fn check_chains(
             }
             prev_seq = kept.get(seq).map(|k| (*seq, *k));
         }
+        // A retired key never signs after its successor has: once a bundle signed by a key
+        // with a later window is in the chain, a later bundle signed by an earlier key is a
+        // back-dated extension (its window may still cover the date it claims).
+        let mut newest: Option<(&Link, DateTime<Utc>)> = None;
+        for (seq, k) in &kept {
+            let Some(key) = opts.keys.get(&k.key_id) else { continue };
+            match newest {
+                Some((n, from)) if key.valid_from < from => problems.push(problem(
+                    &k.path,
+                    format!(
+                        "signed by retired key {} after its successor {} signed {} (sequence {}); this is sequence {seq}",
+                        k.key_id, n.key_id, n.file_name, n.sequence
+                    ),
+                )),
+                Some((_, from)) if key.valid_from <= from => {}
+                _ => newest = Some((k, key.valid_from)),
+            }
+        }
         if let (Some(first), Some(last)) = (chain.first(), chain.last()) {
             summaries.push(ChainSummary {
                 client_id,
@@ -738,25 +823,6 @@ fn check_chains(
                 last_sequence: last.sequence,
                 head_sha256: last.sha256.clone(),
             });
-        }
-    }
-    // A store's head.json records how far its chain got: fewer bundles means deletion at the end.
-    for head in heads {
-        let text = fs::read(head).with_context(|| format!("reading {}", head.display()))?;
-        let hint: serde_json::Value =
-            serde_json::from_slice(&text).with_context(|| format!("parsing {}", head.display()))?;
-        let seq = hint.get("sequence").and_then(|v| v.as_u64()).unwrap_or(0);
-        let sha = hint.get("sha256").and_then(|v| v.as_str()).unwrap_or("");
-        let bundle = hint.get("bundle").and_then(|v| v.as_str()).unwrap_or("");
-        let reached = summaries
-            .iter()
-            .any(|c| c.last_sequence > seq || (c.last_sequence == seq && c.head_sha256 == sha));
-        if !reached {
-            let root = head.parent().unwrap_or(Path::new("."));
-            problems.push(problem(
-                &root.join(bundle),
-                format!("chain truncated: {} says the chain reached sequence {seq} with this bundle, which is missing or different", head.display()),
-            ));
         }
     }
     Ok(summaries)

@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 
 use crate::evidence::bundle::Bundle;
 use crate::evidence::keyring::Keyring;
-use crate::evidence::store::{sha256_hex, BundleName, HEAD_FILE};
+use crate::evidence::store::{sha256_hex, BundleName};
 use crate::evidence::verify::{self, VerifyOptions};
 
 use super::period::Month;
@@ -76,21 +76,9 @@ pub fn load_month(root: &Path, month: &Month, keys: &Keyring) -> Result<MonthEvi
     all.extend(before.iter().cloned());
     all.extend(after.iter().cloned());
     all.sort();
-    // head.json is a hint about the chain's end: it only speaks for this month when it names
-    // a bundle of this month (otherwise the successor link does the job).
-    let mut heads = Vec::new();
-    let head = root.join(HEAD_FILE);
-    if let Some(text) = crate::fsutil::read_regular_opt(&head, crate::fsutil::limits::SMALL)? {
-        let v: serde_json::Value = serde_json::from_slice(&text)
-            .with_context(|| format!("parsing {}", head.display()))?;
-        let prefix = format!("{}/", month.dir_string());
-        if v.get("bundle")
-            .and_then(|b| b.as_str())
-            .is_some_and(|b| b.starts_with(&prefix))
-        {
-            heads.push(head);
-        }
-    }
+    // The chain head only speaks for this month when it names a bundle of this month
+    // (otherwise the successor link does the job); the month's upload receipts are checked.
+    let heads = vec![verify::StoreRoot { root: root.to_path_buf(), month: Some(month.dir_string()) }];
     let opts = VerifyOptions {
         keys: keys.clone(),
         runbooks: None,

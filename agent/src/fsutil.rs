@@ -51,11 +51,15 @@ fn write_tmp(tmp: &Path, bytes: &[u8], mode: u32) -> Result<()> {
         .mode(mode)
         .open(tmp)
         .with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(bytes)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    f.sync_all()
-        .with_context(|| format!("fsync {}", tmp.display()))?;
-    Ok(())
+    let written = f
+        .write_all(bytes)
+        .with_context(|| format!("writing {}", tmp.display()))
+        .and_then(|()| f.sync_all().with_context(|| format!("fsync {}", tmp.display())));
+    if written.is_err() {
+        // A full disk: leave no partial temporary behind.
+        let _ = fs::remove_file(tmp);
+    }
+    written
 }
 
 /// Size limits of [`read_regular`], one per kind of file (why each: `ARCHITECTURE.md`,

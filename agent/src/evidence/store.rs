@@ -186,7 +186,7 @@ enum HeadState {
     /// An older agent's unsigned `head.json`.
     Legacy,
     /// A signed record: its bytes and raw signature, checked before the chain is extended.
-    Signed { record: HeadRecord, bytes: Vec<u8>, raw_sig: Vec<u8> },
+    Signed { record: Box<HeadRecord>, bytes: Vec<u8>, raw_sig: Vec<u8> },
 }
 
 /// The chain head as the store knows it.
@@ -462,7 +462,7 @@ impl EvidenceStore {
                 );
             };
             let named = (record.sequence, record.bundle.clone(), record.sha256.clone());
-            self.head_state = HeadState::Signed { record, bytes, raw_sig };
+            self.head_state = HeadState::Signed { record: Box::new(record), bytes, raw_sig };
             return Ok(Some(named));
         }
         let legacy = self.root.join(LEGACY_HEAD_FILE);
@@ -646,7 +646,7 @@ impl EvidenceStore {
             EVIDENCE_FILE_MODE,
         )?;
         let was_legacy = matches!(self.head_state, HeadState::Legacy);
-        self.head_state = HeadState::Signed { record, bytes, raw_sig: raw.to_vec() };
+        self.head_state = HeadState::Signed { record: Box::new(record), bytes, raw_sig: raw.to_vec() };
         let legacy = self.root.join(LEGACY_HEAD_FILE);
         if was_legacy || legacy.exists() {
             match fs::remove_file(&legacy) {

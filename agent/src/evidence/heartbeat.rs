@@ -112,33 +112,38 @@ pub fn gaps(beats: Vec<Beat>, max_gap: Option<Duration>) -> Vec<Gap> {
         chain.sort_by_key(|b| (b.sequence, b.at));
         for w in chain.windows(2) {
             let (a, b) = (&w[0], &w[1]);
-            let gap = (b.at - a.at).num_seconds().max(0) as u64;
-            let allowed = match max_gap {
-                Some(d) => d.as_secs(),
-                None => MIN_FLAGGED_GAP.as_secs().max(2 * a.interval_seconds),
-            };
-            if gap > allowed {
-                out.push(Gap {
-                    client_id: client_id.clone(),
-                    hostname: hostname.clone(),
-                    before: a.bundle_id.clone(),
-                    before_at: crate::runbook::exec::rfc3339(a.at),
-                    after: b.bundle_id.clone(),
-                    after_at: crate::runbook::exec::rfc3339(b.at),
-                    gap_seconds: gap,
-                    allowed_seconds: allowed,
-                    error: max_gap.is_some(),
-                });
-            }
+            out.extend(flag(&client_id, &hostname, a, b.bundle_id.clone(), b.at, max_gap));
         }
     }
     out
 }
 
+/// The gap from heartbeat `a` to `after` (at `after_at`), when it exceeds the allowance:
+/// max(1 h, 2 × `a`'s interval), or `max_gap`.
+fn flag(client_id: &str, hostname: &str, a: &Beat, after: String, after_at: DateTime<Utc>, max_gap: Option<Duration>) -> Option<Gap> {
+    let gap = (after_at - a.at).num_seconds().max(0) as u64;
+    let allowed = match max_gap {
+        Some(d) => d.as_secs(),
+        None => MIN_FLAGGED_GAP.as_secs().max(2 * a.interval_seconds),
+    };
+    (gap > allowed).then(|| Gap {
+        client_id: client_id.to_string(),
+        hostname: hostname.to_string(),
+        before: a.bundle_id.clone(),
+        before_at: crate::runbook::exec::rfc3339(a.at),
+        after,
+        after_at: crate::runbook::exec::rfc3339(after_at),
+        gap_seconds: gap,
+        allowed_seconds: allowed,
+        error: max_gap.is_some(),
+    })
+}
+
 /// The stretch after each chain's last heartbeat: when the chain's last bundle is further
 /// from it than the allowance, the gap between the last heartbeat and the head is reported
-/// like any other gap (`after` names the head bundle). With deleted newest bundles and an
-/// old head put back, this is what still shows: the heartbeats stop long before the head.
+/// like any other gap (`after` names the head bundle): a chain that goes on long after its
+/// last heartbeat (the agent was stopped while manual runs went on, or heartbeats were
+/// removed) shows it, and the fleet compares the same position with the WORM copy.
 pub fn tail_gaps(beats: &[Beat], ends: &[ChainEnd], max_gap: Option<Duration>) -> Vec<Gap> {
     let mut out = Vec::new();
     for end in ends {
@@ -146,24 +151,8 @@ pub fn tail_gaps(beats: &[Beat], ends: &[ChainEnd], max_gap: Option<Duration>) -
         if end.sequence <= last.sequence {
             continue;
         }
-        let gap = (end.at - last.at).num_seconds().max(0) as u64;
-        let allowed = match max_gap {
-            Some(d) => d.as_secs(),
-            None => MIN_FLAGGED_GAP.as_secs().max(2 * last.interval_seconds),
-        };
-        if gap > allowed {
-            out.push(Gap {
-                client_id: end.chain_key.0.clone(),
-                hostname: end.chain_key.1.clone(),
-                before: last.bundle_id.clone(),
-                before_at: crate::runbook::exec::rfc3339(last.at),
-                after: format!("{} (chain head, sequence {}, {} bundle(s) after the last heartbeat)", end.bundle_id, end.sequence, end.sequence - last.sequence),
-                after_at: crate::runbook::exec::rfc3339(end.at),
-                gap_seconds: gap,
-                allowed_seconds: allowed,
-                error: max_gap.is_some(),
-            });
-        }
+        let after = format!("{} (chain head, sequence {}, {} bundle(s) after the last heartbeat)", end.bundle_id, end.sequence, end.sequence - last.sequence);
+        out.extend(flag(&end.chain_key.0, &end.chain_key.1, last, after, end.at, max_gap));
     }
     out
 }

@@ -503,6 +503,12 @@ fn item_9_special_files_are_named_never_read() {
     );
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("EB-20261122-0004.json is a FIFO"), "{err}");
+    // A FIFO given to `runbook lint`.
+    let fifo = f.dir.join("fifo.yaml");
+    mkfifo(&fifo);
+    let (code, _, err) = run_timeout(Command::new(BIN).args(["runbook", "lint"]).arg(&fifo), 30);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("fifo.yaml is not a regular file"), "{err}");
 }
 
 /// A one-step runbook running `script` (shell), with a `fill` path parameter inside `root`.

@@ -215,6 +215,10 @@ impl Daemon {
         cfg.check_policy(&policy)?;
         let host = cfg.effective_hostname()?;
         let paths = StatePaths::new(&cfg.state_dir);
+        // Ownership and modes first (StrictModes): nothing is read from a directory another
+        // user could have written.
+        crate::evidence::store::check_state_dir(&cfg.state_dir)?;
+        crate::evidence::store::check_evidence_dir(&cfg.evidence_dir)?;
         crate::fsutil::create_dir_all(&cfg.state_dir, 0o700)?;
         // Run directories left by a crash hold nothing the evidence needs (a run's artifacts
         // are copied into its bundle before the directory is removed); start clean.
@@ -225,8 +229,9 @@ impl Daemon {
 
         let key_file = cfg.effective_signing_key_file();
         let signer = Arc::new(load_signer(&key_file)?);
-        // Opening checks and repairs the store (orphans from a crash) before anything runs.
-        drop(EvidenceStore::open_waiting(&cfg.evidence_dir, STORE_WAIT)?);
+        // Opening checks and repairs the store (orphans from a crash) before anything runs;
+        // an older agent's unsigned chain head is replaced by a signed one here, once.
+        EvidenceStore::open_waiting(&cfg.evidence_dir, STORE_WAIT)?.sign_legacy_head(&signer, Utc::now())?;
 
         let (runbooks, errors) = crate::runbook::model::load_dir(&cfg.runbooks_dir)
             .with_context(|| format!("reading runbook directory {}", cfg.runbooks_dir.display()))?;
@@ -577,8 +582,15 @@ impl Daemon {
             "agent_started_at": crate::runbook::exec::rfc3339(self.started_at),
             "checks": self.board.to_json(),
         });
-        let nb = records::heartbeat(&self.record_ctx(), details, Utc::now());
-        match self.append(nb) {
+        let now = Utc::now();
+        // The chain position is read under the writer's lock, so it is exactly the head this
+        // heartbeat is appended to.
+        let result = EvidenceStore::open_waiting(&self.evidence_dir, STORE_WAIT).and_then(|mut store| {
+            let mut details = details;
+            records::add_chain_position(&mut details, store.head());
+            store.append(records::heartbeat(&self.record_ctx(), details, now), &self.signer, now)
+        });
+        match result {
             Ok(w) => tracing::debug!(bundle = %w.bundle_id, "heartbeat written"),
             Err(e) => self.raise("heartbeat_failed", None, None, None, format!("writing the heartbeat failed: {e:#}")),
         }

@@ -50,6 +50,12 @@ pub mod event_type {
     pub const HEARTBEAT: &str = "heartbeat";
     /// Record (not an incident): a backup unit finished successfully.
     pub const BACKUP_COMPLETED: &str = "backup_completed";
+    /// Record (not an incident): the monthly WORM restore test (`worm restore-test`).
+    pub const WORM_RESTORE_TEST: &str = "worm_restore_test";
+    /// Record (not an incident): local copies of confirmed bundles were pruned.
+    pub const EVIDENCE_PRUNED: &str = "evidence_pruned";
+    /// Record (not an incident): the evidence file system passed its usage threshold.
+    pub const EVIDENCE_DISK_HIGH: &str = "evidence_disk_high";
 }
 
 /// Where an incident came from: a journal entry or a periodic probe.

@@ -130,7 +130,8 @@ pub fn verify(
     Ok(report)
 }
 
-fn owner(cfg: &WormConfig, bundles: &[local::LocalBundle]) -> Result<(String, String)> {
+/// Client and host for object keys: configured, or from the first local bundle.
+pub(crate) fn owner(cfg: &WormConfig, bundles: &[local::LocalBundle]) -> Result<(String, String)> {
     let mut client = cfg.client_id.clone();
     let mut host = cfg.host.clone();
     if client.is_empty() || host.is_empty() {

@@ -85,7 +85,7 @@ impl RemoteFile {
     /// Why this key looks tampered with, if it does.
     pub fn tamper_reason(&self) -> Option<String> {
         let live = self.live().len();
-        if self.versions.first().is_some_and(|v| v.delete_marker) {
+        if self.versions.iter().any(|v| v.is_latest && v.delete_marker) {
             return Some(format!("{}: latest version is a delete marker", self.key));
         }
         if live > 1 {

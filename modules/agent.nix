@@ -237,6 +237,76 @@ in
       };
     };
 
+    evidenceVerify = {
+      enable = lib.mkOption {
+        type = lib.types.bool;
+        default = true;
+        description = ''
+          Run `msp-agent evidence verify` over the evidence store on a timer; a failure raises
+          an `evidence_verify_failed` alert (journal at crit, and the alert webhook) and leaves
+          the unit failed.
+        '';
+      };
+      onCalendar = lib.mkOption {
+        type = lib.types.str;
+        default = "*-*-* 05:00:00";
+        description = "When the evidence store is verified (systemd.time(7)); daily by default.";
+      };
+    };
+
+    evidencePrune = {
+      enable = lib.mkOption {
+        type = lib.types.bool;
+        default = true;
+        description = ''
+          Run `msp-agent evidence prune` on a timer: local copies of bundles confirmed in the
+          WORM bucket and older than `localRetentionDays` are removed (never the chain head,
+          never anything unconfirmed; a signed prune record is kept), then the evidence file
+          system's usage is checked against `diskAlertPercent`. Without WORM uploads nothing
+          is ever confirmed, so nothing is pruned.
+        '';
+      };
+      onCalendar = lib.mkOption {
+        type = lib.types.str;
+        default = "*-*-* 04:30:00";
+        description = "When the pruner runs (systemd.time(7)); daily by default.";
+      };
+      localRetentionDays = lib.mkOption {
+        type = lib.types.ints.positive;
+        default = 90;
+        description = "Days a confirmed bundle is kept locally before its local copy may be removed.";
+      };
+      diskAlertPercent = lib.mkOption {
+        type = lib.types.ints.between 1 100;
+        default = 80;
+        description = "Usage of the evidence file system (percent) above which a signed record and an alert are raised.";
+      };
+    };
+
+    wormRestoreTest = {
+      enable = lib.mkOption {
+        type = lib.types.bool;
+        default = cfg.worm.endpoint != null;
+        defaultText = lib.literalExpression "config.services.msp-agent.worm.endpoint != null";
+        description = ''
+          Run `msp-agent worm restore-test` on a timer: a random sample of bundles is
+          downloaded from the WORM bucket, checked against the server's checksums and the
+          upload receipts, verified, and the result recorded as a signed `worm_restore_test`
+          record (evidence for §164.308(a)(7)).
+        '';
+      };
+      onCalendar = lib.mkOption {
+        type = lib.types.str;
+        default = "*-*-02 04:00:00";
+        description = "When the WORM restore test runs (systemd.time(7)); monthly by default.";
+      };
+      sample = lib.mkOption {
+        type = lib.types.ints.positive;
+        default = 20;
+        description = "How many bundles each WORM restore test downloads and verifies.";
+      };
+    };
+
     packet = {
       enable = lib.mkOption {
         type = lib.types.bool;
@@ -552,6 +622,62 @@ in
       wantedBy = [ "timers.target" ];
       timerConfig = {
         OnCalendar = cfg.packet.onCalendar;
+        Persistent = true;
+        RandomizedDelaySec = "1h";
+      };
+    };
+
+    # Scheduled verification: the whole store (a pruned store starts at its signed prune
+    # record, so the work stays bounded by the local retention).
+    systemd.services.msp-agent-evidence-verify = lib.mkIf cfg.evidenceVerify.enable (
+      jobUnit "msp-agent daily evidence verification" ''
+        exec ${agentExe} evidence verify --keys ${lib.escapeShellArg packetPublicKeys} \
+          --alert-config /etc/msp/agent.yaml \
+          ${lib.escapeShellArg cfg.settings.evidence_dir}
+      ''
+    );
+    systemd.timers.msp-agent-evidence-verify = lib.mkIf cfg.evidenceVerify.enable {
+      wantedBy = [ "timers.target" ];
+      timerConfig = {
+        OnCalendar = cfg.evidenceVerify.onCalendar;
+        Persistent = true;
+        RandomizedDelaySec = "30m";
+      };
+    };
+
+    systemd.services.msp-agent-evidence-prune = lib.mkIf cfg.evidencePrune.enable (
+      jobUnit "msp-agent local evidence retention and disk check" ''
+        exec ${agentExe} evidence prune \
+          --evidence-dir ${lib.escapeShellArg cfg.settings.evidence_dir} \
+          --state-dir ${lib.escapeShellArg cfg.settings.state_dir} \
+          ${keyDirArg} --config /etc/msp/agent.yaml \
+          --local-retention-days ${toString cfg.evidencePrune.localRetentionDays} \
+          --disk-alert-percent ${toString cfg.evidencePrune.diskAlertPercent}
+      ''
+    );
+    systemd.timers.msp-agent-evidence-prune = lib.mkIf cfg.evidencePrune.enable {
+      wantedBy = [ "timers.target" ];
+      timerConfig = {
+        OnCalendar = cfg.evidencePrune.onCalendar;
+        Persistent = true;
+        RandomizedDelaySec = "30m";
+      };
+    };
+
+    systemd.services.msp-agent-worm-restore-test = lib.mkIf cfg.wormRestoreTest.enable (
+      jobUnit "msp-agent monthly WORM restore test" ''
+        # The config names the daemon's credential path; this unit has its own.
+        exec ${agentExe} worm restore-test --config /etc/msp/agent.yaml \
+          --evidence-dir ${lib.escapeShellArg cfg.settings.evidence_dir} \
+          --state-dir ${lib.escapeShellArg cfg.settings.state_dir} \
+          ${keyDirArg} --sample ${toString cfg.wormRestoreTest.sample} \
+          ${lib.optionalString (cfg.worm.credentialsFile != null) ''--credentials-file "$CREDENTIALS_DIRECTORY/${wormCredential}"''}
+      ''
+    );
+    systemd.timers.msp-agent-worm-restore-test = lib.mkIf cfg.wormRestoreTest.enable {
+      wantedBy = [ "timers.target" ];
+      timerConfig = {
+        OnCalendar = cfg.wormRestoreTest.onCalendar;
         Persistent = true;
         RandomizedDelaySec = "1h";
       };

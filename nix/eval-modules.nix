@@ -161,6 +161,16 @@ in
       && compliant.systemd.services.msp-agent-packet.serviceConfig.LoadCredential
         == (agentUnit compliant).LoadCredential
     ) { })
+    (check "ops timers: daily verify (alerts on failure), daily prune, monthly WORM restore test only with an endpoint" (
+      let
+        svc = compliant.systemd.services;
+      in
+      compliant.systemd.timers.msp-agent-evidence-verify.timerConfig.OnCalendar == "*-*-* 05:00:00"
+      && compliant.systemd.timers.msp-agent-evidence-prune.timerConfig.OnCalendar == "*-*-* 04:30:00"
+      && svc.msp-agent-evidence-prune.serviceConfig.LoadCredential == (agentUnit compliant).LoadCredential
+      && (compliant.services.msp-agent.worm.endpoint == null) == !(compliant.systemd.timers ? msp-agent-worm-restore-test)
+      && hosts.clinic-001-srv-primary.systemd.timers.msp-agent-worm-restore-test.timerConfig.OnCalendar == "*-*-02 04:00:00"
+    ) { })
     (check "sshd: certificates only, principals per user, no passwords" (
       let
         s = compliant.services.openssh.settings;

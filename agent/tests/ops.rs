@@ -5,7 +5,6 @@
 #[path = "worm_support/mod.rs"]
 mod support;
 #[path = "common/stock.rs"]
-#[allow(dead_code)]
 mod stock;
 
 use std::path::{Path, PathBuf};

@@ -208,8 +208,8 @@ pub fn export(
 
     // Verify what was exported, from the exported keys, as the recipient will.
     let ring = Keyring::load(&to.join("keys")).context("loading the exported keys")?;
-    let (vfiles, heads) = verify::collect(&[ev_out.clone()])?;
-    let (records, mut chain_problems) = super::prune::load_records(&[ev_out.clone()], &ring)?;
+    let (vfiles, heads) = verify::collect(std::slice::from_ref(&ev_out))?;
+    let (records, mut chain_problems) = super::prune::load_records(std::slice::from_ref(&ev_out), &ring)?;
     let opts = verify::VerifyOptions { keys: ring, partial: !records.is_empty(), ..Default::default() };
     let v = verify::verify_files(&vfiles, &heads, &opts)?;
     if !records.is_empty() {

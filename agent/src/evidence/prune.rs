@@ -103,7 +103,7 @@ pub fn latest_record(root: &Path) -> Result<Option<(PathBuf, PruneRecord, Vec<u8
         let Some(n) = name.strip_prefix("PR-").and_then(|r| r.strip_suffix(".json")).and_then(|n| n.parse::<u64>().ok()) else {
             continue;
         };
-        if best.as_ref().map_or(true, |(b, _)| n > *b) {
+        if best.as_ref().map(|(b, _)| n > *b).unwrap_or(true) {
             best = Some((n, e.path()));
         }
     }
@@ -128,14 +128,31 @@ pub fn verify_record(path: &Path, rec: &PruneRecord, bytes: &[u8], keys: &Keyrin
         .map_err(|_| "signature does not verify: record modified".to_string())
 }
 
+/// What the pruner and the chain-start check read from a bundle file.
+struct ChainFacts {
+    sequence: u64,
+    prev: String,
+    sha256: String,
+    generated_at: DateTime<Utc>,
+    client_id: String,
+    hostname: String,
+}
+
 /// Read the chain fields of a bundle file.
-fn chain_of(path: &Path) -> Result<(u64, String, String, DateTime<Utc>, String, String)> {
+fn chain_of(path: &Path) -> Result<ChainFacts> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let b: Bundle = serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))?;
     let at = DateTime::parse_from_rfc3339(&b.generated_at)
         .with_context(|| format!("{}: field generated_at", path.display()))?
         .with_timezone(&Utc);
-    Ok((b.chain.sequence, b.chain.prev_bundle_sha256, sha256_hex(&bytes), at, b.client_id, b.hostname))
+    Ok(ChainFacts {
+        sequence: b.chain.sequence,
+        prev: b.chain.prev_bundle_sha256,
+        sha256: sha256_hex(&bytes),
+        generated_at: at,
+        client_id: b.client_id,
+        hostname: b.hostname,
+    })
 }
 
 /// Remove what an earlier, interrupted prune left: companions (in the month directories or
@@ -209,7 +226,7 @@ pub fn prune(root: &Path, state_dir: &Path, signer: &Signer, local_retention_day
     let mut chosen: Vec<(local::LocalBundle, u64, String)> = Vec::new();
     let mut first_kept: Option<(String, u64, String, String, String)> = None;
     for b in &bundles {
-        let (seq, prev, sha, at, client, host) = chain_of(b.json_path())?;
+        let ChainFacts { sequence: seq, prev, sha256: sha, generated_at: at, client_id: client, hostname: host } = chain_of(b.json_path())?;
         let receipted = crate::worm::receipt::read(root, b)?.is_some_and(|r| r.bundle_sha256 == sha);
         let why_not = if seq >= head_seq {
             Some("the chain's head")
@@ -344,6 +361,61 @@ pub fn disk_usage_percent(path: &Path) -> Result<f64> {
     Ok(used * 100.0 / (used + avail))
 }
 
+/// A problem: (the bundle, record or chain it is about, the reason).
+pub type Named = (String, String);
+
+/// The valid prune records of the verified store roots, and a problem for each record
+/// whose signature does not verify (its pruned history then counts as deleted).
+pub fn load_records(roots: &[PathBuf], keys: &Keyring) -> Result<(Vec<PruneRecord>, Vec<Named>)> {
+    let mut problems = Vec::new();
+    let mut records = Vec::new();
+    for root in roots {
+        if let Some((path, rec, bytes)) = latest_record(root)? {
+            match verify_record(&path, &rec, &bytes, keys) {
+                Ok(()) => records.push(rec),
+                Err(e) => problems.push((path.display().to_string(), format!("prune record: {e}; the pruned history counts as deleted"))),
+            }
+        }
+    }
+    Ok((records, problems))
+}
+
+/// With valid prune records (verification then ran with `partial`): every chain that starts
+/// after sequence 1 must be covered by its host's record ([`check_pruned_start`]). Returns
+/// the problems as `(bundle or chain, reason)`.
+pub fn check_starts(records: &[PruneRecord], files: &[PathBuf], chains: &[super::verify::ChainSummary]) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    for c in chains.iter().filter(|c| c.first_sequence != 1) {
+        let rec = records.iter().find(|r| r.client_id == c.client_id && r.hostname == c.hostname);
+        let Some(rec) = rec else {
+            problems.push((
+                format!("{}/{}", c.client_id, c.hostname),
+                format!(
+                    "chain broken: the chain starts at sequence {} (bundles 1 to {} missing, and no valid prune record covers them; --partial checks part of a chain)",
+                    c.first_sequence,
+                    c.first_sequence - 1
+                ),
+            ));
+            continue;
+        };
+        // The chain's first bundle: normally the first file by name, so this reads one or two.
+        let mut first = None;
+        for f in files {
+            if let Ok(cf) = chain_of(f) {
+                if cf.sequence == c.first_sequence && cf.client_id == c.client_id && cf.hostname == c.hostname {
+                    first = Some((cf.prev, f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()));
+                    break;
+                }
+            }
+        }
+        let (prev, name) = first.unwrap_or_default();
+        if let Some(why) = check_pruned_start(rec, c.first_sequence, &prev, &name) {
+            problems.push((name, why));
+        }
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,56 +454,4 @@ mod tests {
         let p = disk_usage_percent(Path::new("/")).unwrap();
         assert!((0.0..=100.0).contains(&p), "{p}");
     }
-}
-
-/// The valid prune records of the verified store roots, and a problem for each record
-/// whose signature does not verify (its pruned history then counts as deleted).
-pub fn load_records(roots: &[PathBuf], keys: &Keyring) -> Result<(Vec<PruneRecord>, Vec<(String, String)>)> {
-    let mut problems = Vec::new();
-    let mut records = Vec::new();
-    for root in roots {
-        if let Some((path, rec, bytes)) = latest_record(root)? {
-            match verify_record(&path, &rec, &bytes, keys) {
-                Ok(()) => records.push(rec),
-                Err(e) => problems.push((path.display().to_string(), format!("prune record: {e}; the pruned history counts as deleted"))),
-            }
-        }
-    }
-    Ok((records, problems))
-}
-
-/// With valid prune records (verification then ran with `partial`): every chain that starts
-/// after sequence 1 must be covered by its host's record ([`check_pruned_start`]). Returns
-/// the problems as `(bundle or chain, reason)`.
-pub fn check_starts(records: &[PruneRecord], files: &[PathBuf], chains: &[super::verify::ChainSummary]) -> Vec<(String, String)> {
-    let mut problems = Vec::new();
-    for c in chains.iter().filter(|c| c.first_sequence != 1) {
-        let rec = records.iter().find(|r| r.client_id == c.client_id && r.hostname == c.hostname);
-        let Some(rec) = rec else {
-            problems.push((
-                format!("{}/{}", c.client_id, c.hostname),
-                format!(
-                    "chain broken: the chain starts at sequence {} (bundles 1 to {} missing, and no valid prune record covers them; --partial checks part of a chain)",
-                    c.first_sequence,
-                    c.first_sequence - 1
-                ),
-            ));
-            continue;
-        };
-        // The chain's first bundle: normally the first file by name, so this reads one or two.
-        let mut first = None;
-        for f in files {
-            if let Ok((seq, prev, _, _, client, host)) = chain_of(f) {
-                if seq == c.first_sequence && client == c.client_id && host == c.hostname {
-                    first = Some((prev, f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()));
-                    break;
-                }
-            }
-        }
-        let (prev, name) = first.unwrap_or_default();
-        if let Some(why) = check_pruned_start(rec, c.first_sequence, &prev, &name) {
-            problems.push((name, why));
-        }
-    }
-    problems
 }

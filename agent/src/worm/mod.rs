@@ -268,7 +268,10 @@ impl WormCmd {
                     Some(bucket::check_settings(&client, bucket::baseline_retention_floor()?)
                         .context("reading the bucket's settings")?)
                 };
-                let settings_ok = settings.as_ref().map_or(true, |s| s.missing().is_empty());
+                let settings_ok = match &settings {
+                    Some(s) => s.missing().is_empty(),
+                    None => true,
+                };
                 let r = verify::verify(&client, &cfg, &conn.evidence_dir, &conn.state_dir)?;
                 if json {
                     let mut v = serde_json::to_value(&r).context("serialising the report")?;

@@ -267,7 +267,10 @@ pub fn restore(
     let want_month = month.map(str::to_string);
     for r in receipts.values() {
         for o in &r.objects {
-            let in_scope = want_month.as_deref().map_or(true, |m| o.key.contains(&format!("/{m}/")));
+            let in_scope = match want_month.as_deref() {
+                Some(m) => o.key.contains(&format!("/{m}/")),
+                None => true,
+            };
             if in_scope && !present.contains(&o.key) {
                 report.missing.push(format!("{}: named in receipt of {} but not in the bucket", o.key, r.bundle_id));
             }

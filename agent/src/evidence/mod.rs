@@ -440,7 +440,7 @@ fn run_prune(
         details,
         now,
     );
-    let mut store = store::EvidenceStore::open_waiting(&evidence_dir, std::time::Duration::from_secs(30))?;
+    let mut store = store::EvidenceStore::open_waiting(&evidence_dir, crate::daemon::STORE_WAIT)?;
     let w = store.append(nb, &signer, now)?;
     drop(store);
     let summary = format!(

@@ -164,8 +164,8 @@ fn remove_leftovers(root: &Path, last_pruned: &str) -> Result<usize> {
         id_order(stem).is_some_and(|o| o <= limit)
     };
     let mut dirs = vec![root.join(ORPHANS_DIR)];
-    for y in names(root)?.into_iter().filter(|n| n.len() == 4 && n.bytes().all(|c| c.is_ascii_digit())) {
-        for m in names(&root.join(&y))? {
+    for y in dir_names(root)?.into_iter().filter(|n| n.len() == 4 && n.bytes().all(|c| c.is_ascii_digit())) {
+        for m in dir_names(&root.join(&y))? {
             dirs.push(root.join(&y).join(m));
         }
     }
@@ -174,7 +174,7 @@ fn remove_leftovers(root: &Path, last_pruned: &str) -> Result<usize> {
         if !d.is_dir() {
             continue;
         }
-        for name in names(&d)? {
+        for name in dir_names(&d)? {
             // Never a bundle file itself here: a `.json` at or before the limit is only
             // removed by the prune loop, after its checks.
             if !covered(&name) || name.ends_with(".json") {
@@ -193,7 +193,8 @@ fn remove_leftovers(root: &Path, last_pruned: &str) -> Result<usize> {
     Ok(n)
 }
 
-fn names(dir: &Path) -> Result<Vec<String>> {
+/// The entry names of `dir`, sorted; empty when it is not a directory.
+pub(crate) fn dir_names(dir: &Path) -> Result<Vec<String>> {
     let mut v = Vec::new();
     if !dir.is_dir() {
         return Ok(v);
@@ -208,7 +209,7 @@ fn names(dir: &Path) -> Result<Vec<String>> {
 /// Prune the store at `root` (see the module docs). Holds the store's writer lock for the
 /// whole run, so no bundle is appended meanwhile.
 pub fn prune(root: &Path, state_dir: &Path, signer: &Signer, local_retention_days: u32, now: DateTime<Utc>) -> Result<PruneReport> {
-    let mut store = EvidenceStore::open_waiting(root, std::time::Duration::from_secs(30))?;
+    let mut store = EvidenceStore::open_waiting(root, crate::daemon::STORE_WAIT)?;
     let mut report = PruneReport::default();
     let previous = latest_record(root)?;
     if let Some((_, rec, _)) = &previous {

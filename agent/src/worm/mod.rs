@@ -441,7 +441,7 @@ fn run_restore_test(conn: ConnArgs, sample: usize, key_dir: PathBuf) -> Result<E
         details,
         now,
     );
-    let mut store = crate::evidence::store::EvidenceStore::open_waiting(&conn.evidence_dir, std::time::Duration::from_secs(30))?;
+    let mut store = crate::evidence::store::EvidenceStore::open_waiting(&conn.evidence_dir, crate::daemon::STORE_WAIT)?;
     let w = store.append(record, &signer, now)?;
     for f in &r.failures {
         println!("failed: {f}");

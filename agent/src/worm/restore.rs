@@ -321,8 +321,8 @@ pub fn restore(
 /// Copy `receipts/YYYY/MM/*.receipt.json{,.sig,.sshsig}` (one month or all).
 fn copy_receipts(from: &Path, to: &Path, month: Option<&str>) -> Result<usize> {
     let mut n = 0;
-    for y in read_names(from)? {
-        for m in read_names(&from.join(&y))? {
+    for y in crate::evidence::prune::dir_names(from)? {
+        for m in crate::evidence::prune::dir_names(&from.join(&y))? {
             if month.is_some_and(|want| format!("{y}/{m}") != want) {
                 continue;
             }
@@ -332,7 +332,7 @@ fn copy_receipts(from: &Path, to: &Path, month: Option<&str>) -> Result<usize> {
             }
             let dst = to.join(&y).join(&m);
             fsutil::create_dir_all(&dst, 0o755)?;
-            for name in read_names(&src)? {
+            for name in crate::evidence::prune::dir_names(&src)? {
                 if !name.contains(".receipt.json") || name.starts_with('.') {
                     continue;
                 }
@@ -343,19 +343,6 @@ fn copy_receipts(from: &Path, to: &Path, month: Option<&str>) -> Result<usize> {
         }
     }
     Ok(n)
-}
-
-fn read_names(dir: &Path) -> Result<Vec<String>> {
-    let mut v = Vec::new();
-    if !dir.is_dir() {
-        return Ok(v);
-    }
-    for e in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
-        let e = e.with_context(|| format!("listing {}", dir.display()))?;
-        v.push(e.file_name().to_string_lossy().into_owned());
-    }
-    v.sort();
-    Ok(v)
 }
 
 /// What one restore test did (the details of its signed record).

@@ -259,6 +259,15 @@ fn a_tampered_object_found_by_restore_is_named_and_the_original_restored() {
     assert_eq!(rec["incident"]["event_type"], "worm_restore_test");
     assert_eq!(rec["incident"]["details"]["result"], "failed");
     assert!(rec["incident"]["details"]["failures"].to_string().contains("EB-20261122-0003.json"), "{rec}");
+    // A failed test is no evidence for the packet's `worm_restore_test` rule.
+    assert!(!counts_for_packet(&rec));
+}
+
+/// Does the record count under the controls map's `worm_restore_test` evidence rule?
+fn counts_for_packet(rec: &serde_json::Value) -> bool {
+    let b: msp_agent::evidence::bundle::Bundle = serde_json::from_value(rec.clone()).unwrap();
+    let rule = msp_agent::baseline::controls::EvidenceRule::parse("worm_restore_test").unwrap();
+    msp_agent::packet::assess::qualifies(&rule, &b, "")
 }
 
 fn last_bundle(root: &Path) -> serde_json::Value {
@@ -279,6 +288,7 @@ fn restore_test_samples_verifies_and_records_signed_evidence() {
     assert_eq!(rec["incident"]["details"]["result"], "passed");
     assert_eq!(rec["incident"]["details"]["sampled"].as_array().unwrap().len(), 3);
     assert!(rec["incident"]["hipaa_controls"].to_string().contains("§164.308(a)(7)(ii)(D)"));
+    assert!(counts_for_packet(&rec));
     let v = evidence_verify(&e.keys, &e.evidence);
     assert_eq!(v.status.code(), Some(0), "{}", text(&v));
     assert_eq!(stock::verify_all_with_stock_tools(&e.keys, &e.evidence), 7);

@@ -341,6 +341,11 @@ fn pruner_under_a_kill_9_loop_never_removes_an_unconfirmed_bundle_and_the_store_
         for id in &unconfirmed {
             assert!(exists_whole(&e.evidence, id), "after kill {i}: unconfirmed {id} was touched");
         }
+        // Any bundle still there is whole: removal starts with the .json, never a signature.
+        for p in stock::bundles(&e.evidence) {
+            let id = p.file_stem().unwrap().to_string_lossy().into_owned();
+            assert!(exists_whole(&e.evidence, &id), "after kill {i}: {id} lost a signature file");
+        }
     }
     assert!(kills > 0);
     let o = prune_cmd(&e).output().unwrap();
@@ -350,7 +355,7 @@ fn pruner_under_a_kill_9_loop_never_removes_an_unconfirmed_bundle_and_the_store_
     }
     // Confirmed, old bundles are gone (all twenty: the head is unconfirmed), receipts kept.
     let left = stock::bundles(&e.evidence);
-    assert!(left.len() <= 22, "{left:?}");
+    assert!(left.len() <= 22, "{left:?}\n{}", text(&o));
     assert!(!e.evidence.join("2026/11/EB-20261122-0001.json").exists());
     assert_eq!(files_under(&e.evidence.join("receipts")).len(), 60);
     // The pruned store verifies; the prune record verifies with ssh-keygen too.

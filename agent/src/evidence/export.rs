@@ -259,6 +259,26 @@ pub fn export(
     Ok(report)
 }
 
+/// `msp-agent evidence export` (see `EvidenceCmd::Export`).
+pub fn run(client: &str, to: &Path, evidence_dir: &Path, key_dir: &Path, packets: &[PathBuf]) -> Result<crate::exit::Exit> {
+    let signer = Signer::load(key_dir)?;
+    let r = export(evidence_dir, key_dir, packets, client, to, &signer)?;
+    for p in &r.problems {
+        println!("problem: {p}");
+    }
+    eprintln!(
+        "evidence export: {} bundle(s), {} receipt file(s), {} packet(s), {} key file(s), {} files in SHA256SUMS, into {}: {}",
+        r.bundles,
+        r.receipts,
+        r.packets,
+        r.key_files,
+        r.files,
+        to.display(),
+        if r.problems.is_empty() { "verified" } else { "FAILED verification" }
+    );
+    Ok(if r.problems.is_empty() { crate::exit::Exit::Ok } else { crate::exit::Exit::CheckFailed })
+}
+
 /// Read `SHA256SUMS` back: its raw signature with the exported key, and every listed file.
 pub fn check_sums(to: &Path, ring: &Keyring, key_id: &str) -> Vec<String> {
     let mut problems = Vec::new();

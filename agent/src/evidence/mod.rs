@@ -157,7 +157,7 @@ impl EvidenceCmd {
                 let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
                 let exit = run_verify(keys, runbooks, json, partial, max_heartbeat_gap, paths)?;
                 if let (Exit::CheckFailed, Some(cfg)) = (&exit, alert_config) {
-                    let alerter = crate::alert::Alerter::new(&self::alert_config(&cfg)?)?;
+                    let alerter = crate::alert::Alerter::new(&prune::alert_config(&cfg)?)?;
                     alerter.raise(crate::alert::Alert {
                         kind: "evidence_verify_failed".into(),
                         client_id: String::new(),
@@ -173,25 +173,10 @@ impl EvidenceCmd {
                 Ok(exit)
             }
             EvidenceCmd::Prune { evidence_dir, state_dir, key_dir, local_retention_days, disk_alert_percent, config, now } => {
-                run_prune(evidence_dir, state_dir, key_dir, local_retention_days, disk_alert_percent, config, now)
+                prune::run(evidence_dir, state_dir, key_dir, local_retention_days, disk_alert_percent, config, now)
             }
             EvidenceCmd::Export { client, to, evidence_dir, key_dir, packets } => {
-                let signer = crate::keys::Signer::load(&key_dir)?;
-                let r = export::export(&evidence_dir, &key_dir, &packets, &client, &to, &signer)?;
-                for p in &r.problems {
-                    println!("problem: {p}");
-                }
-                eprintln!(
-                    "evidence export: {} bundle(s), {} receipt file(s), {} packet(s), {} key file(s), {} files in SHA256SUMS, into {}: {}",
-                    r.bundles,
-                    r.receipts,
-                    r.packets,
-                    r.key_files,
-                    r.files,
-                    to.display(),
-                    if r.problems.is_empty() { "verified" } else { "FAILED verification" }
-                );
-                Ok(if r.problems.is_empty() { Exit::Ok } else { Exit::CheckFailed })
+                export::run(&client, &to, &evidence_dir, &key_dir, &packets)
             }
             EvidenceCmd::WriteTestBundles {
                 root,
@@ -370,95 +355,3 @@ fn write_test_bundles(
     Ok(Exit::Ok)
 }
 
-/// The `alert:` section of an agent config; default (journal only) when the file or the
-/// section is absent. A section that does not parse is an error naming the file.
-fn alert_config(path: &std::path::Path) -> Result<crate::config::AlertConfig> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    match doc.get("alert") {
-        None => Ok(Default::default()),
-        Some(v) => serde_yaml_ng::from_value(v.clone()).with_context(|| format!("{}: section alert", path.display())),
-    }
-}
-
-fn run_prune(
-    evidence_dir: PathBuf,
-    state_dir: PathBuf,
-    key_dir: PathBuf,
-    local_retention_days: u32,
-    disk_alert_percent: u8,
-    config: PathBuf,
-    now: Option<String>,
-) -> Result<Exit> {
-    let now: DateTime<Utc> = match now {
-        Some(s) => DateTime::parse_from_rfc3339(&s).context("--now must be an RFC 3339 time")?.with_timezone(&Utc),
-        None => Utc::now(),
-    };
-    let alerts = alert_config(&config)?;
-    let signer = crate::keys::Signer::load(&key_dir)?;
-    let r = prune::prune(&evidence_dir, &state_dir, &signer, local_retention_days, now)?;
-    eprintln!(
-        "evidence prune: {} bundle(s) pruned{}{}{}",
-        r.pruned.len(),
-        r.pruned.first().map(|f| format!(" ({f} to {})", r.pruned.last().unwrap_or(f))).unwrap_or_default(),
-        r.stopped_at.as_ref().map(|s| format!("; kept from {s}")).unwrap_or_default(),
-        if r.leftovers_removed > 0 { format!("; {} left-over file(s) of an interrupted prune removed", r.leftovers_removed) } else { String::new() }
-    );
-    let used = prune::disk_usage_percent(&evidence_dir)?;
-    if used <= f64::from(disk_alert_percent) {
-        return Ok(Exit::Ok);
-    }
-    // Over the threshold: a signed record, then the alert (journal at crit, webhook if set).
-    let head = crate::worm::local::scan(&evidence_dir)?;
-    let (client_id, hostname) = match head.last() {
-        Some(b) => {
-            let v: serde_json::Value = serde_json::from_slice(&std::fs::read(b.json_path()).with_context(|| format!("reading {}", b.json_path().display()))?)
-                .with_context(|| format!("parsing {}", b.json_path().display()))?;
-            let f = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or_default().to_string();
-            (f("client_id"), f("hostname"))
-        }
-        None => (String::new(), String::new()),
-    };
-    let provenance = crate::runbook::provenance();
-    let ctx = crate::daemon::records::RecordContext { client_id: &client_id, hostname: &hostname, provenance: &provenance };
-    let details = serde_json::json!({
-        "used_percent": (used * 10.0).round() / 10.0,
-        "threshold_percent": disk_alert_percent,
-        "pruned_now": r.pruned.len(),
-        "local_retention_days": local_retention_days,
-    });
-    let nb = crate::daemon::records::store_observation(
-        &ctx,
-        crate::incident::event_type::EVIDENCE_DISK_HIGH,
-        "EDH",
-        "high",
-        &crate::daemon::records::RETENTION_CONTROLS,
-        details,
-        now,
-    );
-    let mut store = store::EvidenceStore::open_waiting(&evidence_dir, crate::daemon::STORE_WAIT)?;
-    let w = store.append(nb, &signer, now)?;
-    drop(store);
-    let summary = format!(
-        "evidence file system at {} is {used:.1}% full (threshold {disk_alert_percent}%); pruning cannot free more until bundles are confirmed and older than {local_retention_days} days",
-        evidence_dir.display()
-    );
-    let alerter = crate::alert::Alerter::new(&alerts)?;
-    alerter.raise(crate::alert::Alert {
-        kind: "evidence_disk_high".into(),
-        client_id,
-        host: hostname,
-        incident_id: None,
-        runbook_id: None,
-        bundle_id: Some(w.bundle_id.clone()),
-        summary: summary.clone(),
-        at: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    });
-    alerter.shutdown();
-    eprintln!("evidence prune: ALERT {summary} (recorded as {})", w.bundle_id);
-    Ok(Exit::CheckFailed)
-}

@@ -221,6 +221,9 @@ in
           environment.etc."audit/audit.rules".text = lib.mkDefault (lib.concatLines config.security.audit.rules);
           environment.etc."msp/expected-state.json".source = manifestFile;
           services.msp-agent.settings.baseline.manifest = lib.mkDefault "/etc/msp/expected-state.json";
+          # The agent enforces its rules' values from the very file this host was built with.
+          services.msp-agent.settings.baseline.file = lib.mkDefault "${../baseline/hipaa-v1.yaml}";
+          services.msp-agent.settings.baseline.sha256 = lib.mkDefault (builtins.hashFile "sha256" ../baseline/hipaa-v1.yaml);
         }
       ]
       ++ baselineLib.definitions {

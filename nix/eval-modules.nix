@@ -211,8 +211,15 @@ in
       && y.evidence_dir == "/var/lib/msp/evidence"
       && y.client_permissions == lib.mapAttrs (_: _: "auto") y.approved_runbooks
       && !(y ? worm)
-      # Unset probe options are absent; only the restore-test switch the timer sets is there.
-      && y.probes == { restore_test.enabled = false; }
+      # Unset probe options are absent; only the restore-test switch the timer sets and the
+      # host's restic backups (for the backup-age check) are there.
+      && y.probes == {
+        restore_test.enabled = false;
+        backup_age.units = map (n: "restic-backups-${n}.service") (lib.attrNames compliant.services.restic.backups);
+      }
+      # The agent enforces the values of the baseline file the host was built with.
+      && y.baseline.file == "${../baseline/hipaa-v1.yaml}"
+      && y.baseline.sha256 == builtins.hashFile "sha256" ../baseline/hipaa-v1.yaml
     ) (agentYaml compliant))
     (check "agent.yaml worm section appears only when an endpoint is set" (
       let
@@ -253,6 +260,16 @@ in
       && compliant.systemd.timers.msp-agent-packet.timerConfig.OnCalendar == "*-*-01 06:00:00"
       && compliant.systemd.services.msp-agent-packet.serviceConfig.LoadCredential
         == (agentUnit compliant).LoadCredential
+    ) { })
+    (check "ops timers: daily verify (alerts on failure), daily prune, monthly WORM restore test only with an endpoint" (
+      let
+        svc = compliant.systemd.services;
+      in
+      compliant.systemd.timers.msp-agent-evidence-verify.timerConfig.OnCalendar == "*-*-* 05:00:00"
+      && compliant.systemd.timers.msp-agent-evidence-prune.timerConfig.OnCalendar == "*-*-* 04:30:00"
+      && svc.msp-agent-evidence-prune.serviceConfig.LoadCredential == (agentUnit compliant).LoadCredential
+      && (compliant.services.msp-agent.worm.endpoint == null) == !(compliant.systemd.timers ? msp-agent-worm-restore-test)
+      && hosts.clinic-001-srv-primary.systemd.timers.msp-agent-worm-restore-test.timerConfig.OnCalendar == "*-*-02 04:00:00"
     ) { })
     (check "sshd: certificates only, principals per user, no passwords" (
       let

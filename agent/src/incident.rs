@@ -66,6 +66,12 @@ pub mod event_type {
     pub const SLA_BREACH: &str = "sla_breach";
     /// A runbook `incident.runbooks` lists is not loaded.
     pub const RUNBOOK_MISSING: &str = "runbook_missing";
+    /// Record (not an incident): the monthly WORM restore test (`worm restore-test`).
+    pub const WORM_RESTORE_TEST: &str = "worm_restore_test";
+    /// Record (not an incident): local copies of confirmed bundles were pruned.
+    pub const EVIDENCE_PRUNED: &str = "evidence_pruned";
+    /// Record (not an incident): the evidence file system passed its usage threshold.
+    pub const EVIDENCE_DISK_HIGH: &str = "evidence_disk_high";
 }
 
 /// Where an incident came from: a journal entry or a periodic probe.

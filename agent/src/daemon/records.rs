@@ -238,3 +238,33 @@ pub fn backup_completed(ctx: &RecordContext<'_>, b: &crate::detect::backup_compl
     };
     observation(ctx, incident, now, json!({ "recorded": BACKUP_COMPLETED }))
 }
+
+/// Controls the WORM restore test is evidence for (data backup plan, disaster recovery plan,
+/// testing and revision procedures; backup and storage).
+pub const WORM_RESTORE_TEST_CONTROLS: [&str; 4] =
+    ["§164.308(a)(7)(ii)(A)", "§164.308(a)(7)(ii)(B)", "§164.308(a)(7)(ii)(D)", "§164.310(d)(2)(iv)"];
+/// Controls evidence retention records are evidence for (integrity; documentation retention).
+pub const RETENTION_CONTROLS: [&str; 2] = ["§164.312(c)(1)", "§164.316(b)(2)(i)"];
+
+/// A signed observation about the evidence store itself (`worm restore-test`, `evidence
+/// prune`, the disk alert). `details` is metadata only: counts, sequences, hashes, object keys.
+pub fn store_observation(
+    ctx: &RecordContext<'_>,
+    event_type: &str,
+    id_prefix: &str,
+    severity: &str,
+    controls: &[&str],
+    details: Value,
+    now: DateTime<Utc>,
+) -> NewBundle {
+    let incident = IncidentSection {
+        incident_id: format!("{id_prefix}-{}", now.format("%Y%m%d-%H%M%S")),
+        event_type: event_type.into(),
+        severity: severity.into(),
+        detected_at: rfc3339(now),
+        source: "agent".into(),
+        details,
+        hipaa_controls: controls.iter().map(|c| c.to_string()).collect(),
+    };
+    observation(ctx, incident, now, json!({ "recorded": event_type }))
+}

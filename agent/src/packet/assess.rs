@@ -404,6 +404,10 @@ pub fn qualifies(rule: &EvidenceRule, b: &Bundle, baseline_sha256: &str) -> bool
         EvidenceRule::AnyBundle => true,
         EvidenceRule::Heartbeat => b.incident.event_type == HEARTBEAT,
         EvidenceRule::BackupCompleted => b.incident.event_type == BACKUP_COMPLETED,
+        EvidenceRule::WormRestoreTest => {
+            b.incident.event_type == crate::incident::event_type::WORM_RESTORE_TEST
+                && b.incident.details.get("result").and_then(|v| v.as_str()) == Some("passed")
+        }
         EvidenceRule::Provenance => {
             b.incident.event_type == HEARTBEAT
                 && b.incident

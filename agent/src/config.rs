@@ -305,8 +305,7 @@ fn default_max_concurrent() -> usize {
 impl Config {
     /// Read and validate `path`.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading config {}", path.display()))?;
+        let text = crate::yamlutil::read_text(path).context("reading the config")?;
         let mut config = Config::parse(path, &text)?;
         config.source_path = Some(path.to_path_buf());
         Ok(config)
@@ -314,13 +313,13 @@ impl Config {
 
     /// Parse and validate `text`; `path` is used in error messages only.
     pub fn parse(path: &Path, text: &str) -> Result<Config> {
-        let config: Config = crate::yamlutil::from_str(path, text)?;
-        config.validate(path, text)?;
+        let (config, lines): (Config, _) = crate::yamlutil::from_str_with_lines(path, text)?;
+        config.validate(path, &lines)?;
         Ok(config)
     }
 
-    fn validate(&self, path: &Path, text: &str) -> Result<()> {
-        let at = |key: &str| crate::yamlutil::key_location(path, text, key);
+    fn validate(&self, path: &Path, lines: &crate::yamlutil::KeyLines) -> Result<()> {
+        let at = |key: &str| lines.at(path, key);
         if !valid_name(&self.client_id) {
             bail!("{}: client_id: {:?} must be 1-64 characters of A-Z a-z 0-9 . _ -", at("client_id"), self.client_id);
         }
@@ -331,33 +330,75 @@ impl Config {
         }
         for (id, hash) in &self.approved_runbooks {
             if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-                bail!("{}: approved_runbooks.{id}: expected a SHA-256 in hex (64 characters)", at(id));
+                let key = format!("approved_runbooks.{id}");
+                bail!("{}: {key}: expected a SHA-256 in hex (64 characters)", at(&key));
             }
         }
-        if self.max_concurrent_runbooks == 0 {
-            bail!("{}: max_concurrent_runbooks: must be at least 1", at("max_concurrent_runbooks"));
-        }
-        if self.journal.dedupe_window_seconds == 0 {
-            bail!("{}: journal.dedupe_window_seconds: must be at least 1 (systemd logs several lines per failure)", at("dedupe_window_seconds"));
-        }
-        if self.probes.interval_seconds == 0 {
-            bail!("{}: probes.interval_seconds: must be at least 1", at("interval_seconds"));
-        }
-        if !(1..=100).contains(&self.probes.disk.threshold_percent) {
-            bail!("{}: probes.disk.threshold_percent: must be 1-100", at("threshold_percent"));
-        }
-        if self.heartbeat.interval_seconds == 0 {
-            bail!("{}: heartbeat.interval_seconds: must be at least 1", at("interval_seconds"));
-        }
-        if self.drift.settle_millis > 500 {
-            bail!("{}: drift.settle_millis: at most 500 (drift evidence is due within a second)", at("settle_millis"));
+        for (key, value, range) in self.bounded_numbers() {
+            if !range.contains(&value) {
+                bail!(
+                    "{}: {key}: {value} is outside the allowed range {}..={}",
+                    at(key),
+                    range.start(),
+                    range.end()
+                );
+            }
         }
         if let Some(url) = &self.alert.webhook_url {
             if !(url.starts_with("https://") || url.starts_with("http://")) {
-                bail!("{}: alert.webhook_url: must be an http(s) URL", at("webhook_url"));
+                bail!("{}: alert.webhook_url: must be an http(s) URL", at("alert.webhook_url"));
+            }
+        }
+        if let Some(b) = &self.baseline {
+            if let Some(v) = &b.version {
+                if !valid_version(v) {
+                    bail!(
+                        "{}: baseline.version: {v:?} must be a version like 1.0.0 (1-32 characters of 0-9 A-Z a-z . + -)",
+                        at("baseline.version")
+                    );
+                }
+            }
+            if let Some(h) = &b.sha256 {
+                if h.len() != 64 || !h.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)) {
+                    bail!("{}: baseline.sha256: expected 64 lower-case hex digits (a SHA-256)", at("baseline.sha256"));
+                }
+            }
+        }
+        if let Some(w) = &self.worm {
+            // The section's own checks name the key (`worm.retention_days: ...`); the line
+            // comes from the first key of the section that the message names.
+            if let Err(e) = w.validate() {
+                let msg = format!("{e:#}");
+                let key = msg.split(':').next().unwrap_or("worm");
+                bail!("{}: {msg}", at(key));
             }
         }
         Ok(())
+    }
+
+    /// Every duration and count with the range it must lie in. The upper bounds keep every
+    /// later computation (`Instant + Duration`, chrono arithmetic, backoff products) far from
+    /// overflow: values near `u64::MAX` passed the old checks and then panicked the daemon (a
+    /// crash loop) or the webhook thread.
+    fn bounded_numbers(&self) -> Vec<(&'static str, u64, std::ops::RangeInclusive<u64>)> {
+        const DAY: u64 = 86_400;
+        vec![
+            ("guard.cooldown_seconds", self.guard.cooldown_seconds, 0..=365 * DAY),
+            ("guard.max_backoff_multiplier", u64::from(self.guard.max_backoff_multiplier), 1..=1024),
+            ("max_concurrent_runbooks", self.max_concurrent_runbooks as u64, 1..=64),
+            ("journal.dedupe_window_seconds", self.journal.dedupe_window_seconds, 1..=DAY),
+            ("journal.down_record_after_seconds", self.journal.down_record_after_seconds, 0..=7 * DAY),
+            ("probes.interval_seconds", self.probes.interval_seconds, 1..=DAY),
+            ("probes.disk.threshold_percent", u64::from(self.probes.disk.threshold_percent), 1..=100),
+            ("probes.cpu.threshold_percent", u64::from(self.probes.cpu.threshold_percent), 1..=100_000),
+            ("probes.cpu.sustained_seconds", self.probes.cpu.sustained_seconds, 0..=DAY),
+            ("probes.certs.warn_days", u64::from(self.probes.certs.warn_days), 0..=3650),
+            ("probes.restore_test.interval_days", u64::from(self.probes.restore_test.interval_days), 1..=366),
+            ("alert.retries", u64::from(self.alert.retries), 0..=20),
+            ("alert.timeout_seconds", self.alert.timeout_seconds, 0..=600),
+            ("heartbeat.interval_seconds", self.heartbeat.interval_seconds, 1..=DAY),
+            ("drift.settle_millis", self.drift.settle_millis, 0..=500),
+        ]
     }
 
     /// The host name to record: configured, else the kernel's.
@@ -382,6 +423,14 @@ impl Config {
         }
         Path::new(crate::paths::KEY_DIR).join(crate::keys::PRIVATE_KEY_FILE)
     }
+}
+
+/// A version string that goes into heartbeats and bundles: short, and only characters a
+/// version uses (`1.0.0`, `2026.05-rc1+nix`), so a hostile value cannot smuggle text in.
+pub(crate) fn valid_version(s: &str) -> bool {
+    (1..=32).contains(&s.len())
+        && s.starts_with(|c: char| c.is_ascii_digit())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b".+-".contains(&b))
 }
 
 /// Client ids and host names: they end up in file names and S3 keys.
@@ -446,7 +495,7 @@ mod tests {
         assert_eq!(c.runbook_parameters["RB-CERT-001"]["renew_unit"], "a.service");
         assert_eq!(parse("client_id: c\n").unwrap().journal.dedupe_window_seconds, 60);
         let err = parse("client_id: c\njournal:\n  dedupe_window_seconds: 0\n").unwrap_err();
-        assert!(format!("{err:#}").contains("journal.dedupe_window_seconds: must be at least 1"), "{err:#}");
+        assert!(format!("{err:#}").contains("journal.dedupe_window_seconds: 0 is outside the allowed range 1..=86400"), "{err:#}");
     }
 
     #[test]

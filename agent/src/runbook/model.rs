@@ -92,7 +92,7 @@ pub struct TriggerConditions {
 struct RawRunbook {
     id: RunbookId,
     name: String,
-    version: String,
+    version: RunbookVersion,
     description: String,
     hipaa_controls: NonEmpty<String>,
     severity: Severity,
@@ -178,6 +178,33 @@ checked_newtype!(
         if ok { Ok(()) } else { Err(format!("invalid runbook id {s:?}: expected RB-<AREA>-<NNN>, e.g. RB-DISK-001")) }
     }
 );
+
+/// The runbook's version: a quoted string like `1.0.0`. An unquoted `1.0` is a YAML number
+/// and is rejected rather than turned into text (the template says so, and `1.10` would
+/// otherwise become `1.1`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunbookVersion(pub String);
+
+impl<'de> Deserialize<'de> for RunbookVersion {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = RunbookVersion;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a quoted version string such as \"1.0.0\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RunbookVersion, E> {
+                if crate::config::valid_version(v) {
+                    Ok(RunbookVersion(v.to_string()))
+                } else {
+                    Err(E::custom(format!("invalid version {v:?}: 1-32 characters of 0-9 A-Z a-z . + -, starting with a digit")))
+                }
+            }
+        }
+        // `deserialize_any`: serde_yaml_ng then reports a plain `1.0` as the number it is.
+        d.deserialize_any(V)
+    }
+}
 
 checked_newtype!(
     /// A step id: `[a-z0-9][a-z0-9_-]*`, at most 64 bytes.
@@ -342,17 +369,17 @@ impl Runbook {
 
     /// Parse and check runbook text; `file` is used for error messages and `source`.
     pub fn from_bytes(file: &Path, bytes: &[u8]) -> Result<Runbook, LoadError> {
-        let text = std::str::from_utf8(bytes).map_err(|e| LoadError {
-            file: file.to_path_buf(),
-            line: Some(1 + bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count()),
-            message: "not valid UTF-8".into(),
-        })?;
+        // The shared strict front-end first: encoding, nesting depth, duplicate keys at
+        // every depth (serde's maps would keep the last of two `parameters` entries).
+        let located = |e: crate::yamlutil::YamlError| LoadError { file: file.to_path_buf(), line: Some(e.line), message: e.message };
+        let text = crate::yamlutil::decode(bytes).map_err(located)?;
+        crate::yamlutil::scan(text).map_err(located)?;
         let raw: RawRunbook = serde_yaml_ng::from_str(text).map_err(|e| yaml_error(file, &e))?;
         check_unique_step_ids(file, text, &raw)?;
         Ok(Runbook {
             id: raw.id.0,
             name: raw.name,
-            version: raw.version,
+            version: raw.version.0,
             description: raw.description,
             hipaa_controls: raw.hipaa_controls.0,
             severity: raw.severity,

@@ -313,7 +313,7 @@ impl<'de> Deserialize<'de> for Criteria {
                 f.write_str("a success-criteria expression string")
             }
             fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Criteria, E> {
-                Criteria::parse(s).map_err(|e| E::custom(format!("invalid success criteria {s:?}: {e}")))
+                Criteria::parse(s).map_err(|e| E::custom(format!("invalid success criteria {}: {e}", excerpt(s))))
             }
         }
         d.deserialize_str(V)
@@ -321,6 +321,15 @@ impl<'de> Deserialize<'de> for Criteria {
 }
 
 // ---- errors ----
+
+/// `s` quoted for an error message, cut after 80 characters (a hostile expression can be
+/// megabytes long).
+fn excerpt(s: &str) -> String {
+    match s.char_indices().nth(80) {
+        Some((i, _)) => format!("{:?}... ({} characters)", &s[..i], s.chars().count()),
+        None => format!("{s:?}"),
+    }
+}
 
 /// A load error: `FILE:LINE: FIELD: message` (LINE omitted when unknown).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -100,6 +100,12 @@ impl DetectCmd {
     /// incidents; 2 when a journal cannot be read.
     pub fn run(self) -> Result<Exit> {
         let mut files = self.journal_files.clone();
+        for f in &files {
+            // journalctl would block forever on a FIFO; say what the path is instead.
+            if let Some(what) = not_a_regular_file(f) {
+                bail!("journal file {}: {what}", f.display());
+            }
+        }
         for d in &self.journal_dirs {
             let found = journal::journal_files_in(d)?;
             if found.is_empty() {
@@ -128,6 +134,34 @@ impl DetectCmd {
         out.flush().context("writing to stdout")?;
         Ok(Exit::Ok)
     }
+}
+
+/// Why `path` cannot be read as a journal file, or `None` when it is a regular file
+/// (symlinks followed): "does not exist", "not a regular file (a FIFO)", ...
+pub fn not_a_regular_file(path: &std::path::Path) -> Option<String> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some("does not exist".into()),
+        Err(e) => return Some(format!("cannot be read: {e}")),
+    };
+    let t = meta.file_type();
+    let what = if t.is_file() {
+        return None;
+    } else if t.is_dir() {
+        "a directory (use --journal-dir)"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else {
+        "of an unknown kind"
+    };
+    Some(format!("not a regular file ({what})"))
 }
 
 fn journal_pos(inc: &Incident) -> (String, Option<u64>) {

@@ -47,9 +47,16 @@ impl fmt::Display for YamlError {
 
 impl std::error::Error for YamlError {}
 
-/// The bytes of a text file as UTF-8 text: no byte-order mark, no NUL byte, valid UTF-8.
+/// The bytes of a YAML file as UTF-8 text: no byte-order mark, no NUL byte, valid UTF-8.
 /// The error names the line (and column) of the first offending byte.
 pub fn decode(bytes: &[u8]) -> Result<&str, YamlError> {
+    reject_bom(bytes)?;
+    decode_text(bytes)
+}
+
+/// A byte-order mark at the start is an error in YAML files: the parsers read it as part of
+/// the first key and reported something misleading about that key.
+fn reject_bom(bytes: &[u8]) -> Result<(), YamlError> {
     let bom = |name: &str| YamlError {
         line: 1,
         message: format!("the file starts with a {name} byte-order mark: save it as UTF-8 without a BOM"),
@@ -60,6 +67,13 @@ pub fn decode(bytes: &[u8]) -> Result<&str, YamlError> {
     if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
         return Err(bom("UTF-16"));
     }
+    Ok(())
+}
+
+/// Any text file (YAML or CSV): valid UTF-8 without NUL bytes. A UTF-8 byte-order mark is
+/// left for the format's reader to judge (the controls map accepts one: spreadsheets write
+/// it; the YAML readers refuse it).
+pub fn decode_text(bytes: &[u8]) -> Result<&str, YamlError> {
     if let Some(at) = memchr::memchr(0, bytes) {
         let (l, c) = line_col(bytes, at);
         return Err(YamlError { line: l, message: format!("NUL byte at column {c}: not allowed in a text file") });
@@ -78,10 +92,11 @@ fn line_col(bytes: &[u8], at: usize) -> (usize, usize) {
     (line, 1 + at - start)
 }
 
-/// Read `path` and [`decode`] it; errors are `FILE:LINE: message` (or `FILE: reading: ...`).
+/// Read `path` and [`decode_text`] it; errors are `FILE:LINE: message` (or
+/// `reading FILE: ...`).
 pub fn read_text(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let text = decode(&bytes).map_err(|e| anyhow!("{}:{}: {}", path.display(), e.line, e.message))?;
+    let text = decode_text(&bytes).map_err(|e| anyhow!("{}:{}: {}", path.display(), e.line, e.message))?;
     Ok(text.to_string())
 }
 
@@ -132,6 +147,7 @@ fn at(mark: Marker, message: String) -> YamlError {
 /// mapping are errors; the result is the line of every key path. Nothing is built but the
 /// key index, so a hostile file costs time linear in its size.
 pub fn scan(text: &str) -> Result<KeyLines, YamlError> {
+    decode(text.as_bytes())?;
     let mut parser = Parser::new_from_str(text);
     let mut stack: Vec<Frame> = Vec::new();
     let mut out = KeyLines::default();

@@ -355,7 +355,8 @@ fn item_14_right_lines_for_repeated_key_names_bom_and_utf8() {
     exc.extend(fx.read(EXC).into_bytes());
     fs::write(fx.path(EXC), exc).unwrap();
     let out = fx.check_at(CHECK_DAY);
-    assert!(stderr(&out).contains(&format!("{EXC}:1: the file starts with a UTF-8 byte-order mark")), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains(&format!("{EXC}:1: (syntax): the file starts with a UTF-8 byte-order mark")), "{}{}", stdout(&out), stderr(&out));
 
     // Invalid UTF-8 in the config names its line.
     fs::write(&cfg, b"client_id: c\nhostname: caf\xe9\n").unwrap();

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 use serde::de::DeserializeOwned;
 use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::Marker;
@@ -29,6 +29,10 @@ use yaml_rust2::scanner::Marker;
 /// (a runbook step's `evidence_capture`) uses 4; 64 leaves room and keeps every recursive
 /// consumer (serde, the baseline tree) far from the stack limit.
 pub const MAX_DEPTH: usize = 64;
+
+/// Largest text file (config, runbook, baseline, exceptions, controls map) the agent reads:
+/// the real ones are a few KiB; this bounds the memory a hostile or corrupt file can take.
+pub const MAX_TEXT_BYTES: u64 = 16 << 20;
 
 /// A problem in a text file at a (1-based) line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,7 +99,7 @@ fn line_col(bytes: &[u8], at: usize) -> (usize, usize) {
 /// Read `path` and [`decode_text`] it; errors are `FILE:LINE: message` (or
 /// `reading FILE: ...`).
 pub fn read_text(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let bytes = crate::fsutil::read_regular(path, MAX_TEXT_BYTES)?;
     let text = decode_text(&bytes).map_err(|e| anyhow!("{}:{}: {}", path.display(), e.line, e.message))?;
     Ok(text.to_string())
 }

@@ -374,7 +374,10 @@ fn item_15_pdf_splits_a_table_row_taller_than_a_page() {
     let doc = Doc {
         title: "Tall row".into(),
         subtitle: vec![],
-        blocks: vec![Block::Table {
+        blocks: vec![
+            // A figure value taller than a page (same defect, next to it).
+            Block::Figures(vec![("Figure".into(), (0..3000).map(|i| format!("f{i:05}")).collect::<Vec<_>>().join(" "), Tone::Normal)]),
+            Block::Table {
             columns: vec![("Item".into(), 1.0), ("Details".into(), 1.0)],
             rows: vec![
                 (vec!["first".into(), "short".into()], Tone::Normal),
@@ -382,8 +385,10 @@ fn item_15_pdf_splits_a_table_row_taller_than_a_page() {
                 (vec!["after".into(), "the end".into()], Tone::Normal),
             ],
             empty: String::new(),
-        }],
+        },
+        ],
     };
+    let figure_words: Vec<String> = (0..3000).map(|i| format!("f{i:05}")).collect();
     let d = tempfile::tempdir().unwrap();
     let pdf = d.path().join("p.pdf");
     let pages = msp_agent::packet::pdf::write(&doc, "footer", &pdf).unwrap();
@@ -394,6 +399,8 @@ fn item_15_pdf_splits_a_table_row_taller_than_a_page() {
     let missing: Vec<&String> = words.iter().filter(|w| !text.contains(w.as_str())).collect();
     assert!(missing.is_empty(), "{} of {} words missing from the PDF, first {:?}", missing.len(), words.len(), missing.first());
     assert!(text.contains("the end"));
+    let missing = figure_words.iter().filter(|w| !text.contains(w.as_str())).count();
+    assert_eq!(missing, 0, "figure words missing from the PDF");
 }
 
 // ---------------------------------------------------------------- item 16
@@ -454,5 +461,19 @@ fn item_16_version_number_roots_symlink_baseline_ref_and_fifo() {
     assert!(stderr(&out).contains(&format!("journal file {}: not a regular file (a FIFO)", fifo.display())), "{}", stderr(&out));
     assert!(t.elapsed() < Duration::from_secs(10));
     let out = agent(&["detect", "--journal-file", d.path().to_str().unwrap()], d.path());
-    assert!(stderr(&out).contains("not a regular file (a directory (use --journal-dir))"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not a regular file (a directory)"), "{}", stderr(&out));
+    // The same for every text file the agent reads: a FIFO is named, never read (it would
+    // block forever).
+    let err = format!("{:#}", Config::load(&fifo).unwrap_err());
+    assert!(err.contains("j.journal: not a regular file (a FIFO)"), "{err}");
+    let fifo_rb = d.path().join("RB-FIFO-001.yaml");
+    nix::unistd::mkfifo(&fifo_rb, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let err = Runbook::load_file(&fifo_rb).unwrap_err().to_string();
+    assert_eq!(err, format!("{}: not a regular file (a FIFO)", fifo_rb.display()));
+    let out = agent(&["runbook", "lint", d.path().to_str().unwrap()], d.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("RB-FIFO-001.yaml: not a regular file (a FIFO)"), "{}", stdout(&out));
+    let out = agent(&["runbook", "lint", fifo_rb.to_str().unwrap()], d.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("RB-FIFO-001.yaml: not a regular file (a FIFO)"), "{}", stderr(&out));
 }

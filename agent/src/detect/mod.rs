@@ -137,31 +137,9 @@ impl DetectCmd {
 }
 
 /// Why `path` cannot be read as a journal file, or `None` when it is a regular file
-/// (symlinks followed): "does not exist", "not a regular file (a FIFO)", ...
+/// (see [`crate::fsutil::not_a_regular_file`]).
 pub fn not_a_regular_file(path: &std::path::Path) -> Option<String> {
-    use std::os::unix::fs::FileTypeExt;
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some("does not exist".into()),
-        Err(e) => return Some(format!("cannot be read: {e}")),
-    };
-    let t = meta.file_type();
-    let what = if t.is_file() {
-        return None;
-    } else if t.is_dir() {
-        "a directory (use --journal-dir)"
-    } else if t.is_fifo() {
-        "a FIFO"
-    } else if t.is_socket() {
-        "a socket"
-    } else if t.is_char_device() {
-        "a character device"
-    } else if t.is_block_device() {
-        "a block device"
-    } else {
-        "of an unknown kind"
-    };
-    Some(format!("not a regular file ({what})"))
+    crate::fsutil::not_a_regular_file(path)
 }
 
 fn journal_pos(inc: &Incident) -> (String, Option<u64>) {

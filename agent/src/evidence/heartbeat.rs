@@ -85,7 +85,7 @@ pub fn gaps(beats: Vec<Beat>, max_gap: Option<Duration>) -> Vec<Gap> {
             let gap = (b.at - a.at).num_seconds().max(0) as u64;
             let allowed = match max_gap {
                 Some(d) => d.as_secs(),
-                None => MIN_FLAGGED_GAP.as_secs().max(2 * a.interval_seconds),
+                None => MIN_FLAGGED_GAP.as_secs().max(a.interval_seconds.saturating_mul(2)),
             };
             if gap > allowed {
                 out.push(Gap {

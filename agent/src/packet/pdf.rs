@@ -211,9 +211,12 @@ impl Layout {
         let lead = BODY * 1.35;
         for (k, v, t) in figs {
             let lines = wrap(Font::Regular, BODY, v, WIDTH - label_w);
-            self.ensure(lead * lines.len() as f32);
-            self.y -= lead;
-            self.text(MARGIN_X, Font::Bold, BODY, black(), k);
+            let total = lead * lines.len() as f32;
+            // Together when it fits on a page; a value taller than a page continues on the
+            // next (it used to run off the bottom, like a tall table row).
+            if total < TOP - BOTTOM {
+                self.ensure(total);
+            }
             let (font, color) = match t {
                 Tone::Good => (Font::Bold, green()),
                 Tone::Bad => (Font::Bold, red()),
@@ -221,8 +224,10 @@ impl Layout {
                 Tone::Normal => (Font::Regular, black()),
             };
             for (i, l) in lines.iter().enumerate() {
-                if i > 0 {
-                    self.y -= lead;
+                self.ensure(lead);
+                self.y -= lead;
+                if i == 0 {
+                    self.text(MARGIN_X, Font::Bold, BODY, black(), k);
                 }
                 self.text(MARGIN_X + label_w, font, BODY, color, l);
             }

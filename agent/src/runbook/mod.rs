@@ -89,7 +89,8 @@ fn lint(paths: &[PathBuf]) -> Result<Exit> {
             checked += books.len() + errs.len();
             errors.extend(errs);
         } else {
-            let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+            // Regular files only, bounded: a FIFO would block the lint forever.
+            let bytes = crate::fsutil::read_regular(p, crate::yamlutil::MAX_TEXT_BYTES)?;
             checked += 1;
             if let Err(e) = Runbook::from_bytes(p, &bytes) {
                 errors.push(e);

@@ -372,7 +372,15 @@ fn yaml_error(file: &Path, e: &serde_yaml_ng::Error) -> LoadError {
 impl Runbook {
     /// Load and check one runbook file.
     pub fn load_file(path: &Path) -> Result<Runbook, LoadError> {
-        let bytes = std::fs::read(path).map_err(|e| LoadError { file: path.to_path_buf(), line: None, message: format!("reading: {e}") })?;
+        // A regular file of bounded size only: a FIFO in the runbooks directory would block
+        // `runbook lint` and the daemon's start forever.
+        let bytes = crate::fsutil::read_regular(path, crate::yamlutil::MAX_TEXT_BYTES)
+            .map_err(|e| {
+                let msg = format!("{e:#}");
+                // The error names the path; LoadError puts it in front already.
+                let message = msg.strip_prefix(&format!("{}: ", path.display())).unwrap_or(&msg).to_string();
+                LoadError { file: path.to_path_buf(), line: None, message }
+            })?;
         Runbook::from_bytes(path, &bytes)
     }
 
@@ -501,7 +509,9 @@ pub fn load_dir(dir: &Path) -> std::io::Result<(Vec<Runbook>, Vec<LoadError>)> {
     for entry in std::fs::read_dir(dir)? {
         let p = entry?.path();
         let is_yaml = p.extension().is_some_and(|e| e == "yaml" || e == "yml");
-        if is_yaml && p.is_file() {
+        // Not `is_file()`: a FIFO or device named *.yaml is reported by load_file, not
+        // skipped without a word.
+        if is_yaml && !p.is_dir() {
             files.push(p);
         }
     }

@@ -220,8 +220,8 @@ impl Credentials {
     /// Parse an AWS shared-credentials style file: the `[default]` section, or the only
     /// section, or key lines without any section.
     pub fn from_file(path: &Path) -> Result<Credentials> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading S3 credentials file {}", path.display()))?;
+        // Regular file, UTF-8, no NUL (a NUL would end up inside a header value).
+        let text = crate::yamlutil::read_text(path).context("reading the S3 credentials file")?;
         Credentials::parse(&text).with_context(|| format!("S3 credentials file {}", path.display()))
     }
 

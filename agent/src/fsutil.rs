@@ -135,62 +135,6 @@ pub fn create_dir_all(dir: &Path, mode: u32) -> Result<()> {
         .with_context(|| format!("creating directory {}", dir.display()))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn write_once_refuses_to_overwrite_and_keeps_the_original() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("a.json");
-        write_once(&p, b"first", 0o644).unwrap();
-        let err = write_once(&p, b"second", 0o644).unwrap_err();
-        assert!(
-            format!("{err:#}").contains("refusing to overwrite"),
-            "{err:#}"
-        );
-        assert_eq!(fs::read(&p).unwrap(), b"first");
-        // No temporaries left behind.
-        let names: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names.len(), 1, "{names:?}");
-    }
-
-    #[test]
-    fn write_once_all_publishes_every_file_and_refuses_existing_names() {
-        let dir = tempfile::tempdir().unwrap();
-        let (a, b) = (dir.path().join("a.sig"), dir.path().join("b.sig"));
-        write_once_all(&[(&a, b"A"), (&b, b"B")], 0o444).unwrap();
-        assert_eq!(
-            (fs::read(&a).unwrap(), fs::read(&b).unwrap()),
-            (b"A".to_vec(), b"B".to_vec())
-        );
-        let c = dir.path().join("c.sig");
-        let err = write_once_all(&[(&c, b"C"), (&a, b"X")], 0o444).unwrap_err();
-        assert!(
-            format!("{err:#}").contains("refusing to overwrite"),
-            "{err:#}"
-        );
-        assert_eq!(fs::read(&a).unwrap(), b"A");
-        let names: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names.len(), 2, "{names:?}");
-    }
-
-    #[test]
-    fn replace_swaps_content() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("cursor");
-        replace(&p, b"one", 0o600).unwrap();
-        replace(&p, b"two", 0o600).unwrap();
-        assert_eq!(fs::read(&p).unwrap(), b"two");
-    }
-}
-
 /// What kind of file `t` is, for messages: "a FIFO", "a directory", ...
 fn kind_of(t: std::fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
@@ -247,3 +191,60 @@ pub fn read_regular(path: &Path, max: u64) -> Result<Vec<u8>> {
     }
     Ok(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_once_refuses_to_overwrite_and_keeps_the_original() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.json");
+        write_once(&p, b"first", 0o644).unwrap();
+        let err = write_once(&p, b"second", 0o644).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("refusing to overwrite"),
+            "{err:#}"
+        );
+        assert_eq!(fs::read(&p).unwrap(), b"first");
+        // No temporaries left behind.
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn write_once_all_publishes_every_file_and_refuses_existing_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.sig"), dir.path().join("b.sig"));
+        write_once_all(&[(&a, b"A"), (&b, b"B")], 0o444).unwrap();
+        assert_eq!(
+            (fs::read(&a).unwrap(), fs::read(&b).unwrap()),
+            (b"A".to_vec(), b"B".to_vec())
+        );
+        let c = dir.path().join("c.sig");
+        let err = write_once_all(&[(&c, b"C"), (&a, b"X")], 0o444).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("refusing to overwrite"),
+            "{err:#}"
+        );
+        assert_eq!(fs::read(&a).unwrap(), b"A");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[test]
+    fn replace_swaps_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("cursor");
+        replace(&p, b"one", 0o600).unwrap();
+        replace(&p, b"two", 0o600).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+    }
+}
+

@@ -477,3 +477,62 @@ fn item_16_version_number_roots_symlink_baseline_ref_and_fifo() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("RB-FIFO-001.yaml: not a regular file (a FIFO)"), "{}", stderr(&out));
 }
+
+// ---------------------------------------------------------------- fuzz findings
+
+/// Found by `fuzz_bundle_verification` (200,000-case run): an `.sshsig` whose signature
+/// length field was changed to run past the end of the blob still verified with
+/// `evidence verify`, because `ssh-key`'s decoder is lenient; `ssh-keygen -Y verify` refuses
+/// it. The verifier now accepts only the canonical encoding.
+#[test]
+fn fuzz_finding_sshsig_with_a_length_past_its_end_is_refused_like_ssh_keygen_does() {
+    use base64::Engine;
+    let d = tempfile::tempdir().unwrap();
+    let (keys, store) = (d.path().join("keys"), d.path().join("store"));
+    assert!(agent(&["key", "generate", "--out", keys.to_str().unwrap()], d.path()).status.success());
+    let out = agent(&["evidence", "write-test-bundles", "--count", "1", "--root", store.to_str().unwrap(), "--keys", keys.to_str().unwrap()], d.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let verify = || agent(&["evidence", "verify", "--keys", keys.to_str().unwrap(), store.to_str().unwrap()], d.path());
+    assert_eq!(verify().status.code(), Some(0), "{}", stdout(&verify()));
+    let bundle = find_bundle(&store).expect("a bundle in the store");
+    let sshsig_path = PathBuf::from(format!("{}.sshsig", bundle.display()));
+    let pem = fs::read_to_string(&sshsig_path).unwrap();
+    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let mut blob = base64::engine::general_purpose::STANDARD.decode(&b64).unwrap();
+    // The signature's length field follows the hash algorithm name.
+    let at = blob.windows(6).position(|w| w == b"sha512").unwrap() + 6;
+    assert_eq!(&blob[at..at + 4], &[0, 0, 0, 0x53]);
+    blob[at + 2] = 0x20;
+    let enc = base64::engine::general_purpose::STANDARD.encode(&blob);
+    let lines: Vec<&str> = enc.as_bytes().chunks(70).map(|c| std::str::from_utf8(c).unwrap()).collect();
+    fs::write(&sshsig_path, format!("-----BEGIN SSH SIGNATURE-----\n{}\n-----END SSH SIGNATURE-----\n", lines.join("\n"))).unwrap();
+    // The stock tool refuses it ...
+    let stock = Command::new("ssh-keygen")
+        .args(["-Y", "verify", "-f"])
+        .arg(keys.join("allowed_signers"))
+        .args(["-I", "msp-evidence", "-n", "msp-evidence", "-s"])
+        .arg(&sshsig_path)
+        .stdin(fs::File::open(&bundle).unwrap())
+        .output()
+        .unwrap();
+    assert!(!stock.status.success(), "ssh-keygen accepted it: {}", String::from_utf8_lossy(&stock.stdout));
+    // ... and so does the agent.
+    let out = verify();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("is not in the canonical SSHSIG encoding"), "{}", stdout(&out));
+}
+
+fn find_bundle(dir: &Path) -> Option<PathBuf> {
+    for e in fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if p.is_dir() {
+            if let Some(found) = find_bundle(&p) {
+                return Some(found);
+            }
+        } else if name.starts_with("EB-") && name.ends_with(".json") {
+            return Some(p);
+        }
+    }
+    None
+}

@@ -194,15 +194,7 @@ impl Layout {
         self.y -= 13.0;
         self.text(MARGIN_X, Font::Bold, 12.5, black(), text);
         self.y -= 4.0;
-        let y = self.y;
-        self.ops().push(Op::Line {
-            x1: MARGIN_X,
-            y1: y,
-            x2: PAGE_W - MARGIN_X,
-            y2: y,
-            color: grey(),
-            width: 0.6,
-        });
+        self.rule(grey(), 0.6);
         self.y -= 6.0;
     }
 
@@ -329,15 +321,13 @@ impl Layout {
             x += w;
         }
         self.y = top - h;
+        self.rule(gray(200), 0.4);
+    }
+
+    /// A horizontal line across the text width at the current position.
+    fn rule(&mut self, color: Color, width: f32) {
         let y = self.y;
-        self.ops().push(Op::Line {
-            x1: MARGIN_X,
-            y1: y,
-            x2: PAGE_W - MARGIN_X,
-            y2: y,
-            color: gray(200),
-            width: 0.4,
-        });
+        self.ops().push(Op::Line { x1: MARGIN_X, y1: y, x2: PAGE_W - MARGIN_X, y2: y, color, width });
     }
 
     fn table_header(&mut self, header: &[Vec<String>], widths: &[f32], h: f32, lead: f32, pad: f32) {

@@ -99,7 +99,7 @@ fn line_col(bytes: &[u8], at: usize) -> (usize, usize) {
 /// Read `path` and [`decode_text`] it; errors are `FILE:LINE: message` (or
 /// `reading FILE: ...`).
 pub fn read_text(path: &Path) -> Result<String> {
-    let bytes = crate::fsutil::read_regular(path, MAX_TEXT_BYTES)?;
+    let bytes = crate::fsutil::read_config_file(path, MAX_TEXT_BYTES)?;
     let text = decode_text(&bytes).map_err(|e| anyhow!("{}:{}: {}", path.display(), e.line, e.message))?;
     Ok(text.to_string())
 }

@@ -465,7 +465,7 @@ fn item_16_version_number_roots_symlink_baseline_ref_and_fifo() {
     // The same for every text file the agent reads: a FIFO is named, never read (it would
     // block forever).
     let err = format!("{:#}", Config::load(&fifo).unwrap_err());
-    assert!(err.contains("j.journal: not a regular file (a FIFO)"), "{err}");
+    assert!(err.contains("j.journal is not a regular file (a FIFO)"), "{err}");
     let fifo_rb = d.path().join("RB-FIFO-001.yaml");
     nix::unistd::mkfifo(&fifo_rb, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
     let err = Runbook::load_file(&fifo_rb).unwrap_err().to_string();
@@ -475,7 +475,7 @@ fn item_16_version_number_roots_symlink_baseline_ref_and_fifo() {
     assert!(stdout(&out).contains("RB-FIFO-001.yaml: not a regular file (a FIFO)"), "{}", stdout(&out));
     let out = agent(&["runbook", "lint", fifo_rb.to_str().unwrap()], d.path());
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("RB-FIFO-001.yaml: not a regular file (a FIFO)"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("RB-FIFO-001.yaml is not a regular file (a FIFO)"), "{}", stderr(&out));
 }
 
 // ---------------------------------------------------------------- fuzz findings

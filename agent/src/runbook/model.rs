@@ -244,7 +244,9 @@ checked_newtype!(
     /// One of the incident event types.
     EventType(String),
     |s| {
-        const KNOWN: [&str; 7] = [
+        const KNOWN: [&str; 8] = [
+            // The backup-age check's incident (RB-BACKUP-001 answers it).
+            crate::checks::event_type::BACKUP_STALE,
             event_type::SERVICE_CRASH,
             event_type::BACKUP_FAILURE,
             event_type::DISK_FULL,
@@ -374,11 +376,12 @@ impl Runbook {
     pub fn load_file(path: &Path) -> Result<Runbook, LoadError> {
         // A regular file of bounded size only: a FIFO in the runbooks directory would block
         // `runbook lint` and the daemon's start forever.
-        let bytes = crate::fsutil::read_regular(path, crate::yamlutil::MAX_TEXT_BYTES)
+        let bytes = crate::fsutil::read_config_file(path, crate::fsutil::limits::RUNBOOK)
             .map_err(|e| {
                 let msg = format!("{e:#}");
                 // The error names the path; LoadError puts it in front already.
-                let message = msg.strip_prefix(&format!("{}: ", path.display())).unwrap_or(&msg).to_string();
+                let shown = path.display().to_string();
+                let message = msg.strip_prefix(&format!("{shown} is ")).or_else(|| msg.strip_prefix(&format!("{shown}: "))).unwrap_or(&msg).to_string();
                 LoadError { file: path.to_path_buf(), line: None, message }
             })?;
         Runbook::from_bytes(path, &bytes)

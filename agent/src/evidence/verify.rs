@@ -567,8 +567,7 @@ pub(super) fn prepare_sshsig(
     msg: &[u8],
     key: &ed25519_dalek::VerifyingKey,
 ) -> std::result::Result<SigCheck, String> {
-    let sig =
-        SshSig::from_pem(armoured).map_err(|e| format!("is not a valid SSH signature: {e}"))?;
+    let sig = crate::keys::sshsig_from_canonical_pem(armoured)?;
     if sig.namespace() != NAMESPACE {
         return Err(format!(
             "has namespace {:?}, expected {NAMESPACE:?}",

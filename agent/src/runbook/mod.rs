@@ -91,16 +91,9 @@ fn lint(paths: &[PathBuf]) -> Result<Exit> {
             checked += books.len() + errs.len();
             errors.extend(errs);
         } else {
-            // A FIFO or device given as a runbook would block the read: refused by type
-            // (symlinks are followed: runbooks are often links into the Nix store).
-            let meta = std::fs::metadata(p).with_context(|| format!("reading {}", p.display()))?;
-            if !meta.is_file() {
-                bail!("{} is not a regular file", p.display());
-            }
-            if meta.len() > crate::fsutil::limits::RUNBOOK {
-                bail!("{} is {} bytes, more than the {} allowed for a runbook", p.display(), meta.len(), crate::fsutil::limits::RUNBOOK);
-            }
-            let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+            // Regular files only (a FIFO would block the lint forever), bounded; symlinks are
+            // followed: runbooks are often links into the Nix store.
+            let bytes = crate::fsutil::read_config_file(p, crate::fsutil::limits::RUNBOOK)?;
             checked += 1;
             if let Err(e) = Runbook::from_bytes(p, &bytes) {
                 errors.push(e);

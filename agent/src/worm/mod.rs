@@ -151,8 +151,9 @@ pub struct ConnArgs {
     /// Host name in object keys (default: from the bundles).
     #[arg(long, value_name = "NAME")]
     pub host: Option<String>,
-    /// COMPLIANCE retention in days.
-    #[arg(long, value_name = "DAYS")]
+    /// COMPLIANCE retention in days (1-36500).
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(
+        config::MIN_RETENTION_DAYS as i64..=config::MAX_RETENTION_DAYS as i64))]
     pub retention_days: Option<u32>,
     /// AWS-style credentials file instead of the environment.
     #[arg(long, value_name = "FILE")]
@@ -205,14 +206,8 @@ impl ConnArgs {
 
 /// Read the `worm:` section of an agent config file (other sections are other modules').
 pub fn load_config_section(path: &Path) -> Result<WormConfig> {
-    let text = std::fs::read_to_string(path).with_context(|| {
-        format!(
-            "reading {} (or pass --bucket and --endpoint)",
-            path.display()
-        )
-    })?;
-    let doc: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let text = crate::yamlutil::read_text(path).context("(or pass --bucket and --endpoint)")?;
+    let doc: serde_yaml_ng::Value = crate::yamlutil::from_str(path, &text)?;
     let Some(section) = doc.get("worm") else {
         bail!("{}: no `worm:` section", path.display());
     };

@@ -383,7 +383,56 @@ fn artifacts_are_collected_with_hashes_and_symlinks_refused() {
         rec.error_message.as_deref(),
         Some("evidence passwd.txt: not collected: is a symlink; evidence missing.txt: not collected: No such file or directory (os error 2)")
     );
-    assert_eq!(report.artifact_files(), vec![run.cfg.artifacts_dir().join("report.txt")]);
+    // The bundle keeps the PHI filter's copy, not the step's file.
+    assert_eq!(report.artifact_files(), vec![run.cfg.scrubbed_dir().join("report.txt")]);
+}
+
+#[test]
+fn artifacts_are_scrubbed_and_bounded_before_the_bundle_sees_them() {
+    let d = tempfile::tempdir().unwrap();
+    // A step that writes a patient line into an artifact, and one far past the artifact bound.
+    let s = "printf 'state=failed\\nowner jane.doe@example.com DOB 1962-03-14 MRN 00481516\\n' > \"$MSP_ARTIFACTS/a.txt\"\n\
+             for i in $(seq 1 20000); do echo \"row $i 555-867-5309\"; done > \"$MSP_ARTIFACTS/big.txt\"\n\
+             cat \"$MSP_ARTIFACTS/a.txt\"";
+    let rb = load(d.path(), &runbook_yaml(NO_PARAMS, &step("a", 20, s, "    evidence_capture: [a.txt, big.txt]\n"), "  []", OK_VERIFY)).unwrap();
+    let run = run_cfg();
+    let report = execute(&rb, &Default::default(), &incident(), &run.cfg).unwrap();
+    let rec = &report.steps[0];
+    assert_eq!(rec.result, StepResult::Success, "{:?}", rec.error_message);
+    let a = &rec.artifacts[0];
+    let stored = std::fs::read_to_string(&a.path).unwrap();
+    assert_eq!(stored, "state=failed\nowner [email×1] [dob×1] [mrn×1]\n");
+    assert_eq!(a.sha256, hex::encode(Sha256::digest(stored.as_bytes())));
+    assert_eq!(a.redactions, std::collections::BTreeMap::from([("dob".into(), 1), ("email".into(), 1), ("mrn".into(), 1)]));
+    assert!(!a.truncated);
+    // The step's own file is untouched (later steps read it).
+    assert!(std::fs::read_to_string(run.cfg.artifacts_dir().join("a.txt")).unwrap().contains("jane.doe@example.com"));
+    // The excerpt went through the same filter and the baseline's 2048-byte bound.
+    assert!(!rec.stdout_excerpt.contains("jane.doe") && rec.stdout_excerpt.contains("[email×1]"), "{}", rec.stdout_excerpt);
+    let big = &rec.artifacts[1];
+    assert!(big.truncated && big.size_bytes as usize <= msp_agent::scrub::DEFAULT_ARTIFACT_MAX_BYTES, "{big:?}");
+    assert!(big.original_size_bytes > big.size_bytes);
+    assert!(!std::fs::read_to_string(&big.path).unwrap().contains("867-5309"));
+    // The store records it: scrubbed, counts, original size.
+    let sources = report.artifact_sources();
+    let scrub = sources[0].scrub.as_ref().unwrap();
+    assert_eq!(scrub.redactions.get("email"), Some(&1));
+    assert_eq!(scrub.original_size_bytes, a.original_size_bytes);
+}
+
+#[test]
+fn the_bundle_budget_cuts_later_artifacts() {
+    let d = tempfile::tempdir().unwrap();
+    let s = "for f in a b c d e f; do head -c 70000 /dev/zero | tr '\\0' 'x' | fold -w 100 > \"$MSP_ARTIFACTS/$f.txt\"; done";
+    let rb = load(d.path(), &runbook_yaml(NO_PARAMS, &step("a", 20, s, "    evidence_capture: [a.txt, b.txt, c.txt, d.txt, e.txt, f.txt]\n"), "  []", OK_VERIFY)).unwrap();
+    let run = run_cfg();
+    let report = execute(&rb, &Default::default(), &incident(), &run.cfg).unwrap();
+    let sizes: Vec<u64> = report.steps[0].artifacts.iter().map(|a| a.size_bytes).collect();
+    assert_eq!(sizes.len(), 6, "{:?}", report.steps[0].error_message);
+    let total: u64 = sizes.iter().sum();
+    assert!(total as usize <= msp_agent::scrub::DEFAULT_BUNDLE_ARTIFACTS_MAX_BYTES, "{sizes:?}");
+    assert!(sizes[5] < sizes[0], "the last artifact gets what is left of the budget: {sizes:?}");
+    assert!(report.steps[0].artifacts.iter().all(|a| a.truncated));
 }
 
 #[test]
@@ -455,7 +504,9 @@ fn report_converts_to_a_bundle() {
     assert_eq!(b.actions_taken[0].result, "success");
     assert_eq!(b.verification["step_id"], "verify");
     assert_eq!(b.verification["result"], "success");
-    assert_eq!(b.artifact_files, vec![run.cfg.artifacts_dir().join("out.txt")]);
+    assert_eq!(b.artifact_files.len(), 1);
+    assert_eq!(b.artifact_files[0].path, run.cfg.scrubbed_dir().join("out.txt"));
+    assert!(b.artifact_files[0].scrub.is_some(), "executor artifacts are recorded as scrubbed");
 }
 
 // ---------------------------------------------------------------- shipped runbooks

@@ -243,12 +243,25 @@ impl PhiFilter {
         PhiFilter::new(&names, bounds)
     }
 
-    /// Each accepted match: (start, end, kind).
+    /// Each accepted match: (start, end, kind), left to right, not overlapping.
     fn matches<'t>(&'t self, text: &'t str) -> impl Iterator<Item = (usize, usize, Kind)> + 't {
-        self.regex.captures_iter(text).filter_map(|caps| {
-            let (group, kind) = self.groups.iter().find(|(g, _)| caps.get(*g).is_some())?;
-            let m = caps.get(*group)?;
-            kind.accept(text, m.start(), m.end()).then_some((m.start(), m.end(), *kind))
+        let mut pos = 0usize;
+        std::iter::from_fn(move || {
+            while pos <= text.len() {
+                // `captures_at` sees the text before `pos`, so `\b` stays right.
+                let caps = self.regex.captures_at(text, pos)?;
+                let (group, kind) = self.groups.iter().find(|(g, _)| caps.get(*g).is_some())?;
+                let m = caps.get(*group)?;
+                if kind.accept(text, m.start(), m.end()) {
+                    pos = m.end().max(m.start() + 1);
+                    return Some((m.start(), m.end(), *kind));
+                }
+                // A rejected `+…` (a UTC offset) may hide a number that starts inside it: look
+                // again one character on. Rejected addresses (unit names) and digit runs
+                // (Luhn) cannot hide one, and skipping them keeps the scan linear.
+                pos = if *kind == Kind::Phone { next_char(text, m.start()) } else { m.end().max(next_char(text, m.start())) };
+            }
+            None
         })
     }
 
@@ -415,6 +428,14 @@ impl PhiFilter {
         }
         ScrubbedArtifact { bytes: out.into_bytes(), redactions, truncated: true }
     }
+}
+
+fn next_char(text: &str, at: usize) -> usize {
+    let mut i = at + 1;
+    while i < text.len() && !text.is_char_boundary(i) {
+        i += 1;
+    }
+    i
 }
 
 fn push_placeholder(out: &mut String, kind: Kind, n: u64) {

@@ -116,6 +116,9 @@ proptest! {
         prop_assert_eq!(f.find(&e).total(), 0);
         let s = f.scrub_bytes(&bytes);
         prop_assert_eq!(f.find(&s).total(), 0);
+        let line = f.summary(&String::from_utf8_lossy(&bytes));
+        prop_assert!(line.len() <= 2048);
+        prop_assert_eq!(f.find(&line).total(), 0);
         let a = f.artifact(&bytes, bound.max(256));
         prop_assert!(a.bytes.len() <= bound.max(256));
         prop_assert_eq!(f.find(&String::from_utf8_lossy(&a.bytes)).total(), 0);

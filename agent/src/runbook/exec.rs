@@ -767,6 +767,8 @@ pub fn to_new_bundle(report: &ExecutionReport, incident: &Incident, runbook: &Ru
     if let Some(unit) = &incident.unit {
         details.entry("unit").or_insert_with(|| serde_json::Value::String(unit.clone()));
     }
+    let mut details = serde_json::Value::Object(details);
+    crate::scrub::installed().scrub_json(&mut details);
     NewBundle {
         client_id: ctx.client_id.clone(),
         hostname: ctx.hostname.clone(),
@@ -776,7 +778,7 @@ pub fn to_new_bundle(report: &ExecutionReport, incident: &Incident, runbook: &Ru
             severity: incident.severity.to_string(),
             detected_at: rfc3339(incident.detected_at),
             source: source_label(&incident.source),
-            details: serde_json::Value::Object(details),
+            details,
             hipaa_controls: runbook.hipaa_controls.clone(),
         },
         runbook: RunbookSection {

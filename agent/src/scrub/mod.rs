@@ -390,6 +390,50 @@ impl PhiFilter {
         MARK.to_string()
     }
 
+    /// Scrub every string inside a JSON value (object keys too), in place: incident details.
+    pub fn scrub_json(&self, v: &mut serde_json::Value) {
+        use serde_json::Value;
+        match v {
+            Value::String(s) => {
+                if self.matches(s).next().is_some() {
+                    *s = self.scrub(s);
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|i| self.scrub_json(i)),
+            Value::Object(map) => {
+                let taken = std::mem::take(map);
+                for (k, mut val) in taken {
+                    self.scrub_json(&mut val);
+                    map.insert(self.scrub(&k), val);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A scrubbed one-liner for a person (alert summaries, escalation text): keeps the
+    /// START, cut to the excerpt bound with a trailing `…`.
+    pub fn summary(&self, text: &str) -> String {
+        const MARK: &str = "…";
+        let max = self.bounds.excerpt_max_bytes;
+        let mut s = self.scrub(text);
+        for _ in 0..4 {
+            if s.len() <= max {
+                return s;
+            }
+            let mut end = max.saturating_sub(MARK.len());
+            while end > 0 && !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            let cut = format!("{}{MARK}", &s[..end]);
+            if self.matches(&cut).next().is_none() {
+                return cut;
+            }
+            s = self.scrub(&cut);
+        }
+        MARK.to_string()
+    }
+
     /// Scrub and bound an artifact to at most `max_bytes` (and the filter's artifact bound).
     /// Artifacts are treated as text (invalid UTF-8 is replaced). A cut keeps the head (where
     /// headers are) at a line boundary and ends with a marker line giving the original size.

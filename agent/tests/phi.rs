@@ -151,3 +151,71 @@ proptest! {
         }
     }
 }
+
+fn agent(args: &[&str], extra: &[&Path]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_msp-agent")).args(args).args(extra).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn packet(evidence: &Path, keys: &Path, month: &str, work: &Path) -> (String, serde_json::Value) {
+    let signing = work.join("packet-keys");
+    if !signing.exists() {
+        let (ok, o, e) = agent(&["key", "generate", "--out"], &[&signing]);
+        assert!(ok, "{o}{e}");
+    }
+    let out = work.join(format!("packet-{month}"));
+    let (ok, o, e) = agent(
+        &["packet", "--month", month, "--at", "2027-01-15T00:00:00Z", "--evidence-dir"],
+        &[evidence, Path::new("--keys"), keys, Path::new("--key-dir"), &signing, Path::new("--out"), &out],
+    );
+    assert!(ok, "{o}{e}");
+    assert!(e.contains("PHI check: "), "{e}");
+    let html = std::fs::read_to_string(out.join("packet.html")).unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    // The PDF carries the same statement (pdftotext is from poppler-utils, scripts/setup-machine).
+    let txt = Command::new("pdftotext").arg(out.join("packet.pdf")).arg("-").output().unwrap();
+    assert!(String::from_utf8_lossy(&txt.stdout).contains("PHI boundary"), "PDF lacks the PHI check");
+    (html, manifest["summary"]["phi_check"].clone())
+}
+
+/// The packet's no-PHI statement is a check over the month's evidence: clean evidence (the
+/// previous version's real bundles) passes and says how much was scanned.
+#[test]
+fn packet_phi_check_passes_on_clean_evidence() {
+    let d = tempfile::tempdir().unwrap();
+    copy_dir(&fixture_v10(), &d.path().join("fx"));
+    let (html, phi) = packet(&d.path().join("fx/evidence"), &d.path().join("fx/keys"), "2026-12", d.path());
+    assert!(html.contains("PHI boundary (baseline phi.boundary: metadata-only)."), "{html}");
+    assert!(html.contains("found no identifier"), "{html}");
+    assert_eq!(phi["identifiers_found"], 0, "{phi}");
+    assert_eq!(phi["bundles_scanned"], 6);
+    assert!(phi["artifacts_scanned"].as_u64().unwrap() >= 3, "{phi}");
+    assert_eq!(phi["artifacts_scanned"], phi["artifacts_unscrubbed"], "1.0 artifacts are counted as unscrubbed: {phi}");
+    assert_eq!(phi["patterns"], serde_json::json!(["dob", "mrn", "ssn", "email", "phone", "digits"]));
+}
+
+/// A valid, signed bundle whose artifact carries identifiers (as a writer that bypassed the
+/// filter would leave it) makes the check fail, by file, kind and count, never by content.
+#[test]
+fn packet_phi_check_names_files_with_identifiers_without_quoting_them() {
+    use msp_agent::evidence::sample::sample_new_bundle;
+    use msp_agent::evidence::store::EvidenceStore;
+    let d = tempfile::tempdir().unwrap();
+    let keys = d.path().join("keys");
+    let (ok, o, e) = agent(&["key", "generate", "--out"], &[&keys]);
+    assert!(ok, "{o}{e}");
+    let signer = msp_agent::keys::Signer::load(&keys).unwrap();
+    let file = d.path().join("portal-error.txt");
+    std::fs::write(&file, "chart load failed for MRN 00481516, jane.doe@example.com\n").unwrap();
+    let root = d.path().join("evidence");
+    let mut store = EvidenceStore::open(&root).unwrap();
+    let t = chrono::DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z").unwrap().with_timezone(&chrono::Utc);
+    store.append(sample_new_bundle(1, vec![file]), &signer, t).unwrap();
+    drop(store);
+    let (html, phi) = packet(&root, &keys, "2026-11", d.path());
+    assert_eq!(phi["identifiers_found"], 2, "{phi}");
+    assert_eq!(phi["files_with_findings"][0]["file"], "2026/11/EB-20261122-0001.artifacts/portal-error.txt");
+    assert_eq!(phi["files_with_findings"][0]["found"], serde_json::json!({"mrn": 1, "email": 1}));
+    assert!(html.contains("NOT MET") && html.contains("mrn×1, email×1"), "{html}");
+    assert!(!html.contains("00481516") && !html.contains("jane.doe"), "the packet never quotes a finding");
+}

@@ -134,6 +134,21 @@ proptest! {
         prop_assert_eq!(f.find(&f.scrub(&text)).total(), 0);
     }
 
+    /// Identifiers glued together (no separators: where a replacement changes a neighbour's
+    /// context) still leave nothing `find` reports.
+    #[test]
+    fn glued_identifiers_leave_nothing(parts in proptest::collection::vec(prop_oneof![
+        Just("MRN 00481516"), Just("+1 555 123 4567"), Just("+0000"), Just("4111111111111111"),
+        Just("jane.doe@example.com"), Just("_"), Just("(555) 123-4567"), Just("123-45-6789"),
+        Just("DOB 1962-03-14"), Just("03/14/1962"), Just("12"), Just("x"), Just("@"), Just("."),
+        Just("user@1000.service"), Just("-"), Just(" "),
+    ], 0..16)) {
+        let f = PhiFilter::embedded();
+        let text: String = parts.concat();
+        let out = f.scrub(&text);
+        prop_assert_eq!(f.find(&out).total(), 0, "{:?} -> {:?}", text, out);
+    }
+
     /// Planted identifiers never survive scrubbing, whole or as their digits.
     #[test]
     fn planted_identifiers_never_survive((text, tokens) in planted()) {
@@ -212,6 +227,7 @@ fn packet_phi_check_names_files_with_identifiers_without_quoting_them() {
     let t = chrono::DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z").unwrap().with_timezone(&chrono::Utc);
     store.append(sample_new_bundle(1, vec![file]), &signer, t).unwrap();
     drop(store);
+    assert_eq!(common::stock::verify_all_with_stock_tools(&keys, &root), 1);
     let (html, phi) = packet(&root, &keys, "2026-11", d.path());
     assert_eq!(phi["identifiers_found"], 2, "{phi}");
     assert_eq!(phi["files_with_findings"][0]["file"], "2026/11/EB-20261122-0001.artifacts/portal-error.txt");

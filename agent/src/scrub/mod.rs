@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
 use anyhow::{bail, Context, Result};
-use regex::Regex;
+use regex_automata::{meta, Input};
 
 pub use patterns::{Kind, ALL as ALL_KINDS, ALWAYS_ON};
 
@@ -125,10 +125,12 @@ pub struct ScrubbedArtifact {
 /// The PHI filter: pattern kinds plus bounds, compiled once. Cheap to share (`Arc`).
 #[derive(Debug, Clone)]
 pub struct PhiFilter {
+    /// In canonical order; pattern id `i` of `regex` is `kinds[i]`.
     kinds: Vec<Kind>,
-    regex: Regex,
-    /// Capture group index → kind.
-    groups: Vec<(usize, Kind)>,
+    /// All kinds as one multi-pattern regex: one lazy-DFA pass reports the leftmost match and
+    /// which pattern it is (leftmost-first, earlier patterns win at the same start), so no
+    /// capture engine runs at all.
+    regex: meta::Regex,
     bounds: Bounds,
 }
 
@@ -159,17 +161,9 @@ impl PhiFilter {
         }
         // Try kinds in the canonical order at each position, whatever order the baseline lists.
         kinds.sort();
-        let mut src = String::from(patterns::FLAGS);
-        let mut groups = Vec::new();
-        for (i, k) in kinds.iter().enumerate() {
-            if i > 0 {
-                src.push('|');
-            }
-            src.push_str(&format!("(?P<{}>{})", k.as_str(), k.source()));
-            groups.push((i + 1, *k));
-        }
-        let regex = Regex::new(&src).with_context(|| format!("compiling the PHI patterns {kinds:?}"))?;
-        Ok(PhiFilter { kinds, regex, groups, bounds })
+        let sources: Vec<String> = kinds.iter().map(|k| format!("{}{}", patterns::FLAGS, k.source())).collect();
+        let regex = meta::Regex::new_many(&sources).with_context(|| format!("compiling the PHI patterns {kinds:?}"))?;
+        Ok(PhiFilter { kinds, regex, bounds })
     }
 
     /// The filter a loaded baseline asks for: `phi.scrub_patterns` (a list of names) and
@@ -248,10 +242,9 @@ impl PhiFilter {
         let mut pos = 0usize;
         std::iter::from_fn(move || {
             while pos <= text.len() {
-                // `captures_at` sees the text before `pos`, so `\b` stays right.
-                let caps = self.regex.captures_at(text, pos)?;
-                let (group, kind) = self.groups.iter().find(|(g, _)| caps.get(*g).is_some())?;
-                let m = caps.get(*group)?;
+                // The search sees the text before `pos` (look-behind for `\b` stays right).
+                let m = self.regex.search(&Input::new(text).range(pos..))?;
+                let kind = self.kinds.get(m.pattern().as_usize())?;
                 if kind.accept(text, m.start(), m.end()) {
                     pos = m.end().max(m.start() + 1);
                     return Some((m.start(), m.end(), *kind));
@@ -283,14 +276,25 @@ impl PhiFilter {
     /// [`scrub`](Self::scrub) plus what was removed.
     pub fn scrub_counted(&self, text: &str) -> (String, Redactions) {
         let mut total = Redactions::default();
-        let mut out = self.scrub_once(text, &mut total);
-        // Removing a token cannot normally create another (placeholders start with `[`, a
-        // non-word byte), but a cut or an odd neighbourhood might: repeat to a fixed point.
+        let (mut out, placed) = self.scrub_once(text, &mut total);
+        // Nothing replaced: the pass just proved the text clean.
+        if placed.is_empty() {
+            return (out, total);
+        }
+        // A replacement can only create a match through the context of its two neighbours:
+        // every pattern ends with a word byte and `\b`, and none contains `[` or `]`, so the
+        // only new matches possible are a `+…` right after a placeholder (it followed a digit,
+        // a UTC offset; now it follows `]`) or, conservatively, anything touching a word byte
+        // before one. No pattern crosses a newline, so those lines are all there is to check.
+        if !self.lines_have_matches(&out, &placed) {
+            return (out, total);
+        }
+        // Repeat to a fixed point over the whole text (rare).
         for _ in 0..4 {
             if self.matches(&out).next().is_none() {
                 return (out, total);
             }
-            out = self.scrub_once(&out, &mut total);
+            out = self.scrub_once(&out, &mut total).0;
         }
         if self.matches(&out).next().is_some() {
             // Not reachable in tests; if it were, dropping the text is the safe answer.
@@ -299,8 +303,31 @@ impl PhiFilter {
         (out, total)
     }
 
-    fn scrub_once(&self, text: &str, total: &mut Redactions) -> String {
+    /// Whether a line of `out` with a placeholder (at `placed`: start, end) whose neighbours
+    /// could form a new match (see [`scrub_counted`](Self::scrub_counted)) still matches.
+    fn lines_have_matches(&self, out: &str, placed: &[(usize, usize)]) -> bool {
+        let b = out.as_bytes();
+        let mut checked_to = 0usize;
+        for &(p, e) in placed {
+            let word = |i: usize| b.get(i).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_');
+            let risky = b.get(e) == Some(&b'+') || (p > 0 && word(p - 1));
+            if p < checked_to || !risky {
+                continue;
+            }
+            let start = out[..p].rfind('\n').map_or(0, |i| i + 1);
+            let end = out[p..].find('\n').map_or(out.len(), |i| p + i);
+            if self.matches(&out[start..end]).next().is_some() {
+                return true;
+            }
+            checked_to = end;
+        }
+        false
+    }
+
+    /// One replacement pass; also returns where each placeholder is in the output.
+    fn scrub_once(&self, text: &str, total: &mut Redactions) -> (String, Vec<(usize, usize)>) {
         let mut out = String::with_capacity(text.len());
+        let mut placed = Vec::new();
         let mut last = 0usize;
         // The placeholder being built: (kind, count).
         let mut open: Option<(Kind, u64)> = None;
@@ -313,7 +340,9 @@ impl PhiFilter {
                 }
                 _ => {
                     if let Some((k, n)) = open.take() {
+                        let at = out.len();
                         push_placeholder(&mut out, k, n);
+                        placed.push((at, out.len()));
                     }
                     out.push_str(gap);
                     open = Some((kind, 1));
@@ -322,10 +351,12 @@ impl PhiFilter {
             last = end;
         }
         if let Some((k, n)) = open {
+            let at = out.len();
             push_placeholder(&mut out, k, n);
+            placed.push((at, out.len()));
         }
         out.push_str(&text[last..]);
-        out
+        (out, placed)
     }
 
     /// [`scrub`](Self::scrub) for raw process output: invalid UTF-8 is replaced (lossy).

@@ -171,6 +171,35 @@ mod tests {
         assert!(!luhn_ok("18"));
     }
 
+    /// The filter re-checks only the lines that got a placeholder: that is sound because no
+    /// pattern can match a newline: no `.`, `\\s`, `\\D`, `\\W` or negated class anywhere.
+    #[test]
+    fn no_pattern_crosses_a_line() {
+        for k in ALL {
+            let src = k.source();
+            let mut chars = src.chars().peekable();
+            let mut in_class = false;
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => {
+                        let e = chars.next().unwrap();
+                        assert!(!"sSDWn".contains(e), "{k:?}: \\{e} can match a newline");
+                    }
+                    '[' if !in_class => {
+                        in_class = true;
+                        assert_ne!(chars.peek(), Some(&'^'), "{k:?}: negated class");
+                    }
+                    ']' if in_class => in_class = false,
+                    '.' if !in_class => panic!("{k:?}: unescaped `.`"),
+                    _ => {}
+                }
+            }
+        }
+        // And behaviourally: identifiers split by a newline are not found as one.
+        let f = crate::scrub::PhiFilter::embedded();
+        assert_eq!(f.find("MRN\n00481516 ssn\n123456789 phone:\n5551234567").total(), 0);
+    }
+
     #[test]
     fn unit_names() {
         assert!(is_unit_name("user@1000.service"));

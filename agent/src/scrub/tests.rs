@@ -229,3 +229,13 @@ fn artifact_is_scrubbed_counted_and_bounded() {
     // The filter's own artifact bound caps any larger request.
     assert!(f.artifact(&big, usize::MAX).bytes.len() <= DEFAULT_ARTIFACT_MAX_BYTES);
 }
+
+#[test]
+fn a_replacement_that_uncovers_another_identifier_is_scrubbed_too() {
+    // `+1 555…` right after `…516` reads as a UTC offset and is left; once the MRN is a
+    // placeholder it follows `]`, and the re-check takes it.
+    let f = filter();
+    let out = f.scrub("MRN 00481516+1 555 123 4567");
+    assert_eq!(out, "[mrn×1][phone×1]");
+    assert_eq!(f.find(&out).total(), 0);
+}

@@ -181,6 +181,27 @@ mod tests {
         }
     }
 
+    /// Accept one HTTP request on `listener`, answer `status`, return the request's body.
+    fn serve_one(listener: &TcpListener, status: &str) -> String {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut len = 0usize;
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap();
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; len];
+        r.read_exact(&mut body).unwrap();
+        write!(s, "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").unwrap();
+        String::from_utf8(body).unwrap()
+    }
+
     /// A real HTTP server on loopback that fails the first request and accepts the second.
     #[test]
     fn webhook_is_retried_until_accepted_and_carries_the_alert_as_json() {
@@ -189,23 +210,7 @@ mod tests {
         let server = std::thread::spawn(move || {
             let mut bodies = Vec::new();
             for status in ["500 Internal Server Error", "204 No Content"] {
-                let (mut s, _) = listener.accept().unwrap();
-                let mut r = BufReader::new(s.try_clone().unwrap());
-                let mut len = 0usize;
-                loop {
-                    let mut line = String::new();
-                    r.read_line(&mut line).unwrap();
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        len = v.trim().parse().unwrap();
-                    }
-                    if line == "\r\n" {
-                        break;
-                    }
-                }
-                let mut body = vec![0; len];
-                r.read_exact(&mut body).unwrap();
-                bodies.push(String::from_utf8(body).unwrap());
-                write!(s, "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").unwrap();
+                bodies.push(serve_one(&listener, status));
             }
             bodies
         });
@@ -226,25 +231,7 @@ mod tests {
     fn webhook_summary_passes_the_phi_filter() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let server = std::thread::spawn(move || {
-            let (mut s, _) = listener.accept().unwrap();
-            let mut r = BufReader::new(s.try_clone().unwrap());
-            let mut len = 0usize;
-            loop {
-                let mut line = String::new();
-                r.read_line(&mut line).unwrap();
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap();
-                }
-                if line == "\r\n" {
-                    break;
-                }
-            }
-            let mut body = vec![0; len];
-            r.read_exact(&mut body).unwrap();
-            write!(s, "HTTP/1.1 204 No Content\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").unwrap();
-            String::from_utf8(body).unwrap()
-        });
+        let server = std::thread::spawn(move || serve_one(&listener, "204 No Content"));
         let cfg = AlertConfig { webhook_url: Some(format!("http://127.0.0.1:{port}/hook")), retries: 1, timeout_seconds: 5 };
         let a = Alerter::new(&cfg).unwrap().with_phi_filter(PhiFilter::embedded());
         let mut al = alert();

@@ -838,8 +838,6 @@ service_stop() {
   note "systemctl stop: clean in $(( (t1 - t0) / 1000000 )) ms (TimeoutStopSec=${STOP_TIMEOUT_SEC}s), Result=success"
 }
 
-# ------------------------------------------------------------------ proof
-
 # ------------------------------------------------------------------ the PHI boundary
 
 # The patient line the EHR logs before it crashes (synthetic: no such patient). Each field
@@ -900,6 +898,8 @@ systemctl daemon-reload"
     || die "openssl pkeyutl -verify failed for $b"
   note "PHI boundary: the EHR's patient line (name, DOB, MRN, e-mail, phone) is in no bundle, artifact, receipt, outbox file or webhook body; $(basename "$b") verifies (ssh-keygen, openssl)"
 }
+
+# ------------------------------------------------------------------ proof
 
 verify_evidence() {
   local n
@@ -967,10 +967,10 @@ run_box() {
   incident_backup_unreachable
   incident_backup_locked
   incident_cpu_hog
+  phi_boundary
   service_restart_mid_runbook
   service_watchdog
   service_stop
-  phi_boundary
   verify_evidence
   collect
   say "done: the six kinds of incident repaired and checked, evidence in $OUT/evidence"

@@ -425,11 +425,7 @@ impl PhiFilter {
     pub fn scrub_json(&self, v: &mut serde_json::Value) {
         use serde_json::Value;
         match v {
-            Value::String(s) => {
-                if self.matches(s).next().is_some() {
-                    *s = self.scrub(s);
-                }
-            }
+            Value::String(s) if self.matches(s).next().is_some() => *s = self.scrub(s),
             Value::Array(items) => items.iter_mut().for_each(|i| self.scrub_json(i)),
             Value::Object(map) => {
                 let taken = std::mem::take(map);

@@ -137,7 +137,7 @@ fn luhn_ok(s: &str) -> bool {
     let mut n = 0usize;
     for b in s.bytes().rev().filter(u8::is_ascii_digit) {
         let mut d = u32::from(b - b'0');
-        if n % 2 == 1 {
+        if !n.is_multiple_of(2) {
             d *= 2;
             if d > 9 {
                 d -= 9;
@@ -146,7 +146,7 @@ fn luhn_ok(s: &str) -> bool {
         sum += d;
         n += 1;
     }
-    n >= 13 && sum % 10 == 0
+    n >= 13 && sum.is_multiple_of(10)
 }
 
 #[cfg(test)]

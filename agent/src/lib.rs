@@ -11,6 +11,7 @@
 
 pub mod alert;
 pub mod baseline;
+pub mod checks;
 pub mod config;
 pub mod daemon;
 pub mod demo;
@@ -28,6 +29,7 @@ pub mod keys;
 pub mod packet;
 pub mod paths;
 pub mod plan;
+pub mod policy;
 pub mod runbook;
 pub mod scrub;
 pub mod worm;

@@ -207,6 +207,20 @@ pub fn heartbeat(ctx: &RecordContext<'_>, details: Value, now: DateTime<Utc>) ->
     observation(ctx, incident, now, json!({ "recorded": HEARTBEAT }))
 }
 
+/// Record in a heartbeat's details where the chain stood when it was written: the head it is
+/// appended to (`chain_head_sequence`, `chain_head_sha256`; 0 and the genesis hash for an
+/// empty store) and `head_signed: true` (this agent signs the chain head, so `evidence
+/// verify` treats an unsigned head in the same store as a replaced one).
+pub fn add_chain_position(details: &mut Value, head: Option<(u64, &str)>) {
+    use crate::evidence::heartbeat::{CHAIN_HEAD_SEQUENCE, CHAIN_HEAD_SHA256, HEAD_SIGNED};
+    let (seq, sha) = head.unwrap_or((0, crate::evidence::bundle::GENESIS_PREV_HASH));
+    if let Some(m) = details.as_object_mut() {
+        m.insert(CHAIN_HEAD_SEQUENCE.into(), json!(seq));
+        m.insert(CHAIN_HEAD_SHA256.into(), json!(sha));
+        m.insert(HEAD_SIGNED.into(), json!(true));
+    }
+}
+
 /// A successful run of a backup unit, with the journal entry's cursor (so a restart does not
 /// record it twice, see `daemon::recovery`).
 pub fn backup_completed(ctx: &RecordContext<'_>, b: &crate::detect::backup_completed::BackupCompleted, now: DateTime<Utc>) -> NewBundle {

@@ -8,6 +8,7 @@ pub mod heartbeat;
 pub mod keyring;
 pub mod sample;
 pub mod store;
+pub mod storecheck;
 pub mod verify;
 
 use std::path::PathBuf;
@@ -149,6 +150,9 @@ fn run_verify(
                 c.last_sequence,
                 c.head_sha256
             );
+        }
+        for w in &report.warnings {
+            println!("warning: {w}");
         }
         for g in &report.heartbeat_gaps {
             println!(

@@ -217,7 +217,9 @@ checked_newtype!(
     /// One of the incident event types.
     EventType(String),
     |s| {
-        const KNOWN: [&str; 7] = [
+        const KNOWN: [&str; 8] = [
+            // The backup-age check's incident (RB-BACKUP-001 answers it).
+            crate::checks::event_type::BACKUP_STALE,
             event_type::SERVICE_CRASH,
             event_type::BACKUP_FAILURE,
             event_type::DISK_FULL,

@@ -74,8 +74,7 @@ pub fn verify(
                 }
                 continue;
             };
-            let bytes =
-                std::fs::read(&f.path).with_context(|| format!("reading {}", f.path.display()))?;
+            let bytes = crate::fsutil::read_regular(&f.path, crate::fsutil::limits::ARTIFACT)?;
             let sums = Sums::of(&bytes);
             let live: Vec<&ObjectVersion> = vs.iter().filter(|v| !v.delete_marker).collect();
             if live.len() > 1 {
@@ -137,8 +136,7 @@ fn owner(cfg: &WormConfig, bundles: &[local::LocalBundle]) -> Result<(String, St
         let Some(first) = bundles.first() else {
             bail!("no local bundles to tell the client and host from; pass --client and --host");
         };
-        let text = std::fs::read(first.json_path())
-            .with_context(|| format!("reading {}", first.json_path().display()))?;
+        let text = crate::fsutil::read_regular(first.json_path(), crate::fsutil::limits::BUNDLE)?;
         let v: serde_json::Value = serde_json::from_slice(&text)
             .with_context(|| format!("parsing {}", first.json_path().display()))?;
         let get = |f: &str| v.get(f).and_then(|x| x.as_str()).map(str::to_string);

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::bundle::{
-    Action, Artifact, Bundle, Chain, ExecutionSection, IncidentSection, Outputs, Provenance,
+    Action, Artifact, ArtifactFile, Bundle, Chain, ExecutionSection, IncidentSection, Outputs, Provenance,
     RunbookSection, Signing, BUNDLE_VERSION, GENESIS_PREV_HASH,
 };
 use crate::fsutil;
@@ -73,8 +73,9 @@ pub struct NewBundle {
     pub verification: serde_json::Value,
     pub outputs: Outputs,
     pub provenance: Provenance,
-    /// Files to store beside the bundle (from `$MSP_ARTIFACTS`); copied, hashed, listed.
-    pub artifact_files: Vec<PathBuf>,
+    /// Files to store beside the bundle (scrubbed copies of `$MSP_ARTIFACTS` files, with the
+    /// PHI filter's record); copied, hashed, listed.
+    pub artifact_files: Vec<ArtifactFile>,
 }
 
 /// What [`EvidenceStore::append`] wrote.
@@ -840,12 +841,13 @@ impl EvidenceStore {
     }
 
     /// Copy artifact files into `EB-….artifacts/`, returning their listing (sorted by name).
-    fn store_artifacts(&self, name: &BundleName, files: &[PathBuf]) -> Result<Vec<Artifact>> {
+    fn store_artifacts(&self, name: &BundleName, files: &[ArtifactFile]) -> Result<Vec<Artifact>> {
         if files.is_empty() {
             return Ok(Vec::new());
         }
-        let mut by_name: BTreeMap<String, &PathBuf> = BTreeMap::new();
-        for f in files {
+        let mut by_name: BTreeMap<String, &ArtifactFile> = BTreeMap::new();
+        for af in files {
+            let f = &af.path;
             let fname = f
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -853,10 +855,10 @@ impl EvidenceStore {
             if !valid_artifact_name(&fname) {
                 bail!("artifact {}: file name {fname:?} is not allowed (plain name, no leading dot, no control characters)", f.display());
             }
-            if let Some(other) = by_name.insert(fname.clone(), f) {
+            if let Some(other) = by_name.insert(fname.clone(), af) {
                 bail!(
                     "artifacts {} and {} have the same file name {fname:?}",
-                    other.display(),
+                    other.path.display(),
                     f.display()
                 );
             }
@@ -864,7 +866,8 @@ impl EvidenceStore {
         let adir = self.artifacts_dir(name);
         fs::create_dir(&adir).with_context(|| format!("creating {}", adir.display()))?;
         let mut out = Vec::with_capacity(by_name.len());
-        for (fname, src) in by_name {
+        for (fname, af) in by_name {
+            let src = &af.path;
             let bytes = fsutil::read_regular(src, fsutil::limits::ARTIFACT)
                 .with_context(|| format!("reading artifact {}", src.display()))?;
             fsutil::write_once(&adir.join(&fname), &bytes, EVIDENCE_FILE_MODE)?;
@@ -872,6 +875,9 @@ impl EvidenceStore {
                 filename: fname,
                 sha256: sha256_hex(&bytes),
                 size_bytes: bytes.len() as u64,
+                scrubbed: af.scrub.is_some(),
+                redactions: af.scrub.as_ref().map(|s| s.redactions.clone()).unwrap_or_default(),
+                original_size_bytes: af.scrub.as_ref().map(|s| s.original_size_bytes),
             });
         }
         if let Some(parent) = adir.parent() {

@@ -43,8 +43,13 @@ rustPlatform.buildRustPackage {
   # run in the project's own CI (scripts/test), where the real parts exist:
   #   tests/journal.rs, tests/detect.rs, tests/daemon.rs: need `systemd-journal-remote` from
   #     Debian's systemd to make real journal files, and a journalctl that can follow them;
-  #   tests/worm.rs (and the daemon's WORM test): need a `moto_server` process (PyPI) as the
-  #     S3 Object Lock endpoint.
+  #   tests/worm.rs, tests/ops.rs (and the daemon's WORM test): need a `moto_server` process
+  #     (PyPI) as the S3 Object Lock endpoint;
+  #   tests/journal_trust.rs: real journal files, as above; tests/checks.rs: chronyd and
+  #     `openssl s_server` on loopback; tests/hostile_store.rs: root (chown to a second uid,
+  #     a tmpfs for the full disk); tests/hostile_input.rs: poppler's pdftotext;
+  #   tests/box.rs: root and the debootstrapped clinic box.
+  # tests/fuzz.rs runs (the property-test fuzz targets at their CI budget).
   # tests/runbook.rs runs; its restic and systemd cases say SKIPPED loudly without restic or
   # root and a booted systemd, which the sandbox does not have. tests/packet.rs runs; without
   # poppler's pdftoppm/pdftotext it says SKIPPED for the PNG pages and the PDF text check;
@@ -67,6 +72,8 @@ rustPlatform.buildRustPackage {
     "packet"
     "--test"
     "phi"
+    "--test"
+    "fuzz"
   ];
 
   # The tests verify evidence with the stock tools an auditor uses (DESIGN.md 5); the baseline

@@ -761,6 +761,7 @@ impl Daemon {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn dispatch(
         &mut self,
         incident: Incident,

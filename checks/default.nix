@@ -104,6 +104,23 @@ in
     hasMessage "expired on 2026-11-21" expiredYesterday
   ) "an exception that expired yesterday fails the build" (failedAssertions expiredYesterday);
 
+  # Issue #12: no unique-merge option defined twice at one priority (the pure check CI runs),
+  # and, against this real nixpkgs, a host evaluates fully (nix/force-config.nix forces what a
+  # build reads) while a sysctl defined a second time at the baseline's priority does not.
+  unique-definitions =
+    let
+      r = import ./lib/unique-defs.nix;
+      forced = cfg: (builtins.tryEval (import ../nix/force-config.nix { inherit lib; } cfg)).success;
+      duplicate = host [ { boot.kernel.sysctl."kernel.kptr_restrict" = lib.mkOverride 900 2; } ];
+    in
+    verdict "unique-definitions" (
+      r.conflicts == [ ]
+      && r.hardeningOverlap == [ ]
+      && r.selfTest.auditPreFix
+      && forced (host [ ]).config
+      && !(forced duplicate.config)
+    ) "no sysctl key or audit.enable defined twice at one priority; a re-introduced duplicate fails evaluation" r;
+
   # `msp-agent baseline check`: baseline, controls map, exceptions (expiry, review dates) and
   # runbooks are consistent, at this flake's evaluation date. The date is an input of the
   # derivation, so a new date re-runs the check instead of reusing a cached success.

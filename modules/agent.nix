@@ -237,6 +237,76 @@ in
       };
     };
 
+    evidenceVerify = {
+      enable = lib.mkOption {
+        type = lib.types.bool;
+        default = true;
+        description = ''
+          Run `msp-agent evidence verify` over the evidence store on a timer; a failure raises
+          an `evidence_verify_failed` alert (journal at crit, and the alert webhook) and leaves
+          the unit failed.
+        '';
+      };
+      onCalendar = lib.mkOption {
+        type = lib.types.str;
+        default = "*-*-* 05:00:00";
+        description = "When the evidence store is verified (systemd.time(7)); daily by default.";
+      };
+    };
+
+    evidencePrune = {
+      enable = lib.mkOption {
+        type = lib.types.bool;
+        default = true;
+        description = ''
+          Run `msp-agent evidence prune` on a timer: local copies of bundles confirmed in the
+          WORM bucket and older than `localRetentionDays` are removed (never the chain head,
+          never anything unconfirmed; a signed prune record is kept), then the evidence file
+          system's usage is checked against `diskAlertPercent`. Without WORM uploads nothing
+          is ever confirmed, so nothing is pruned.
+        '';
+      };
+      onCalendar = lib.mkOption {
+        type = lib.types.str;
+        default = "*-*-* 04:30:00";
+        description = "When the pruner runs (systemd.time(7)); daily by default.";
+      };
+      localRetentionDays = lib.mkOption {
+        type = lib.types.ints.positive;
+        default = 90;
+        description = "Days a confirmed bundle is kept locally before its local copy may be removed.";
+      };
+      diskAlertPercent = lib.mkOption {
+        type = lib.types.ints.between 1 100;
+        default = 80;
+        description = "Usage of the evidence file system (percent) above which a signed record and an alert are raised.";
+      };
+    };
+
+    wormRestoreTest = {
+      enable = lib.mkOption {
+        type = lib.types.bool;
+        default = cfg.worm.endpoint != null;
+        defaultText = lib.literalExpression "config.services.msp-agent.worm.endpoint != null";
+        description = ''
+          Run `msp-agent worm restore-test` on a timer: a random sample of bundles is
+          downloaded from the WORM bucket, checked against the server's checksums and the
+          upload receipts, verified, and the result recorded as a signed `worm_restore_test`
+          record (evidence for §164.308(a)(7)).
+        '';
+      };
+      onCalendar = lib.mkOption {
+        type = lib.types.str;
+        default = "*-*-02 04:00:00";
+        description = "When the WORM restore test runs (systemd.time(7)); monthly by default.";
+      };
+      sample = lib.mkOption {
+        type = lib.types.ints.positive;
+        default = 20;
+        description = "How many bundles each WORM restore test downloads and verifies.";
+      };
+    };
+
     packet = {
       enable = lib.mkOption {
         type = lib.types.bool;
@@ -424,6 +494,20 @@ in
             default = null;
             description = "Expected-state manifest the agent checks for drift (set by the baseline module).";
           };
+          baseline.file = lib.mkOption {
+            type = lib.types.nullOr lib.types.str;
+            default = null;
+            description = ''
+              The baseline YAML this host was built with (set by the baseline module to its store
+              path). The agent enforces the values of its `enforced_by: agent` rules from this
+              file; `null`: the baseline embedded in the agent.
+            '';
+          };
+          baseline.sha256 = lib.mkOption {
+            type = lib.types.nullOr lib.types.str;
+            default = null;
+            description = "SHA-256 of the baseline file; the agent refuses to start when the file does not match (set by the baseline module).";
+          };
           heartbeat.interval_seconds = lib.mkOption {
             type = lib.types.nullOr lib.types.ints.positive;
             default = null;
@@ -479,6 +563,12 @@ in
       lib.mkDefault false
     );
 
+    # The backup-age check judges every restic backup this host defines, including one that
+    # never ran (with no list, only units that have left a backup_completed record count).
+    services.msp-agent.settings.probes.backup_age.units = lib.mkDefault (
+      map (n: "restic-backups-${n}.service") (lib.attrNames config.services.restic.backups)
+    );
+
     environment.etc."msp/agent.yaml".source = configFile;
     environment.etc."msp/runbooks".source = runbooksDir;
     environment.systemPackages = [ cfg.package ];
@@ -498,6 +588,10 @@ in
       ];
       wants = [ "network-online.target" ];
       restartTriggers = [ configFile ];
+      # The TLS probe hands the handshake to `openssl s_client` (rustls cannot offer the old
+      # protocols it must see refused); the clock probe asks chronyc when chrony runs
+      # (timedatectl, for timesyncd, is systemd's and on the default path).
+      path = [ pkgs.openssl ] ++ lib.optional config.services.chrony.enable pkgs.chrony;
       serviceConfig = hardening // reapplySandbox // {
         Type = "notify";
         NotifyAccess = "main";
@@ -552,6 +646,62 @@ in
       wantedBy = [ "timers.target" ];
       timerConfig = {
         OnCalendar = cfg.packet.onCalendar;
+        Persistent = true;
+        RandomizedDelaySec = "1h";
+      };
+    };
+
+    # Scheduled verification: the whole store (a pruned store starts at its signed prune
+    # record, so the work stays bounded by the local retention).
+    systemd.services.msp-agent-evidence-verify = lib.mkIf cfg.evidenceVerify.enable (
+      jobUnit "msp-agent daily evidence verification" ''
+        exec ${agentExe} evidence verify --keys ${lib.escapeShellArg packetPublicKeys} \
+          --alert-config /etc/msp/agent.yaml \
+          ${lib.escapeShellArg cfg.settings.evidence_dir}
+      ''
+    );
+    systemd.timers.msp-agent-evidence-verify = lib.mkIf cfg.evidenceVerify.enable {
+      wantedBy = [ "timers.target" ];
+      timerConfig = {
+        OnCalendar = cfg.evidenceVerify.onCalendar;
+        Persistent = true;
+        RandomizedDelaySec = "30m";
+      };
+    };
+
+    systemd.services.msp-agent-evidence-prune = lib.mkIf cfg.evidencePrune.enable (
+      jobUnit "msp-agent local evidence retention and disk check" ''
+        exec ${agentExe} evidence prune \
+          --evidence-dir ${lib.escapeShellArg cfg.settings.evidence_dir} \
+          --state-dir ${lib.escapeShellArg cfg.settings.state_dir} \
+          ${keyDirArg} --config /etc/msp/agent.yaml \
+          --local-retention-days ${toString cfg.evidencePrune.localRetentionDays} \
+          --disk-alert-percent ${toString cfg.evidencePrune.diskAlertPercent}
+      ''
+    );
+    systemd.timers.msp-agent-evidence-prune = lib.mkIf cfg.evidencePrune.enable {
+      wantedBy = [ "timers.target" ];
+      timerConfig = {
+        OnCalendar = cfg.evidencePrune.onCalendar;
+        Persistent = true;
+        RandomizedDelaySec = "30m";
+      };
+    };
+
+    systemd.services.msp-agent-worm-restore-test = lib.mkIf cfg.wormRestoreTest.enable (
+      jobUnit "msp-agent monthly WORM restore test" ''
+        # The config names the daemon's credential path; this unit has its own.
+        exec ${agentExe} worm restore-test --config /etc/msp/agent.yaml \
+          --evidence-dir ${lib.escapeShellArg cfg.settings.evidence_dir} \
+          --state-dir ${lib.escapeShellArg cfg.settings.state_dir} \
+          ${keyDirArg} --sample ${toString cfg.wormRestoreTest.sample} \
+          ${lib.optionalString (cfg.worm.credentialsFile != null) ''--credentials-file "$CREDENTIALS_DIRECTORY/${wormCredential}"''}
+      ''
+    );
+    systemd.timers.msp-agent-worm-restore-test = lib.mkIf cfg.wormRestoreTest.enable {
+      wantedBy = [ "timers.target" ];
+      timerConfig = {
+        OnCalendar = cfg.wormRestoreTest.onCalendar;
         Persistent = true;
         RandomizedDelaySec = "1h";
       };

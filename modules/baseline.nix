@@ -8,6 +8,7 @@
 # this module only feeds it the NixOS config, the client's exceptions and the date.
 {
   config,
+  options,
   lib,
   pkgs,
   ...
@@ -39,7 +40,8 @@ let
   luks = lib.attrNames config.boot.initrd.luks.devices;
   clevis = config.boot.initrd.clevis.devices;
   tangCount = if config.msp.luksTang.enable then lib.length config.msp.luksTang.tangServers else 0;
-  journaldLines = map lib.trim (lib.splitString "\n" config.services.journald.extraConfig);
+  # journald.conf lines from extraConfig (26.05) or settings.Journal (its replacement).
+  journaldLines = (import ./lib/journald.nix).lines { inherit options config; };
   backups = config.services.restic.backups;
   onCalendar = b: (if b.timerConfig or null == null then { } else b.timerConfig).OnCalendar or null;
   facts = {
@@ -60,12 +62,12 @@ let
     };
     "logging.journald_max_retention" = {
       ok = lib.elem "MaxRetentionSec=${value "logging.journald_max_retention"}" journaldLines;
-      requirement = "MaxRetentionSec=${value "logging.journald_max_retention"} in services.journald.extraConfig (msp.hardening sets it)";
+      requirement = "MaxRetentionSec=${value "logging.journald_max_retention"} in the journald configuration (services.journald.extraConfig, or settings.Journal where nixpkgs has it; msp.hardening sets it)";
       actual = "the journald configuration does not have it";
     };
     "logging.journald_system_max_use" = {
       ok = lib.elem "SystemMaxUse=${value "logging.journald_system_max_use"}" journaldLines;
-      requirement = "SystemMaxUse=${value "logging.journald_system_max_use"} in services.journald.extraConfig (msp.hardening sets it)";
+      requirement = "SystemMaxUse=${value "logging.journald_system_max_use"} in the journald configuration (services.journald.extraConfig, or settings.Journal where nixpkgs has it; msp.hardening sets it)";
       actual = "the journald configuration does not have it";
     };
     "backup.schedule" = {
@@ -219,14 +221,23 @@ in
           environment.etc."audit/audit.rules".text = lib.mkDefault (lib.concatLines config.security.audit.rules);
           environment.etc."msp/expected-state.json".source = manifestFile;
           services.msp-agent.settings.baseline.manifest = lib.mkDefault "/etc/msp/expected-state.json";
+          # The agent enforces its rules' values from the very file this host was built with.
+          services.msp-agent.settings.baseline.file = lib.mkDefault "${../baseline/hipaa-v1.yaml}";
+          services.msp-agent.settings.baseline.sha256 = lib.mkDefault (builtins.hashFile "sha256" ../baseline/hipaa-v1.yaml);
         }
       ]
       ++ baselineLib.definitions {
         baseline = rendered;
-        inherit (lib) mkDefault;
-        # msp.auditd loads the baseline's audit rules itself (with the operator's extra rules);
-        # adding them twice would make `auditctl -R` fail with "Rule exists".
-        wrap = key: value: if key == "audit.rules" then lib.mkIf (!config.msp.auditd.enable) value else value;
+        # One priority for every baseline setting (baselineLib.priority, 900): it wins over
+        # nixpkgs' own mkDefault definitions of the same options and loses to a host's value.
+        mkDefault = lib.mkOverride baselineLib.priority;
+        # A rule another msp module owns when enabled is defined there only (one owner).
+        wrap =
+          key: value:
+          if baselineLib.ownedElsewhere ? ${key} then
+            lib.mkIf (!(lib.attrByPath baselineLib.ownedElsewhere.${key} false config)) value
+          else
+            value;
       }
     )
   );

@@ -2,17 +2,43 @@
 # journald retention, time sync (chrony), firewall, kernel sysctls, sudo, UTC. The baseline
 # module sets (and asserts) the rules that name a NixOS option; this module enforces the ones
 # that do not (journald retention and size) and adds hardening beyond the baseline.
-# Values are mkDefault: the baseline module asserts the enforced ones, so a host that sets a
-# contrary value gets the baseline's message (rule, HIPAA control, exception process).
+# Values are mkDefault (sysctls: the baseline's priority, 900, see below): the baseline module
+# asserts the enforced ones, so a host that sets a contrary value gets the baseline's message
+# (rule, HIPAA control, exception process).
 {
   config,
+  options,
   lib,
   ...
 }:
 let
   cfg = config.msp.hardening;
+  journaldLib = import ./lib/journald.nix;
+  journal = {
+    MaxRetentionSec = cfg.journalRetention;
+    SystemMaxUse = cfg.journalMaxUse;
+    Compress = true;
+  };
   # Baseline values that have no single NixOS option (enforced here, not by an assertion).
-  rules = (import ../baseline/rendered/baseline.nix).rules;
+  rendered = import ../baseline/rendered/baseline.nix;
+  inherit (rendered) rules;
+  baselineLib = import ./lib/baseline.nix;
+
+  # Hardening beyond the baseline: sysctl keys no baseline rule names (checked in CI by
+  # checks/lib/unique-defs.nix: none may also be a baseline key).
+  extraSysctls = {
+    "kernel.yama.ptrace_scope" = 1;
+    "net.core.bpf_jit_harden" = 2;
+    "fs.protected_hardlinks" = 1;
+    "net.ipv4.conf.default.rp_filter" = 1;
+    "net.ipv4.conf.default.accept_redirects" = 0;
+    "net.ipv6.conf.all.accept_redirects" = 0;
+    "net.ipv6.conf.default.accept_redirects" = 0;
+    "net.ipv4.conf.all.send_redirects" = 0;
+    "net.ipv4.conf.all.accept_source_route" = 0;
+    "net.ipv6.conf.all.accept_source_route" = 0;
+    "net.ipv4.icmp_echo_ignore_broadcasts" = 1;
+  };
 in
 {
   options.msp.hardening = {
@@ -44,14 +70,18 @@ in
   };
 
   config = lib.mkIf cfg.enable {
+    # nixpkgs 26.05 takes journald.conf lines in services.journald.extraConfig; later releases
+    # remove it for services.journald.settings.Journal (26.11 release notes). Whichever this
+    # nixpkgs declares is used (modules/lib/journald.nix), so the module works on both.
     services.journald = {
       storage = lib.mkDefault "persistent";
-      extraConfig = ''
-        MaxRetentionSec=${cfg.journalRetention}
-        SystemMaxUse=${cfg.journalMaxUse}
-        Compress=yes
-      '';
-    };
+    }
+    // (
+      if journaldLib.hasSettings options then
+        { settings.Journal = journal; }
+      else
+        { extraConfig = journaldLib.toLines journal; }
+    );
 
     services.timesyncd.enable = false;
     services.chrony = {
@@ -68,26 +98,13 @@ in
     security.sudo.execWheelOnly = lib.mkDefault true;
     time.timeZone = lib.mkDefault "UTC";
 
-    boot.kernel.sysctl = {
-      "kernel.kptr_restrict" = lib.mkDefault 2;
-      "kernel.dmesg_restrict" = lib.mkDefault 1;
-      "kernel.unprivileged_bpf_disabled" = lib.mkDefault 1;
-      "kernel.yama.ptrace_scope" = lib.mkDefault 1;
-      "net.core.bpf_jit_harden" = lib.mkDefault 2;
-      "fs.protected_hardlinks" = lib.mkDefault 1;
-      "fs.protected_symlinks" = lib.mkDefault 1;
-      "fs.suid_dumpable" = lib.mkDefault 0;
-      "net.ipv4.conf.all.rp_filter" = lib.mkDefault 1;
-      "net.ipv4.conf.default.rp_filter" = lib.mkDefault 1;
-      "net.ipv4.conf.all.accept_redirects" = lib.mkDefault 0;
-      "net.ipv4.conf.default.accept_redirects" = lib.mkDefault 0;
-      "net.ipv6.conf.all.accept_redirects" = lib.mkDefault 0;
-      "net.ipv6.conf.default.accept_redirects" = lib.mkDefault 0;
-      "net.ipv4.conf.all.send_redirects" = lib.mkDefault 0;
-      "net.ipv4.conf.all.accept_source_route" = lib.mkDefault 0;
-      "net.ipv6.conf.all.accept_source_route" = lib.mkDefault 0;
-      "net.ipv4.tcp_syncookies" = lib.mkDefault 1;
-      "net.ipv4.icmp_echo_ignore_broadcasts" = lib.mkDefault 1;
-    };
+    # One owner per sysctl key: nixpkgs merges each key with mergeOneOption, so two
+    # definitions at the winning priority fail evaluation even when equal. The keys the
+    # baseline names are defined by msp.baseline when it is enabled, and here (same rendered
+    # values) only when it is not; the rest are this module's own. All at the baseline's
+    # priority (900), which wins over nixpkgs' own "kernel.kptr_restrict" = mkDefault 1.
+    boot.kernel.sysctl = lib.mapAttrs (_: lib.mkOverride baselineLib.priority) (
+      (if config.msp.baseline.enable or false then { } else baselineLib.sysctlsOf rendered) // extraSysctls
+    );
   };
 }

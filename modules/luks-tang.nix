@@ -38,8 +38,22 @@ let
     # format); the initrd decrypts it with the Tang servers and unlocks $device with it.
     read -rsp "LUKS passphrase of $device: " pass; echo >&2
     printf '%s' "$pass" | ${pkgs.clevis}/bin/clevis encrypt sss ${lib.escapeShellArg pinConfig} > "$jwe"
-    echo "wrote $jwe; run nixos-rebuild boot to put it in the initrd" >&2
+    echo "wrote $jwe; now nixos-rebuild switch (or boot) puts it in the initrd" >&2
   '';
+
+  # Before anything is switched (and so before the boot loader install copies the initrd
+  # secrets, where a missing JWE fails with a bare "cannot copy" error), every JWE must exist.
+  enrolmentCheck = lib.concatStrings (
+    lib.mapAttrsToList (name: dev: ''
+      if [ ! -s ${lib.escapeShellArg dev.jweFile} ]; then
+        echo "msp.luksTang: ${dev.jweFile} (the Clevis JWE for LUKS device ${name}) does not exist yet, so the initrd could not unlock ${dev.device}." >&2
+        echo "  Enrol first, as root on this host (LUKS passphrase at hand; docs: README, 'Enrolling a disk with Tang'):" >&2
+        echo "    nix build .#nixosConfigurations.<host>.config.system.build.mspClevisBind && sudo ./result/bin/msp-clevis-bind ${name}" >&2
+        echo "  then run nixos-rebuild again." >&2
+        exit 1
+      fi
+    '') cfg.devices
+  );
 in
 {
   options.msp.luksTang = {
@@ -158,6 +172,13 @@ in
         networkConfig.DHCP = "yes";
       };
     };
+
+    # Enrolment comes before the first switch: the helper can be built from the flake
+    # without switching (system.build.mspClevisBind), and the switch refuses, with the
+    # commands to run, while a JWE is missing (system.preSwitchChecks, run by
+    # switch-to-configuration before the boot loader is installed).
+    system.build.mspClevisBind = bindHelper;
+    system.preSwitchChecks.msp-luks-tang-enrolled = enrolmentCheck;
 
     environment.systemPackages = [
       bindHelper

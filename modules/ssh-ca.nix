@@ -5,10 +5,17 @@
 {
   config,
   lib,
+  pkgs,
   ...
 }:
 let
   cfg = config.msp.sshCa;
+  keysText = lib.concatLines cfg.userCaKeys;
+  # With key files, the CA file is built from them (read at build time, not at evaluation:
+  # no import from derivation, so a key file may itself be a build output).
+  caSource = pkgs.runCommand "msp_user_ca.pub" { inherit keysText; passAsFile = [ "keysText" ]; } ''
+    cat "$keysTextPath" ${lib.concatMapStringsSep " " (f: lib.escapeShellArg "${f}") cfg.userCaKeyFiles} > "$out"
+  '';
   caFile = "/etc/ssh/msp_user_ca.pub"; # the baseline's ssh.trusted_user_ca_keys
 in
 {
@@ -16,9 +23,21 @@ in
     enable = lib.mkEnableOption "certificate-only SSH logins signed by the MSP user CA";
 
     userCaKeys = lib.mkOption {
-      type = lib.types.nonEmptyListOf (lib.types.strMatching "(ssh-ed25519|ecdsa-sha2-nistp[0-9]+|sk-ssh-ed25519@openssh.com|ssh-rsa) [A-Za-z0-9+/=]+( .*)?");
+      type = lib.types.listOf (lib.types.strMatching "(ssh-ed25519|ecdsa-sha2-nistp[0-9]+|sk-ssh-ed25519@openssh.com|ssh-rsa) [A-Za-z0-9+/=]+( .*)?");
       example = [ "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMu0... msp-user-ca" ];
-      description = "Public keys of the user CA(s) whose certificates sshd accepts (TrustedUserCAKeys).";
+      default = [ ];
+      description = "Public keys of the user CA(s) whose certificates sshd accepts (TrustedUserCAKeys). This or userCaKeyFiles must name at least one.";
+    };
+
+    userCaKeyFiles = lib.mkOption {
+      type = lib.types.listOf lib.types.path;
+      default = [ ];
+      example = lib.literalExpression "[ ./msp-user-ca.pub ]";
+      description = ''
+        Files with user CA public keys (one per line), added to userCaKeys. Read when the
+        system is built, never during evaluation, so a file made by a derivation works
+        without import from derivation (the VM test's throwaway CA does this).
+      '';
     };
 
     principals = lib.mkOption {
@@ -41,15 +60,20 @@ in
   config = lib.mkIf cfg.enable {
     assertions = [
       {
+        assertion = cfg.userCaKeys != [ ] || cfg.userCaKeyFiles != [ ];
+        message = "msp.sshCa: no user CA key (userCaKeys and userCaKeyFiles are both empty): no certificate could log in.";
+      }
+      {
         assertion = cfg.principals != { };
         message = "msp.sshCa.principals is empty: nobody could log in with a certificate.";
       }
     ];
 
-    environment.etc."ssh/msp_user_ca.pub" = {
-      text = lib.concatLines cfg.userCaKeys;
-      mode = "0444";
-    };
+    environment.etc."ssh/msp_user_ca.pub" =
+      (if cfg.userCaKeyFiles == [ ] then { text = keysText; } else { source = caSource; })
+      // {
+        mode = "0444";
+      };
 
     services.openssh = {
       enable = true;

@@ -20,6 +20,22 @@ let
 
   failedAssertions = cfg: map (a: a.message) (builtins.filter (a: !a.assertion) cfg.assertions);
 
+  # What a NixOS build of these hosts evaluates that our definitions meet: forcing it makes a
+  # merge error (two values for a unique option) surface instead of hiding in a lazy value.
+  forced = import ./force-config.nix { inherit lib; };
+  evaluates = cfg: (builtins.tryEval (forced cfg)).success;
+
+  # Stand-ins alone (no msp module), for re-introducing a conflict with nixpkgs' own definitions.
+  bare =
+    modules:
+    (lib.evalModules {
+      modules = [
+        stubs.module
+        { _module.args.pkgs = stubs.pkgs; }
+      ]
+      ++ modules;
+    }).config;
+
   today = "2026-11-22";
   # Until runbooks/ exists in the checkout, the agent module's default (every runbooks/*.yaml)
   # is empty; stand in two fixture files so the rest can be evaluated (reported by the script).
@@ -85,6 +101,83 @@ in
   # For inspection (scripts, debugging): the generated agent.yaml of each example host.
   agentYamls = lib.mapAttrs (_: agentYaml) hosts;
   checks = [
+    (check "every example host and the checks' hosts evaluate fully (sysctls, audit, sshd, units, assertions forced)" (
+      lib.all evaluates (lib.attrValues hosts ++ [ compliant violating excepted expired reapplying probeScheduled ])
+    ) (lib.mapAttrs (_: evaluates) hosts))
+    (check "one owner per sysctl: the baseline's values win over nixpkgs' kptr_restrict = mkDefault 1" (
+      let
+        s = compliant.boot.kernel.sysctl;
+      in
+      s."kernel.kptr_restrict" == 2
+      && s."kernel.dmesg_restrict" == 1
+      && s."net.ipv4.tcp_syncookies" == 1
+      && s."kernel.yama.ptrace_scope" == 1
+      && s."vm.max_map_count" == 1048576
+    ) compliant.boot.kernel.sysctl)
+    (check "regression: a sysctl defined twice at one priority fails evaluation, even with the same value" (
+      !evaluates (evalHost [ minimal dated { boot.kernel.sysctl."kernel.kptr_restrict" = lib.mkOverride 900 2; } ])
+      && !evaluates (bare [ { boot.kernel.sysctl."kernel.kptr_restrict" = lib.mkDefault 2; } ])
+      && evaluates (bare [ { boot.kernel.sysctl."kernel.kptr_restrict" = lib.mkOverride 900 2; } ])
+    ) { })
+    (check "regression: mkDefault \"lock\" against auditd's own audit.enable = mkDefault true fails evaluation" (
+      !evaluates (bare [ { security.auditd.enable = true; security.audit.enable = lib.mkDefault "lock"; } ])
+      && evaluates (bare [ { security.auditd.enable = true; security.audit.enable = lib.mkOverride 900 "lock"; } ])
+      && (bare [ { security.auditd.enable = true; } ]).security.audit.enable == true
+    ) { })
+    (check "audit lock: msp.auditd owns audit.enable; unlocked is the baseline's violation, not a merge error" (
+      let
+        unlocked = evalHost [ minimal dated { msp.auditd.lock = false; } ];
+      in
+      compliant.security.audit.enable == "lock"
+      && evaluates unlocked
+      && unlocked.security.audit.enable == true
+      && contains "rule audit.audit_enable " (failedAssertions unlocked)
+    ) { })
+    (check "audit rules load after tmpfiles and the setuid wrappers; a switch under lock does not restart them" (
+      let
+        u = compliant.systemd.services;
+      in
+      lib.all (x: builtins.elem x u.audit-rules-nixos.after) [ "systemd-tmpfiles-setup.service" "suid-sgid-wrappers.service" ]
+      && u.audit-rules-nixos.restartIfChanged == false
+      && u.msp-audit-rules-pending.restartIfChanged
+      && lib.hasInfix "take effect at the next reboot" u.msp-audit-rules-pending.script
+      && !((evalHost [ minimal dated { msp.auditd.lock = false; } ]).systemd.services ? msp-audit-rules-pending)
+    ) { })
+    (check "Tang enrolment: the helper builds without switching, the switch refuses while a JWE is missing" (
+      let
+        c = hosts.clinic-001-srv-primary;
+      in
+      c.system.build.mspClevisBind.name == "msp-clevis-bind"
+      && lib.hasInfix "/var/lib/msp/clevis/cryptroot.jwe" c.system.preSwitchChecks.msp-luks-tang-enrolled
+      && lib.hasInfix "exit 1" c.system.preSwitchChecks.msp-luks-tang-enrolled
+    ) { })
+    (check "journald: retention in extraConfig on 26.05, in settings.Journal where nixpkgs has it" (
+      let
+        withSettings = evalHost [
+          minimal
+          dated
+          {
+            options.services.journald.settings = lib.mkOption {
+              type = lib.types.attrsOf (lib.types.attrsOf lib.types.anything);
+              default = { };
+            };
+          }
+        ];
+      in
+      lib.hasInfix "MaxRetentionSec=2year" compliant.services.journald.extraConfig
+      && withSettings.services.journald.settings.Journal.MaxRetentionSec == "2year"
+      && withSettings.services.journald.extraConfig == ""
+      && failedAssertions withSettings == [ ]
+    ) { })
+    (check "sshd: CA from key files (no import from derivation) and from key strings" (
+      let
+        files = evalHost [ minimal dated { msp.sshCa.userCaKeys = lib.mkForce [ ]; msp.sshCa.userCaKeyFiles = [ ../checks/fixtures/runbooks/RB-SERVICE-001.yaml ]; } ];
+        none = evalHost [ minimal dated { msp.sshCa.userCaKeys = lib.mkForce [ ]; } ];
+      in
+      files.environment.etc."ssh/msp_user_ca.pub".source.name == "msp_user_ca.pub"
+      && compliant.environment.etc."ssh/msp_user_ca.pub".text != null
+      && contains "no user CA key" (failedAssertions none)
+    ) { })
     (check "example hosts evaluate with no failed assertion" (
       lib.all (cfg: failedAssertions cfg == [ ]) (lib.attrValues hosts)
     ) (lib.mapAttrs (_: failedAssertions) hosts))
@@ -118,8 +211,15 @@ in
       && y.evidence_dir == "/var/lib/msp/evidence"
       && y.client_permissions == lib.mapAttrs (_: _: "auto") y.approved_runbooks
       && !(y ? worm)
-      # Unset probe options are absent; only the restore-test switch the timer sets is there.
-      && y.probes == { restore_test.enabled = false; }
+      # Unset probe options are absent; only the restore-test switch the timer sets and the
+      # host's restic backups (for the backup-age check) are there.
+      && y.probes == {
+        restore_test.enabled = false;
+        backup_age.units = map (n: "restic-backups-${n}.service") (lib.attrNames compliant.services.restic.backups);
+      }
+      # The agent enforces the values of the baseline file the host was built with.
+      && y.baseline.file == "${../baseline/hipaa-v1.yaml}"
+      && y.baseline.sha256 == builtins.hashFile "sha256" ../baseline/hipaa-v1.yaml
     ) (agentYaml compliant))
     (check "agent.yaml worm section appears only when an endpoint is set" (
       let
@@ -160,6 +260,16 @@ in
       && compliant.systemd.timers.msp-agent-packet.timerConfig.OnCalendar == "*-*-01 06:00:00"
       && compliant.systemd.services.msp-agent-packet.serviceConfig.LoadCredential
         == (agentUnit compliant).LoadCredential
+    ) { })
+    (check "ops timers: daily verify (alerts on failure), daily prune, monthly WORM restore test only with an endpoint" (
+      let
+        svc = compliant.systemd.services;
+      in
+      compliant.systemd.timers.msp-agent-evidence-verify.timerConfig.OnCalendar == "*-*-* 05:00:00"
+      && compliant.systemd.timers.msp-agent-evidence-prune.timerConfig.OnCalendar == "*-*-* 04:30:00"
+      && svc.msp-agent-evidence-prune.serviceConfig.LoadCredential == (agentUnit compliant).LoadCredential
+      && (compliant.services.msp-agent.worm.endpoint == null) == !(compliant.systemd.timers ? msp-agent-worm-restore-test)
+      && hosts.clinic-001-srv-primary.systemd.timers.msp-agent-worm-restore-test.timerConfig.OnCalendar == "*-*-02 04:00:00"
     ) { })
     (check "sshd: certificates only, principals per user, no passwords" (
       let

@@ -123,7 +123,7 @@ fn main() {
     fl.sort();
     println!(
         "  floor: one fsutil::write_once (file fsync + dir fsync) p50 {:.2} ms, p99 {:.2} ms; an append (no artifacts) does 1 of these, \
-         one write_once_all (2 file fsyncs + dir fsync) and one replace (file + dir fsync)",
+         one write_once_all (2 file fsyncs + dir fsync) and one replace_dir (the signed head: 3 file fsyncs + 2 dir fsyncs)",
         ms(percentile(&fl, 0.5)),
         ms(percentile(&fl, 0.99))
     );

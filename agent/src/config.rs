@@ -76,6 +76,13 @@ pub struct Config {
     /// The watcher of governed files (drift detection).
     #[serde(default)]
     pub drift: DriftConfig,
+    /// Log-in monitoring: break-glass use and failed log-in bursts.
+    #[serde(default)]
+    pub logins: LoginsConfig,
+    /// Bound of each stdout/stderr excerpt in evidence, bytes; default and ceiling: the
+    /// baseline's `phi.evidence_excerpt_max_bytes` (a larger value is refused at start).
+    #[serde(default)]
+    pub evidence_excerpt_max_bytes: Option<usize>,
     /// The LLM advisor the planner may consult when it is unsure (default: off).
     #[serde(default)]
     pub advisor: AdvisorConfig,
@@ -86,17 +93,13 @@ pub struct Config {
 }
 
 /// `heartbeat:` section.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HeartbeatConfig {
-    /// Seconds between two heartbeat bundles (the first is written at start).
-    pub interval_seconds: u64,
-}
-
-impl Default for HeartbeatConfig {
-    fn default() -> Self {
-        HeartbeatConfig { interval_seconds: 900 }
-    }
+    /// Seconds between two heartbeat bundles (the first is written at start). Default and
+    /// ceiling: the baseline's `incident.heartbeat_interval_minutes` (shorter is allowed,
+    /// longer is refused at start); resolved by [`Config::check_policy`].
+    pub interval_seconds: Option<u64>,
 }
 
 /// `provenance:` section: the symlinks NixOS keeps to the running and booted systems. Only
@@ -139,6 +142,52 @@ impl Default for DriftConfig {
     }
 }
 
+/// `logins:` section: log-in monitoring (§164.308(a)(5)(ii)(C)) and break-glass use
+/// (§164.312(a)(2)(ii)). The account and the alert switch come from the baseline
+/// (`access.break_glass_account`, `access.break_glass_login_alert`) through
+/// [`Config::check_policy`]; set here they may only repeat the baseline, never weaken it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginsConfig {
+    /// The break-glass account whose every log-in is a critical incident (default: the
+    /// baseline's `access.break_glass_account`).
+    pub break_glass_account: Option<String>,
+    /// Raise `break_glass_login` incidents (default: the baseline's
+    /// `access.break_glass_login_alert`; `false` is refused while the baseline says `true`).
+    pub break_glass_alert: Option<bool>,
+    /// Failed log-ins from one source address within `failure_window_seconds` that make one
+    /// `login_failures` incident.
+    pub failure_threshold: u32,
+    /// The window for `failure_threshold`; a source quiet this long ends its burst.
+    pub failure_window_seconds: u64,
+}
+
+impl Default for LoginsConfig {
+    fn default() -> Self {
+        LoginsConfig { break_glass_account: None, break_glass_alert: None, failure_threshold: 5, failure_window_seconds: 120 }
+    }
+}
+
+impl LoginsConfig {
+    /// The detector's rules for this section (after [`Config::check_policy`] filled the
+    /// baseline's values; before it, the embedded baseline's defaults).
+    pub fn rules(&self) -> crate::detect::logins::LoginRules {
+        let account = self.break_glass_account.clone().unwrap_or_else(|| "msp-breakglass".into());
+        crate::detect::logins::LoginRules {
+            break_glass_account: self.break_glass_alert.unwrap_or(true).then_some(account),
+            failure_threshold: self.failure_threshold,
+            failure_window_secs: self.failure_window_seconds,
+        }
+    }
+}
+
+/// A POSIX-portable user name as useradd accepts it: 1-32 of `a-z 0-9 _ -`, not starting with `-`.
+fn is_user_name(a: &str) -> bool {
+    (1..=32).contains(&a.len())
+        && a.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-".contains(&b))
+        && !a.starts_with('-')
+}
+
 /// `baseline:` section (the NixOS module fills it from the rendered baseline).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -152,6 +201,11 @@ pub struct BaselineRef {
     /// The expected-state manifest for drift detection.
     #[serde(default)]
     pub manifest: Option<PathBuf>,
+    /// The baseline YAML the host was built with: the agent reads every value it enforces
+    /// from it ([`crate::policy::AgentPolicy`]); when `sha256` is set too, the file must have
+    /// that hash. Default: the baseline compiled into the binary.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
 }
 
 /// `journal:` section.
@@ -194,6 +248,16 @@ pub struct ProbesConfig {
     pub cpu: CpuProbe,
     pub certs: CertProbe,
     pub restore_test: RestoreTestProbe,
+    /// Seconds between rounds of the baseline checks below (clock, system age, backup age,
+    /// TLS); they also run at start.
+    pub policy_interval_seconds: u64,
+    /// A check that stays violated raises its incident again after this many minutes (a
+    /// change from holding to violated raises it at once).
+    pub violation_repeat_minutes: u64,
+    pub clock: ClockCheck,
+    pub system_age: SystemAgeCheck,
+    pub backup_age: BackupAgeCheck,
+    pub tls: TlsCheck,
 }
 
 impl Default for ProbesConfig {
@@ -204,6 +268,12 @@ impl Default for ProbesConfig {
             cpu: CpuProbe::default(),
             certs: CertProbe::default(),
             restore_test: RestoreTestProbe::default(),
+            policy_interval_seconds: 300,
+            violation_repeat_minutes: 60,
+            clock: ClockCheck::default(),
+            system_age: SystemAgeCheck::default(),
+            backup_age: BackupAgeCheck::default(),
+            tls: TlsCheck::default(),
         }
     }
 }
@@ -264,13 +334,80 @@ impl Default for CertProbe {
 #[serde(deny_unknown_fields, default)]
 pub struct RestoreTestProbe {
     pub enabled: bool,
-    /// The test is due this many days after the last one.
-    pub interval_days: u32,
+    /// The test is due this many days after the last one. Default and ceiling: the
+    /// baseline's `backup.restore_test_interval_days`.
+    pub interval_days: Option<u32>,
 }
 
 impl Default for RestoreTestProbe {
     fn default() -> Self {
-        RestoreTestProbe { enabled: true, interval_days: 7 }
+        RestoreTestProbe { enabled: true, interval_days: None }
+    }
+}
+
+/// `probes.clock`: offset from the time source (`time.max_drift_ms`, check `clock_drift`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClockCheck {
+    pub enabled: bool,
+    /// `auto` (chrony when `chronyc` is installed, else timesyncd), `chrony` or `timesyncd`.
+    pub source: crate::checks::clock::TimeSource,
+    /// chronyc's command socket (`chronyc -h`), when not its default.
+    pub chronyc_socket: Option<PathBuf>,
+}
+
+impl Default for ClockCheck {
+    fn default() -> Self {
+        ClockCheck { enabled: true, source: crate::checks::clock::TimeSource::Auto, chronyc_socket: None }
+    }
+}
+
+/// `probes.system_age`: age of the running NixOS generation (`patching.max_system_age_days`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SystemAgeCheck {
+    pub enabled: bool,
+    /// Where the `system-N-link` generation links are.
+    pub profiles_dir: PathBuf,
+}
+
+impl Default for SystemAgeCheck {
+    fn default() -> Self {
+        SystemAgeCheck { enabled: true, profiles_dir: PathBuf::from("/nix/var/nix/profiles") }
+    }
+}
+
+/// `probes.backup_age`: time since each backup unit's last `backup_completed` record
+/// (`backup.max_age_hours`, check `backup_age`, incident `backup_stale`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupAgeCheck {
+    pub enabled: bool,
+    /// The backup units that must succeed; empty: every unit with a `backup_completed` record.
+    pub units: Vec<String>,
+}
+
+impl Default for BackupAgeCheck {
+    fn default() -> Self {
+        BackupAgeCheck { enabled: true, units: Vec::new() }
+    }
+}
+
+/// `probes.tls`: local TLS endpoints that must refuse protocols below the baseline's
+/// `encryption.tls_min_version` (check `tls_min_version`, incident `tls_outdated`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsCheck {
+    pub enabled: bool,
+    /// `host:port` of each endpoint (e.g. `127.0.0.1:443`).
+    pub endpoints: Vec<String>,
+    /// Per-handshake timeout.
+    pub timeout_seconds: u64,
+}
+
+impl Default for TlsCheck {
+    fn default() -> Self {
+        TlsCheck { enabled: true, endpoints: Vec::new(), timeout_seconds: 5 }
     }
 }
 
@@ -351,29 +488,30 @@ impl Default for AdvisorConfig {
 }
 
 impl AdvisorConfig {
-    /// The checks [`Config::parse`] applies; `at` names the key's file and line.
+    /// The checks [`Config::parse`] applies; `at` maps a key path (`advisor.url`) to its
+    /// `FILE:LINE`.
     pub fn validate(&self, at: &dyn Fn(&str) -> String) -> Result<()> {
         if let Some(url) = &self.url {
             if !(url.starts_with("https://") || url.starts_with("http://")) {
-                bail!("{}: advisor.url: must be an http(s) URL", at("url"));
+                bail!("{}: advisor.url: must be an http(s) URL", at("advisor.url"));
             }
         } else if self.policy != AdvisorPolicy::Off {
-            bail!("{}: advisor.url: required when advisor.policy is not off", at("policy"));
+            bail!("{}: advisor.url: required when advisor.policy is not off", at("advisor.policy"));
         }
         if !(self.confidence_threshold > 0.0 && self.confidence_threshold <= 1.0) {
-            bail!("{}: advisor.confidence_threshold: must be in (0, 1]", at("confidence_threshold"));
+            bail!("{}: advisor.confidence_threshold: must be in (0, 1]", at("advisor.confidence_threshold"));
         }
         if !(1..=60).contains(&self.timeout_seconds) {
-            bail!("{}: advisor.timeout_seconds: must be 1-60", at("timeout_seconds"));
+            bail!("{}: advisor.timeout_seconds: must be 1-60", at("advisor.timeout_seconds"));
         }
         if self.retries > 3 {
-            bail!("{}: advisor.retries: at most 3", at("retries"));
+            bail!("{}: advisor.retries: at most 3", at("advisor.retries"));
         }
         if !(0.0..=2.0).contains(&self.temperature) {
-            bail!("{}: advisor.temperature: must be 0-2", at("temperature"));
+            bail!("{}: advisor.temperature: must be 0-2", at("advisor.temperature"));
         }
         if !(16..=4096).contains(&self.max_tokens) {
-            bail!("{}: advisor.max_tokens: must be 16-4096", at("max_tokens"));
+            bail!("{}: advisor.max_tokens: must be 16-4096", at("advisor.max_tokens"));
         }
         Ok(())
     }
@@ -405,8 +543,7 @@ fn default_max_concurrent() -> usize {
 impl Config {
     /// Read and validate `path`.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading config {}", path.display()))?;
+        let text = crate::yamlutil::read_text(path).context("reading the config")?;
         let mut config = Config::parse(path, &text)?;
         config.source_path = Some(path.to_path_buf());
         Ok(config)
@@ -414,13 +551,13 @@ impl Config {
 
     /// Parse and validate `text`; `path` is used in error messages only.
     pub fn parse(path: &Path, text: &str) -> Result<Config> {
-        let config: Config = crate::yamlutil::from_str(path, text)?;
-        config.validate(path, text)?;
+        let (config, lines): (Config, _) = crate::yamlutil::from_str_with_lines(path, text)?;
+        config.validate(path, &lines)?;
         Ok(config)
     }
 
-    fn validate(&self, path: &Path, text: &str) -> Result<()> {
-        let at = |key: &str| crate::yamlutil::key_location(path, text, key);
+    fn validate(&self, path: &Path, lines: &crate::yamlutil::KeyLines) -> Result<()> {
+        let at = |key: &str| lines.at(path, key);
         if !valid_name(&self.client_id) {
             bail!("{}: client_id: {:?} must be 1-64 characters of A-Z a-z 0-9 . _ -", at("client_id"), self.client_id);
         }
@@ -431,34 +568,181 @@ impl Config {
         }
         for (id, hash) in &self.approved_runbooks {
             if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-                bail!("{}: approved_runbooks.{id}: expected a SHA-256 in hex (64 characters)", at(id));
+                let key = format!("approved_runbooks.{id}");
+                bail!("{}: {key}: expected a SHA-256 in hex (64 characters)", at(&key));
             }
         }
-        if self.max_concurrent_runbooks == 0 {
-            bail!("{}: max_concurrent_runbooks: must be at least 1", at("max_concurrent_runbooks"));
+        for (key, value, range) in self.bounded_numbers() {
+            if !range.contains(&value) {
+                bail!(
+                    "{}: {key}: {value} is outside the allowed range {}..={}",
+                    at(key),
+                    range.start(),
+                    range.end()
+                );
+            }
         }
-        if self.journal.dedupe_window_seconds == 0 {
-            bail!("{}: journal.dedupe_window_seconds: must be at least 1 (systemd logs several lines per failure)", at("dedupe_window_seconds"));
+        let l = &self.logins;
+        if let Some(a) = &l.break_glass_account {
+            if !is_user_name(a) {
+                bail!("{}: logins.break_glass_account: {a:?} is not a user name (1-32 of a-z 0-9 _ -)", at("logins.break_glass_account"));
+            }
         }
-        if self.probes.interval_seconds == 0 {
-            bail!("{}: probes.interval_seconds: must be at least 1", at("interval_seconds"));
+        for e in &self.probes.tls.endpoints {
+            if !crate::checks::tls::valid_endpoint(e) {
+                bail!("{}: probes.tls.endpoints: {e:?} is not host:port", at("probes.tls.endpoints"));
+            }
         }
-        if !(1..=100).contains(&self.probes.disk.threshold_percent) {
-            bail!("{}: probes.disk.threshold_percent: must be 1-100", at("threshold_percent"));
-        }
-        if self.heartbeat.interval_seconds == 0 {
-            bail!("{}: heartbeat.interval_seconds: must be at least 1", at("interval_seconds"));
-        }
-        if self.drift.settle_millis > 500 {
-            bail!("{}: drift.settle_millis: at most 500 (drift evidence is due within a second)", at("settle_millis"));
+        for u in &self.probes.backup_age.units {
+            if !crate::detect::unit_name::is_valid_unit_name(u) {
+                bail!("{}: probes.backup_age.units: {u:?} is not a unit name", at("probes.backup_age.units"));
+            }
         }
         self.advisor.validate(&at)?;
         if let Some(url) = &self.alert.webhook_url {
             if !(url.starts_with("https://") || url.starts_with("http://")) {
-                bail!("{}: alert.webhook_url: must be an http(s) URL", at("webhook_url"));
+                bail!("{}: alert.webhook_url: must be an http(s) URL", at("alert.webhook_url"));
+            }
+        }
+        if let Some(b) = &self.baseline {
+            if let Some(v) = &b.version {
+                if !valid_version(v) {
+                    bail!(
+                        "{}: baseline.version: {v:?} must be a version like 1.0.0 (1-32 characters of 0-9 A-Z a-z . + -)",
+                        at("baseline.version")
+                    );
+                }
+            }
+            if let Some(h) = &b.sha256 {
+                if h.len() != 64 || !h.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)) {
+                    bail!("{}: baseline.sha256: expected 64 lower-case hex digits (a SHA-256)", at("baseline.sha256"));
+                }
+            }
+        }
+        if let Some(w) = &self.worm {
+            // The section's own checks name the key (`worm.retention_days: ...`); the line
+            // comes from the first key of the section that the message names.
+            if let Err(e) = w.validate() {
+                let msg = format!("{e:#}");
+                let key = msg.split(':').next().unwrap_or("worm");
+                bail!("{}: {msg}", at(key));
             }
         }
         Ok(())
+    }
+
+    /// Every duration and count with the range it must lie in. The upper bounds keep every
+    /// later computation (`Instant + Duration`, chrono arithmetic, backoff products) far from
+    /// overflow: values near `u64::MAX` passed the old checks and then panicked the daemon (a
+    /// crash loop) or the webhook thread.
+    fn bounded_numbers(&self) -> Vec<(&'static str, u64, std::ops::RangeInclusive<u64>)> {
+        const DAY: u64 = 86_400;
+        vec![
+            ("guard.cooldown_seconds", self.guard.cooldown_seconds, 0..=365 * DAY),
+            ("guard.max_backoff_multiplier", u64::from(self.guard.max_backoff_multiplier), 1..=1024),
+            ("max_concurrent_runbooks", self.max_concurrent_runbooks as u64, 1..=64),
+            ("journal.dedupe_window_seconds", self.journal.dedupe_window_seconds, 1..=DAY),
+            ("journal.down_record_after_seconds", self.journal.down_record_after_seconds, 0..=7 * DAY),
+            ("probes.interval_seconds", self.probes.interval_seconds, 1..=DAY),
+            ("probes.disk.threshold_percent", u64::from(self.probes.disk.threshold_percent), 1..=100),
+            ("probes.cpu.threshold_percent", u64::from(self.probes.cpu.threshold_percent), 1..=100_000),
+            ("probes.cpu.sustained_seconds", self.probes.cpu.sustained_seconds, 0..=DAY),
+            ("probes.certs.warn_days", u64::from(self.probes.certs.warn_days), 0..=3650),
+            ("probes.restore_test.interval_days", self.probes.restore_test.interval_days.map_or(7, u64::from), 1..=366),
+            ("probes.policy_interval_seconds", self.probes.policy_interval_seconds, 1..=DAY),
+            ("probes.violation_repeat_minutes", self.probes.violation_repeat_minutes, 0..=366 * 24 * 60),
+            ("probes.tls.timeout_seconds", self.probes.tls.timeout_seconds, 0..=600),
+            ("logins.failure_threshold", u64::from(self.logins.failure_threshold), 2..=1000),
+            ("logins.failure_window_seconds", self.logins.failure_window_seconds, 1..=DAY),
+            ("evidence_excerpt_max_bytes", self.evidence_excerpt_max_bytes.map_or(0, |n| n as u64), 0..=1 << 20),
+            ("alert.retries", u64::from(self.alert.retries), 0..=20),
+            ("alert.timeout_seconds", self.alert.timeout_seconds, 0..=600),
+            ("heartbeat.interval_seconds", self.heartbeat.interval_seconds.unwrap_or(900), 1..=DAY),
+            ("drift.settle_millis", self.drift.settle_millis, 0..=500),
+        ]
+    }
+
+    /// Check this configuration against the baseline's agent rules and fill the values the
+    /// baseline provides (heartbeat interval, restore-test interval, excerpt bound). A value
+    /// that would weaken a rule is a configuration error naming the key and the rule (the
+    /// daemon exits 2), never a silent downgrade.
+    pub fn check_policy(&mut self, policy: &crate::policy::AgentPolicy) -> Result<()> {
+        let text = self.source_path.as_deref().and_then(|p| crate::yamlutil::read_text(p).ok()).unwrap_or_default();
+        let path = self.source_path.clone().unwrap_or_else(|| PathBuf::from("(configuration)"));
+        // The file was scanned when it was loaded; a failure here only costs the line number.
+        let lines = crate::yamlutil::scan(&text).unwrap_or_default();
+        let at = |key: &str| lines.at(&path, key);
+        let src = &policy.source;
+        let hb_max = u64::from(policy.heartbeat_interval_minutes) * 60;
+        match self.heartbeat.interval_seconds {
+            Some(s) if s > hb_max => bail!(
+                "{}: heartbeat.interval_seconds: {s} is longer than the baseline's incident.heartbeat_interval_minutes ({} min = {hb_max} s, {src}); it may be shorter, never longer",
+                at("heartbeat.interval_seconds"), policy.heartbeat_interval_minutes
+            ),
+            Some(_) => {}
+            None => self.heartbeat.interval_seconds = Some(hb_max),
+        }
+        match self.probes.restore_test.interval_days {
+            Some(d) if d > policy.restore_test_interval_days => bail!(
+                "{}: probes.restore_test.interval_days: {d} is longer than the baseline's backup.restore_test_interval_days ({}, {src})",
+                at("probes.restore_test.interval_days"), policy.restore_test_interval_days
+            ),
+            Some(_) => {}
+            None => self.probes.restore_test.interval_days = Some(policy.restore_test_interval_days),
+        }
+        match self.evidence_excerpt_max_bytes {
+            Some(n) if n > policy.evidence_excerpt_max_bytes => bail!(
+                "{}: evidence_excerpt_max_bytes: {n} is above the baseline's phi.evidence_excerpt_max_bytes ({}, {src})",
+                at("evidence_excerpt_max_bytes"), policy.evidence_excerpt_max_bytes
+            ),
+            Some(_) => {}
+            None => self.evidence_excerpt_max_bytes = Some(policy.evidence_excerpt_max_bytes),
+        }
+        if let Some(w) = &self.worm {
+            if u64::from(w.retention_days) < u64::from(policy.worm_retention_days_min) {
+                bail!(
+                    "{}: worm.retention_days: {} is below the baseline's logging.evidence_worm_retention_days ({}, {src})",
+                    at("worm.retention_days"), w.retention_days, policy.worm_retention_days_min
+                );
+            }
+        }
+        match &self.logins.break_glass_account {
+            Some(a) if *a != policy.break_glass_account => bail!(
+                "{}: logins.break_glass_account: {a:?} is not the baseline's access.break_glass_account ({:?}, {src}); change the baseline, not the agent",
+                at("logins.break_glass_account"), policy.break_glass_account
+            ),
+            Some(_) => {}
+            None => {
+                if !is_user_name(&policy.break_glass_account) {
+                    bail!("{src}: access.break_glass_account: {:?} is not a user name (1-32 of a-z 0-9 _ -)", policy.break_glass_account);
+                }
+                self.logins.break_glass_account = Some(policy.break_glass_account.clone());
+            }
+        }
+        match self.logins.break_glass_alert {
+            Some(false) if policy.break_glass_login_alert => bail!(
+                "{}: logins.break_glass_alert: false, but the baseline's access.break_glass_login_alert is true ({src}); it may not be turned off here",
+                at("logins.break_glass_alert")
+            ),
+            Some(_) => {}
+            None => self.logins.break_glass_alert = Some(policy.break_glass_login_alert),
+        }
+        // Rules the agent implements one way only: a baseline asking for another is refused.
+        if !policy.login_failure_alert {
+            bail!("{src}: access.login_failure_alert: the agent always monitors failed log-ins, the baseline asks for false");
+        }
+        if policy.evidence_signing != crate::keys::ALGORITHM {
+            bail!("{src}: logging.evidence_signing: the agent signs with {}, the baseline asks for {:?}", crate::keys::ALGORITHM, policy.evidence_signing);
+        }
+        if policy.phi_boundary != "metadata-only" {
+            bail!("{src}: phi.boundary: the agent implements metadata-only, the baseline asks for {:?}", policy.phi_boundary);
+        }
+        Ok(())
+    }
+
+    /// The heartbeat interval after [`Config::check_policy`] (the baseline's before it).
+    pub fn heartbeat_interval_seconds(&self) -> u64 {
+        self.heartbeat.interval_seconds.unwrap_or(900)
     }
 
     /// The host name to record: configured, else the kernel's.
@@ -485,6 +769,14 @@ impl Config {
     }
 }
 
+/// A version string that goes into heartbeats and bundles: short, and only characters a
+/// version uses (`1.0.0`, `2026.05-rc1+nix`), so a hostile value cannot smuggle text in.
+pub(crate) fn valid_version(s: &str) -> bool {
+    (1..=32).contains(&s.len())
+        && s.starts_with(|c: char| c.is_ascii_digit())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b".+-".contains(&b))
+}
+
 /// Client ids and host names: they end up in file names and S3 keys.
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
@@ -508,7 +800,8 @@ mod tests {
         assert_eq!(c.evidence_dir, PathBuf::from("/var/lib/msp/evidence"));
         assert_eq!(c.probes.disk.threshold_percent, 90);
         assert!(c.journal.enabled);
-        assert_eq!(c.heartbeat.interval_seconds, 900);
+        assert_eq!(c.heartbeat.interval_seconds, None);
+        assert_eq!(c.probes.restore_test.interval_days, None);
         assert_eq!(c.provenance.current_system_link, PathBuf::from("/run/current-system"));
         assert!(c.drift.enabled && !c.drift.reapply);
     }
@@ -547,7 +840,48 @@ mod tests {
         assert_eq!(c.runbook_parameters["RB-CERT-001"]["renew_unit"], "a.service");
         assert_eq!(parse("client_id: c\n").unwrap().journal.dedupe_window_seconds, 60);
         let err = parse("client_id: c\njournal:\n  dedupe_window_seconds: 0\n").unwrap_err();
-        assert!(format!("{err:#}").contains("journal.dedupe_window_seconds: must be at least 1"), "{err:#}");
+        assert!(format!("{err:#}").contains("journal.dedupe_window_seconds: 0 is outside the allowed range 1..=86400"), "{err:#}");
+    }
+
+    #[test]
+    fn logins_defaults_and_bounds() {
+        let policy = crate::policy::AgentPolicy::embedded().unwrap();
+        let mut c = parse("client_id: c\n").unwrap();
+        c.check_policy(&policy).unwrap();
+        assert_eq!((c.logins.break_glass_account.as_deref(), c.logins.failure_threshold, c.logins.failure_window_seconds), (Some("msp-breakglass"), 5, 120));
+        assert_eq!(c.logins.break_glass_alert, Some(true));
+        // The baseline names the account and turns the alert on; the config cannot weaken either.
+        let mut c = parse("client_id: c\nlogins:\n  break_glass_account: other\n").unwrap();
+        let e = format!("{:#}", c.check_policy(&policy).unwrap_err());
+        assert!(e.contains("logins.break_glass_account: \"other\" is not the baseline's access.break_glass_account"), "{e}");
+        let mut c = parse("client_id: c\nlogins:\n  break_glass_alert: false\n").unwrap();
+        let e = format!("{:#}", c.check_policy(&policy).unwrap_err());
+        assert!(e.contains("logins.break_glass_alert: false, but the baseline's access.break_glass_login_alert is true"), "{e}");
+        let err = parse("client_id: c\nlogins:\n  failure_threshold: 1\n").unwrap_err();
+        assert!(format!("{err:#}").starts_with("/etc/msp/agent.yaml:3: logins.failure_threshold: 1 is outside the allowed range 2..=1000"), "{err:#}");
+        let err = parse("client_id: c\nlogins:\n  break_glass_account: \"a b\"\n").unwrap_err();
+        assert!(format!("{err:#}").contains("logins.break_glass_account"), "{err:#}");
+        assert_eq!(c.logins.rules().break_glass_account, None, "an explicit false (refused above) turns the detector rule off");
+    }
+
+    #[test]
+    fn baseline_values_fill_the_defaults_and_bound_the_settings() {
+        let policy = crate::policy::AgentPolicy::embedded().unwrap();
+        let mut c = parse("client_id: c\n").unwrap();
+        c.check_policy(&policy).unwrap();
+        assert_eq!(c.heartbeat.interval_seconds, Some(900));
+        assert_eq!(c.probes.restore_test.interval_days, Some(7));
+        assert_eq!(c.evidence_excerpt_max_bytes, Some(2048));
+        // Stricter than the baseline is allowed.
+        let mut c = parse("client_id: c\nheartbeat:\n  interval_seconds: 60\nevidence_excerpt_max_bytes: 512\nprobes:\n  restore_test:\n    interval_days: 1\n").unwrap();
+        c.check_policy(&policy).unwrap();
+        assert_eq!((c.heartbeat.interval_seconds, c.evidence_excerpt_max_bytes), (Some(60), Some(512)));
+        // Looser is not.
+        let mut c = parse("client_id: c\nprobes:\n  restore_test:\n    interval_days: 8\n").unwrap();
+        let e = format!("{:#}", c.check_policy(&policy).unwrap_err());
+        assert!(e.contains("probes.restore_test.interval_days: 8 is longer than the baseline's backup.restore_test_interval_days (7"), "{e}");
+        let e = parse("client_id: c\nprobes:\n  tls:\n    endpoints: [\"127.0.0.1:443; reboot\"]\n").unwrap_err();
+        assert!(format!("{e:#}").starts_with("/etc/msp/agent.yaml:4: probes.tls.endpoints:"), "{e:#}");
     }
 
     #[test]

@@ -86,7 +86,7 @@ impl DemoCmd {
                 .with_context(|| format!("moving the previous run's {} aside", evidence.display()))?;
             println!("   the previous run's evidence is now {}", aside.display());
         }
-        for stale in ["box-summary.tsv", "box-service.txt", "box-agent-journal.txt", "box-console.log"] {
+        for stale in ["box-summary.tsv", "box-service.txt", "box-detections.tsv", "box-agent-journal.txt", "box-console.log"] {
             let _ = std::fs::remove_file(out.join(stale));
         }
 
@@ -170,6 +170,7 @@ impl DemoCmd {
 
         step("6. Summary");
         print_summary(&out.join("box-summary.tsv"), &bundles)?;
+        print_detections(&out.join("box-detections.tsv"))?;
         let service = out.join("box-service.txt");
         let service = std::fs::read_to_string(&service).with_context(|| format!("reading {}", service.display()))?;
         println!("   the agent as a service:");
@@ -254,6 +255,22 @@ fn bundle_files(root: &Path) -> Result<Vec<PathBuf>> {
     }
     out.sort();
     Ok(out)
+}
+
+/// What the box's log-in phases caused and the agent detected and escalated (its
+/// `box-detections.tsv`: what happened, event type, bundle, details).
+fn print_detections(tsv: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(tsv).with_context(|| format!("reading {}", tsv.display()))?;
+    println!("   detected and escalated to a person (signed escalation + alert):");
+    for (n, line) in text.lines().enumerate() {
+        let f: Vec<&str> = line.split('\t').collect();
+        let [what, event, bundle, details] = f[..] else {
+            anyhow::bail!("{}:{}: expected 4 tab-separated fields, found {}", tsv.display(), n + 1, f.len());
+        };
+        println!("     {what:<40} {event:<18} {bundle}");
+        println!("     {:<40} {details}", "");
+    }
+    Ok(())
 }
 
 /// The incidents the box caused (its `box-summary.tsv`: incident, runbook, result, MTTR,

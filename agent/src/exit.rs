@@ -12,6 +12,10 @@ pub enum Exit {
     CheckFailed,
     /// Usage, configuration or I/O error (exit 2).
     Error,
+    /// `runbook run` only: the repair ran, but its evidence could not be written (exit 3).
+    /// The record is kept in the journal and the state directory; nothing may assume the
+    /// system is as it was.
+    RanUnrecorded,
 }
 
 impl From<Exit> for ExitCode {
@@ -20,6 +24,7 @@ impl From<Exit> for ExitCode {
             Exit::Ok => ExitCode::from(0),
             Exit::CheckFailed => ExitCode::from(1),
             Exit::Error => ExitCode::from(2),
+            Exit::RanUnrecorded => ExitCode::from(3),
         }
     }
 }

@@ -50,6 +50,28 @@ pub mod event_type {
     pub const HEARTBEAT: &str = "heartbeat";
     /// Record (not an incident): a backup unit finished successfully.
     pub const BACKUP_COMPLETED: &str = "backup_completed";
+    /// The baseline's break-glass account logged in (always escalated to a person).
+    pub const BREAK_GLASS_LOGIN: &str = "break_glass_login";
+    /// A burst of failed log-ins from one source address.
+    pub const LOGIN_FAILURES: &str = "login_failures";
+    /// The clock's offset from its time source is above `time.max_drift_ms`.
+    pub const CLOCK_DRIFT: &str = "clock_drift";
+    /// The running NixOS generation is older than `patching.max_system_age_days`.
+    pub const SYSTEM_OUTDATED: &str = "system_outdated";
+    /// No successful backup of a backup unit for `backup.max_age_hours` (RB-BACKUP-001).
+    pub const BACKUP_STALE: &str = "backup_stale";
+    /// A configured TLS endpoint accepted a protocol below `encryption.tls_min_version`.
+    pub const TLS_OUTDATED: &str = "tls_outdated";
+    /// An incident was still unresolved at its SLA deadline (`incident.sla_minutes_*`).
+    pub const SLA_BREACH: &str = "sla_breach";
+    /// A runbook `incident.runbooks` lists is not loaded.
+    pub const RUNBOOK_MISSING: &str = "runbook_missing";
+    /// Record (not an incident): the monthly WORM restore test (`worm restore-test`).
+    pub const WORM_RESTORE_TEST: &str = "worm_restore_test";
+    /// Record (not an incident): local copies of confirmed bundles were pruned.
+    pub const EVIDENCE_PRUNED: &str = "evidence_pruned";
+    /// Record (not an incident): the evidence file system passed its usage threshold.
+    pub const EVIDENCE_DISK_HIGH: &str = "evidence_disk_high";
 }
 
 /// Where an incident came from: a journal entry or a periodic probe.

@@ -239,6 +239,7 @@ pub fn generate(dir: &Path, now: DateTime<Utc>) -> Result<KeyInfo> {
             dir.display()
         );
     }
+    check_key_dir(dir)?;
     fsutil::create_dir_all(dir, 0o755)?;
     let sk = SigningKey::generate(&mut rand_core::OsRng);
     let info = new_key_info(&sk.verifying_key(), now)?;
@@ -268,7 +269,7 @@ fn write_private_key(path: &Path, sk: &SigningKey, once: bool) -> Result<()> {
 
 /// Read `key-info.json` from a key directory.
 pub fn read_key_info(path: &Path) -> Result<KeyInfo> {
-    let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let bytes = fsutil::read_regular(path, fsutil::limits::SMALL)?;
     serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))
 }
 
@@ -301,6 +302,7 @@ pub fn read_archive(dir: &Path) -> Result<Vec<KeyInfo>> {
 /// renamed into place. [`Signer::load`] refuses a private key that does not match
 /// `evidence-signing.pub`, so an interrupted rotation is loud, never a silent wrong key.
 pub fn rotate(dir: &Path, now: DateTime<Utc>) -> Result<(KeyInfo, KeyInfo)> {
+    check_key_dir(dir)?;
     let now = now.trunc_subsecs(0);
     let mut old = read_key_info(&dir.join(KEY_INFO_FILE))?;
     if old.valid_from_time()? > now {
@@ -313,8 +315,7 @@ pub fn rotate(dir: &Path, now: DateTime<Utc>) -> Result<(KeyInfo, KeyInfo)> {
     }
     // Check the public files really are the key the info names before archiving them.
     let pem_path = dir.join(PUBLIC_PEM_FILE);
-    let pem =
-        fs::read_to_string(&pem_path).with_context(|| format!("reading {}", pem_path.display()))?;
+    let pem = fsutil::read_regular_string(&pem_path, fsutil::limits::SMALL)?;
     let old_vk = VerifyingKey::from_public_key_pem(&pem)
         .with_context(|| format!("parsing {}", pem_path.display()))?;
     if key_id_of(&old_vk) != old.key_id {
@@ -354,11 +355,32 @@ pub fn rotate(dir: &Path, now: DateTime<Utc>) -> Result<(KeyInfo, KeyInfo)> {
     Ok((old, new))
 }
 
+/// Refuse a key directory another user could change (StrictModes, as OpenSSH checks
+/// `~/.ssh`): the directory, its `archive/` and every public file in it must be owned by this
+/// user or root and not writable by group or others. Otherwise another user could swap in a
+/// key pair of their own (the agent would sign with it) or an archived key verify trusts.
+/// Called by every command that signs ([`Signer::load`], `key rotate`, `key generate`).
+pub fn check_key_dir(dir: &Path) -> Result<()> {
+    use fsutil::Strictness::NoGroupOrOtherWrite as Strict;
+    fsutil::check_owner_and_mode(dir, "key directory", Strict)?;
+    fsutil::check_owner_and_mode(&dir.join(ARCHIVE_DIR), "key archive directory", Strict)?;
+    for f in [PUBLIC_PEM_FILE, PUBLIC_SSH_FILE, ALLOWED_SIGNERS_FILE, KEY_INFO_FILE] {
+        fsutil::check_owner_and_mode(&dir.join(f), "key file", Strict)?;
+    }
+    Ok(())
+}
+
 /// The loaded private signing key.
 pub struct Signer {
     key: SigningKey,
     key_id: String,
     ssh_public: PublicKey,
+    /// The retired keys of the key directory (`archive/`), by key id: what the store checks
+    /// a chain head signed before the last rotation against.
+    retired: Vec<(String, VerifyingKey)>,
+    /// Where the key was loaded from (`None` for an in-memory key): a key rotated in after
+    /// this signer was loaded is looked up there.
+    key_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Signer {
@@ -374,8 +396,10 @@ impl Signer {
     /// Load `evidence-signing.key` from `key_dir`, refusing a key readable by group or others,
     /// and a key that does not match `evidence-signing.pub` when that file exists.
     pub fn load(key_dir: &Path) -> Result<Signer> {
+        check_key_dir(key_dir)?;
         let path = key_dir.join(PRIVATE_KEY_FILE);
         let meta = fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?;
+        fsutil::check_owner_and_mode(&path, "signing key", fsutil::Strictness::NoGroupOrOtherWrite)?;
         let mode = meta.permissions().mode() & 0o7777;
         if mode & 0o077 != 0 {
             bail!(
@@ -383,14 +407,19 @@ impl Signer {
                 path.display()
             );
         }
-        let pem =
-            fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let pem = fsutil::read_regular_string(&path, fsutil::limits::SMALL)?;
         let key = SigningKey::from_pkcs8_pem(&pem).with_context(|| {
             format!("{} is not a PKCS#8 PEM Ed25519 private key", path.display())
         })?;
-        let signer = Signer::from_signing_key(key);
+        let mut signer = Signer::from_signing_key(key);
+        signer.key_dir = Some(key_dir.to_path_buf());
+        for info in read_archive(key_dir)? {
+            let vk = crate::evidence::keyring::public_key_of(&info)?;
+            signer.retired.push((info.key_id, vk));
+        }
         let pub_path = key_dir.join(PUBLIC_SSH_FILE);
-        if let Ok(text) = fs::read_to_string(&pub_path) {
+        if let Some(text) = fsutil::read_regular_opt(&pub_path, fsutil::limits::SMALL)? {
+            let text = String::from_utf8_lossy(&text);
             let on_disk = PublicKey::from_openssh(text.trim())
                 .with_context(|| format!("parsing {}", pub_path.display()))?;
             if on_disk.key_data() != signer.ssh_public.key_data() {
@@ -413,7 +442,24 @@ impl Signer {
             key_id: key_id_of(&vk),
             ssh_public: ssh_public_key(&vk),
             key,
+            retired: Vec::new(),
+            key_dir: None,
         }
+    }
+
+    /// The public key with `key_id`: this signer's own, one of its directory's retired keys,
+    /// or (read again from the key directory) a key rotated in since this signer was loaded.
+    /// `None` for a key this key directory never held.
+    pub fn known_key(&self, key_id: &str) -> Option<VerifyingKey> {
+        if key_id == self.key_id {
+            return Some(self.key.verifying_key());
+        }
+        if let Some((_, k)) = self.retired.iter().find(|(id, _)| id == key_id) {
+            return Some(*k);
+        }
+        let dir = self.key_dir.as_deref()?;
+        let ring = crate::evidence::keyring::Keyring::load(dir).ok()?;
+        ring.get(key_id).map(|k| k.key)
     }
 
     /// `SHA256:...` fingerprint, as `ssh-keygen -l` prints it.
@@ -452,6 +498,23 @@ impl Signer {
         }
         Ok(pem)
     }
+}
+
+/// Parse an armoured SSHSIG and insist that it is exactly the encoding [`Signer::sign_sshsig`]
+/// writes. `ssh-key`'s decoder is lenient (fuzzing found that it accepts a signature whose
+/// outer length field runs past the end of the blob, which `ssh-keygen -Y verify` refuses), and
+/// a verifier that accepts what the auditor's stock tool refuses would report a modified file
+/// as good; re-encoding and comparing closes every such gap at once.
+pub fn sshsig_from_canonical_pem(armoured: &[u8]) -> std::result::Result<SshSig, String> {
+    let sig = SshSig::from_pem(armoured).map_err(|e| format!("is not a valid SSH signature: {e}"))?;
+    let mut canonical = sig.to_pem(LineEnding::LF).map_err(|e| format!("cannot be re-encoded: {e}"))?;
+    if !canonical.ends_with('\n') {
+        canonical.push('\n');
+    }
+    if canonical.as_bytes() != armoured {
+        return Err("is not in the canonical SSHSIG encoding (the file was modified)".into());
+    }
+    Ok(sig)
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 pub mod advisor;
 pub mod alert;
 pub mod baseline;
+pub mod checks;
 pub mod config;
 pub mod daemon;
 pub mod demo;
@@ -29,6 +30,7 @@ pub mod keys;
 pub mod packet;
 pub mod paths;
 pub mod plan;
+pub mod policy;
 pub mod runbook;
 pub mod scrub;
 pub mod worm;

@@ -153,7 +153,7 @@ impl PlanCmd {
                     timeout_seconds: self.timeout_seconds,
                     ..Default::default()
                 };
-                cfg.validate(&|k: &str| format!("--{}", k.replace('_', "-")))?;
+                cfg.validate(&|k: &str| format!("--{}", k.trim_start_matches("advisor.").replace('_', "-")))?;
                 crate::advisor::Advisor::from_config(&cfg)?
             }
             None => None,

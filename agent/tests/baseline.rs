@@ -240,7 +240,7 @@ fn baseline_compare_and_duplicate_key_errors() {
     assert_fails_with(
         &fx,
         "2026-11-22",
-        &[&format!("{f}:{line}: (syntax): duplicate key `value`")],
+        &[&format!("{f}:{line}: (syntax): duplicate key `value` (first on line {}, again on line {line})", line - 1)],
     );
 }
 
@@ -1145,6 +1145,8 @@ fn committed_baseline_against_the_repository_runbooks() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
+    // Their SLAs agree with the baseline's per-severity SLAs too.
+    assert!(!stdout.contains("sla_minutes"), "{stdout}");
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -1216,7 +1218,7 @@ fn controls_map_evidence_rules_are_checked() {
         "2026-11-22",
         &[
             &format!("{f}:{sanction}: evidence_rule: §164.308(a)(1)(ii)(C): an organisational control is not assessed by the server; leave evidence_rule and freshness_hours empty"),
-            &format!("{f}:{review}: evidence_rule: §164.308(a)(1)(ii)(D): `heartbaet` is not an evidence rule (one of heartbeat, provenance, backup_completed, any_bundle, runbook:RB-ID:STATUS)"),
+            &format!("{f}:{review}: evidence_rule: §164.308(a)(1)(ii)(D): `heartbaet` is not an evidence rule (one of heartbeat, provenance, backup_completed, any_bundle, worm_restore_test, runbook:RB-ID:STATUS)"),
             &format!("{f}:{dr}: evidence_rule: §164.308(a)(7)(ii)(B): `runbook:RB-RESTORE-001:passed`: `passed` is not a resolution status (one of resolved, failed, rolled_back, interrupted, escalated, suppressed, recorded)"),
             &format!("{f}:{audit}: evidence_rule: §164.312(b): a implemented control needs an evidence_rule (which signed bundles prove it in the monthly packet)"),
             &format!("{f}:{audit}: freshness_hours: §164.312(b): a implemented control needs freshness_hours (how old its newest evidence may be)"),
@@ -1240,4 +1242,46 @@ fn evidence_rule_parses_and_prints_back() {
     for bad in ["", "Heartbeat", "runbook:RB-RESTORE-001", "runbook:rb-x:resolved", "runbook:RB-:resolved"] {
         assert!(EvidenceRule::parse(bad).is_err(), "{bad}");
     }
+}
+
+// ---------------------------------------------------------------- agent checks and SLAs
+
+#[test]
+fn an_agent_rule_no_check_implements_fails_with_file_line_field() {
+    let fx = Fixture::new();
+    fx.edit(
+        "baseline/hipaa-v1.yaml",
+        "giving unique user identification in logs.\n        enforced_by: operator",
+        "giving unique user identification in logs.\n        enforced_by: agent",
+    );
+    let line = line_of(&fx.read("baseline/hipaa-v1.yaml"), "      principals_per_user:");
+    assert_fails_with(
+        &fx,
+        "2026-11-22",
+        &[&format!(
+            "baseline/hipaa-v1.yaml:{line}: ssh.principals_per_user.enforced_by: `enforced_by: agent`, but no agent check implements this rule (registry: agent/src/checks/mod.rs); implement one or mark the rule `operator` or `nixos` honestly"
+        )],
+    );
+}
+
+#[test]
+fn a_runbook_sla_looser_than_the_baseline_fails_naming_both() {
+    let fx = Fixture::new();
+    fx.write(
+        "runbooks/rb-backup-001.yaml",
+        "id: RB-BACKUP-001\nname: x\nseverity: high\nsla_minutes: 240\n",
+    );
+    // Stricter than the baseline is fine.
+    fx.write(
+        "runbooks/rb-cpu-001.yaml",
+        "id: RB-CPU-001\nname: x\nseverity: medium\nsla_minutes: 30\n",
+    );
+    let high = line_of(&fx.read("baseline/hipaa-v1.yaml"), "      sla_minutes_high:");
+    assert_fails_with(
+        &fx,
+        "2026-11-22",
+        &[&format!(
+            "runbooks/rb-backup-001.yaml:4: sla_minutes: RB-BACKUP-001 (severity high) promises 240 minutes, but the baseline's incident.sla_minutes_high is 60 (baseline/hipaa-v1.yaml:{high}); a runbook may be stricter than the baseline, never looser"
+        )],
+    );
 }

@@ -17,13 +17,13 @@ mod common {
 use std::path::Path;
 use std::process::Command;
 
-const ROOTFS: &str = "/var/cache/msp-flake/rootfs-bookworm-systemd";
+const ROOTFS: &str = "/var/cache/msp-flake/rootfs-bookworm-systemd-v2";
 
 fn can_run() -> Result<(), String> {
     if !nix::unistd::geteuid().is_root() {
         return Err("the clinic box needs root".into());
     }
-    for f in ["lib/systemd/systemd", "usr/bin/restic", "usr/bin/ssh-keygen"] {
+    for f in ["lib/systemd/systemd", "usr/bin/restic", "usr/bin/ssh-keygen", "usr/sbin/sshd"] {
         if !Path::new(ROOTFS).join(f).exists() {
             return Err(format!("no {ROOTFS}/{f} (scripts/setup-machine builds the rootfs)"));
         }
@@ -87,12 +87,63 @@ fn clinic_box_six_incidents_repaired_and_verified() {
         assert!(out.join("packet").join(f).is_file(), "packet/{f}");
     }
     let summary = std::fs::read_to_string(out.join("box-summary.tsv")).unwrap();
-    // Six kinds of incident; the backup failure twice (NAS away for a moment, stale lock).
-    assert_eq!(summary.lines().count(), 7, "{summary}");
+    // Six kinds of incident; the backup failure twice (NAS away for a moment, stale lock);
+    // disk full twice (the probe's, and a job's ENOSPC answered by RB-DISK-001 and a retry);
+    // a stale backup (the offsite unit that never ran).
+    assert_eq!(summary.lines().count(), 9, "{summary}");
+    assert!(summary.lines().any(|l| l.starts_with("job failed: ENOSPC on /var/log\tRB-DISK-001\tresolved\t")), "{summary}");
+    box_detections_are_signed_escalations(&out, &evidence);
+    // The stale backup: detected by the backup-age check from the backup_completed records,
+    // answered by RB-BACKUP-001, and the unit's success recorded afterwards.
+    let all: Vec<serde_json::Value> = common::stock::bundles(&evidence)
+        .iter()
+        .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+        .collect();
+    let offsite = "restic-backups-offsite.service";
+    let stale = all
+        .iter()
+        .find(|b| b["incident"]["event_type"] == "backup_stale" && b["runbook"]["runbook_id"] == "RB-BACKUP-001" && b["outputs"]["resolution_status"] == "resolved")
+        .unwrap_or_else(|| panic!("no resolved RB-BACKUP-001 bundle for a backup_stale incident"));
+    assert_eq!(stale["incident"]["details"]["unit"], offsite);
+    assert!(stale["incident"]["details"]["age_hours"].as_f64().unwrap() > 26.0, "{stale}");
+    let seq = stale["chain"]["sequence"].as_u64().unwrap();
+    assert!(
+        all.iter().any(|b| b["incident"]["event_type"] == "backup_completed" && b["incident"]["details"]["unit"] == offsite && b["chain"]["sequence"].as_u64().unwrap() < seq),
+        "the offsite unit's success was not recorded as backup_completed"
+    );
+    assert!(summary.lines().any(|l| l.starts_with("backup stale (offsite unit")), "{summary}");
     // Torn down: nothing mounted, no run directory left behind.
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
     assert!(!mounts.contains("msp-clinic-box."), "left mounted: {mounts}");
     let left: Vec<_> = box_dirs().into_iter().filter(|d| !boxes_before.contains(d)).collect();
     assert!(left.is_empty(), "left behind in /var/tmp: {left:?}");
     println!("clinic box: {n} bundles, six incidents repaired, in {:.0} s", took.as_secs_f64());
+}
+
+/// The box's log-in phases: a break-glass login and a brute-force burst, each one signed
+/// escalation (critical / high) listed in `box-detections.tsv`, and nothing from the local
+/// user's forged lines (kept as `box-forged-lines.export`) in any bundle.
+fn box_detections_are_signed_escalations(out: &Path, evidence: &Path) {
+    let tsv = std::fs::read_to_string(out.join("box-detections.tsv")).unwrap();
+    let events: Vec<&str> = tsv.lines().map(|l| l.split('\t').nth(1).unwrap()).collect();
+    assert_eq!(events, ["break_glass_login", "login_failures"], "{tsv}");
+    let mut seen = std::collections::BTreeMap::new();
+    for b in common::stock::bundles(evidence) {
+        let text = std::fs::read_to_string(&b).unwrap();
+        assert!(!text.contains("10.6.6.6"), "{}: a forged break-glass line reached the evidence", b.display());
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let ev = v["incident"]["event_type"].as_str().unwrap_or_default().to_string();
+        if ev == "break_glass_login" || ev == "login_failures" {
+            assert_eq!(v["execution"]["resolution_type"], "escalated", "{}", b.display());
+            assert_eq!(v["incident"]["details"]["source_address"], "127.0.0.1", "{}", b.display());
+            let want = if ev == "break_glass_login" { "critical" } else { "high" };
+            assert_eq!(v["incident"]["severity"], want, "{}", b.display());
+            *seen.entry(ev).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(seen.into_iter().collect::<Vec<_>>(), [("break_glass_login".to_string(), 1), ("login_failures".to_string(), 1)]);
+    let forged = std::fs::read_to_string(out.join("box-forged-lines.export")).unwrap();
+    // journald recorded the user's own UID and session for every forged line.
+    assert!(forged.contains("SYSLOG_IDENTIFIER=sshd") && forged.contains("MESSAGE_ID=8d45620c1a4348dbb17410da57c60c66"), "{forged}");
+    assert!(!forged.contains("\n_UID=0\n"), "a forged line claims root: {forged}");
 }

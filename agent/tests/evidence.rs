@@ -327,11 +327,18 @@ fn reopen_continues_the_chain_and_a_second_writer_is_refused() {
     );
     drop(store);
 
-    // Without the head hint the scan finds the same head.
-    fs::remove_file(f.root.join("head.json")).unwrap();
+    // Without the signed head the store is refused: the head (and perhaps the newest
+    // bundles) were deleted. Put back, it opens again.
+    let head_dir = f.root.join("head");
+    let saved = f.root.join("head.saved");
+    fs::rename(&head_dir, &saved).unwrap();
+    let err = format!("{:#}", EvidenceStore::open(&f.root).unwrap_err());
+    assert!(err.contains("no chain head"), "{err}");
+    fs::rename(&saved, &head_dir).unwrap();
     let mut store = EvidenceStore::open(&f.root).unwrap();
     assert_eq!(store.head(), Some((3, w3.sha256.as_str())));
-    // The clock going back to an earlier day still continues the chain.
+    // The clock going back to an earlier day still continues the chain, dated at the head's
+    // time: time never goes backwards along the chain.
     let w4 = store
         .append(
             sample_new_bundle(4, vec![]),
@@ -341,7 +348,7 @@ fn reopen_continues_the_chain_and_a_second_writer_is_refused() {
         .unwrap();
     assert_eq!(
         (w4.sequence, w4.bundle_id.as_str()),
-        (4, "EB-20261121-0001")
+        (4, "EB-20261122-0004")
     );
     drop(store);
     let store = EvidenceStore::open(&f.root).unwrap();

@@ -30,7 +30,8 @@ fn heartbeats_carry_version_generations_and_baseline_at_the_configured_interval(
     let current = f.root.join("current-system");
     std::os::unix::fs::symlink("/nix/store/0123456789abcdfghijklmnpqrsvwxyz-nixos-system-srv-24.11", &current).unwrap();
     let booted = f.root.join("booted-system"); // absent: recorded as null
-    let baseline_sha = "ab".repeat(32);
+    // The embedded baseline's hash: the agent refuses a `baseline.sha256` that differs.
+    let baseline_sha = msp_agent::baseline::model::sha256_hex(msp_agent::packet::EMBEDDED_BASELINE.1.as_bytes());
     f.add_config(&format!(
         "heartbeat:\n  interval_seconds: 1\nprovenance:\n  current_system_link: {}\n  booted_system_link: {}\n\
          baseline:\n  version: \"1.0.0\"\n  sha256: {baseline_sha}\n",
@@ -59,6 +60,11 @@ fn heartbeats_carry_version_generations_and_baseline_at_the_configured_interval(
         assert_eq!(d["baseline_version"], "1.0.0");
         assert_eq!(d["baseline_sha256"], baseline_sha.as_str());
         assert_eq!(d["interval_seconds"], 1);
+        // The chain position (issue 18 item 2): exactly the head this heartbeat extends,
+        // read under the writer's lock, and the mark that this agent signs the chain head.
+        assert_eq!(d["chain_head_sequence"].as_u64(), b["chain"]["sequence"].as_u64().map(|s| s - 1), "{b}");
+        assert_eq!(d["chain_head_sha256"], b["chain"]["prev_bundle_sha256"], "{b}");
+        assert_eq!(d["head_signed"], true, "{b}");
         let started: DateTime<Utc> = d["agent_started_at"].as_str().unwrap().parse().unwrap();
         assert!(started >= t0 - chrono::Duration::seconds(1), "{started} vs {t0}");
         assert_eq!(b["execution"]["resolution_type"], "recorded");
@@ -74,8 +80,14 @@ fn heartbeats_carry_version_generations_and_baseline_at_the_configured_interval(
         prev = Some(at);
     }
     common::stock::verify_all_with_stock_tools(&f.keys, &f.evidence);
+    // The signed chain head, with the stock tools too.
+    let head = f.evidence.join("head/head.json");
+    common::stock::ssh_keygen_verify(&f.keys, &head).unwrap();
+    common::stock::openssl_verify(&f.keys, &head).unwrap();
     f.verify_cli();
-    // Schema-valid, with the "recorded" values.
+    // Schema-valid, with the "recorded" values (and a wrong chain position is not).
+    let mut wrong = beats[0].clone();
+    wrong["incident"]["details"]["chain_head_sha256"] = "not-a-hash".into();
     let schema: serde_json::Value =
         serde_json::from_str(include_str!("../schema/evidence-bundle.schema.json")).unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
@@ -83,6 +95,7 @@ fn heartbeats_carry_version_generations_and_baseline_at_the_configured_interval(
         let errors: Vec<String> = validator.iter_errors(b).map(|e| format!("{e} at {}", e.instance_path)).collect();
         assert!(errors.is_empty(), "{errors:?}");
     }
+    assert!(!validator.is_valid(&wrong), "the schema accepted a heartbeat with a bad chain_head_sha256");
 }
 
 /// A store with heartbeats at the given minutes after noon yesterday, signed by a key valid

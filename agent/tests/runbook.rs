@@ -872,7 +872,7 @@ fn runbook_run_writes_a_bundle_that_stock_tools_verify() {
 // ---------------------------------------------------------------- shipped runbooks on a real systemd
 
 /// Where `scripts/setup-machine` caches a debootstrapped Debian with systemd (DESIGN.md 5).
-const ROOTFS: &str = "/var/cache/msp-flake/rootfs-bookworm-systemd";
+const ROOTFS: &str = "/var/cache/msp-flake/rootfs-bookworm-systemd-v2";
 
 /// A real systemd (PID 1 of its own PID, mount, UTS and IPC namespaces) booted from an
 /// overlay over the cached rootfs, so the cache stays pristine and tests do not share state.
@@ -1292,10 +1292,13 @@ fn drift_runbook_reapplies_the_generation_against_a_real_systemd() {
     let good = "PasswordAuthentication no\n";
     let expected = hex::encode(Sha256::digest(good.as_bytes()));
     // The generation: its etc holds the good file; switching copies it back, as activation
-    // re-links /etc from the generation.
+    // re-links /etc from the generation, and (as msp-audit-rules-pending.service does under
+    // audit lock when the rules changed) leaves the audit-rules-pending marker.
+    let pending = "4f".repeat(32);
+    c.sh_ok("rm -f /run/msp/audit-rules.pending.sha256");
     c.sh_ok(&format!(
         "mkdir -p /run/current-system/bin /run/current-system/etc/ssh /etc/ssh && printf '{good}' > /run/current-system/etc/ssh/sshd_config && \
-         printf '#!/bin/sh\\nset -e\\n[ \"$1\" = switch ]\\ncp /run/current-system/etc/ssh/sshd_config /etc/ssh/sshd_config\\necho activated\\n' > /run/current-system/bin/switch-to-configuration && \
+         printf '#!/bin/sh\\nset -e\\n[ \"$1\" = switch ]\\ncp /run/current-system/etc/ssh/sshd_config /etc/ssh/sshd_config\\nmkdir -p /run/msp && echo {pending} > /run/msp/audit-rules.pending.sha256\\necho activated\\n' > /run/current-system/bin/switch-to-configuration && \
          chmod +x /run/current-system/bin/switch-to-configuration"
     ));
     let drifted = "PasswordAuthentication yes\n";
@@ -1328,6 +1331,7 @@ fn drift_runbook_reapplies_the_generation_against_a_real_systemd() {
     let state = std::fs::read_to_string(cfg.artifacts_dir().join("drift-state.txt")).unwrap();
     assert!(state.contains(&format!("sha256_now: {actual}")) && state.contains("mode: "), "{state}");
     assert!(!state.contains("PasswordAuthentication"), "content copied into evidence: {state}");
+    assert!(state.contains("audit_rules_pending_reboot: no"), "{state}");
     // The crit line reached the container's journal.
     let logged = c.sh_ok("journalctl -p crit -t msp-agent-drift --no-pager -o cat || true");
     assert!(logged.contains("drift of /etc/ssh/sshd_config"), "journal: {logged}; step: {}", report.steps[1].stdout_excerpt);
@@ -1337,6 +1341,10 @@ fn drift_runbook_reapplies_the_generation_against_a_real_systemd() {
     let params = rb.bind_params(Some(&inc), &[]).unwrap();
     let report = execute(&rb, &params, &inc, &c.exec_config("drift-reapply")).unwrap();
     assert!(report.steps[2].stdout_excerpt.contains("current generation re-applied"), "{:?}", report.steps[2]);
+    // The evidence says the new audit rules wait for a reboot (the marker's existence, never
+    // its contents).
+    assert!(report.steps[2].stdout_excerpt.contains("audit rules pending reboot: yes"), "{:?}", report.steps[2]);
+    assert!(!report.steps[2].stdout_excerpt.contains(&pending), "{:?}", report.steps[2]);
     assert_eq!(report.status, ResolutionStatus::Resolved, "{:?}", report.verification);
     assert_eq!(c.sh_ok("cat /etc/ssh/sshd_config"), good);
 }

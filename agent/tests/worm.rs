@@ -614,7 +614,7 @@ fn cli_sync_and_verify_without_a_config_file() {
         .evidence
         .join("receipts/2026/11/EB-20261122-0006.receipt.json")
         .is_file());
-    let (code, out, err) = run(&["worm", "verify"], BUCKET);
+    let (code, out, err) = run(&["worm", "verify", "--objects-only"], BUCKET);
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(
         out.contains("19 objects checked, 0 missing, 0 extra, 0 differing, 0 pending"),
@@ -623,7 +623,7 @@ fn cli_sync_and_verify_without_a_config_file() {
 
     // A pending bundle is listed but is not a failure.
     maker.next();
-    let (code, out, _) = run(&["worm", "verify"], BUCKET);
+    let (code, out, _) = run(&["worm", "verify", "--objects-only"], BUCKET);
     assert_eq!(code, Some(0), "{out}");
     assert!(
         out.contains(
@@ -647,7 +647,7 @@ fn cli_sync_and_verify_without_a_config_file() {
         until,
     )
     .unwrap();
-    let (code, out, _) = run(&["worm", "verify"], BUCKET);
+    let (code, out, _) = run(&["worm", "verify", "--objects-only"], BUCKET);
     assert_eq!(code, Some(1), "{out}");
     assert!(
         out.contains("extra: msp-evidence/clinic-001/clinic-001-srv-primary/2026/11/stray.txt"),
@@ -663,7 +663,7 @@ fn cli_sync_and_verify_without_a_config_file() {
     m.client_for("other-bucket")
         .create_bucket_with_object_lock()
         .unwrap();
-    let (code, out, _) = run(&["worm", "verify", "--json"], "other-bucket");
+    let (code, out, _) = run(&["worm", "verify", "--objects-only", "--json"], "other-bucket");
     assert_eq!(code, Some(1), "{out}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["missing"].as_array().unwrap().len(), 19);

@@ -6,6 +6,7 @@
   keys = [
     "access.break_glass_account"
     "access.break_glass_login_alert"
+    "access.login_failure_alert"
     "access.mutable_users"
     "access.sudo_exec_wheel_only"
     "audit.audit_enable"
@@ -119,6 +120,24 @@
         state = null;
         value = true;
         why = "Any use of the break-glass account raises an incident and produces signed evidence for review.";
+      };
+      login_failure_alert = {
+        citation = [
+          "§164.308(a)(5)(ii)(C)"
+        ];
+        compare = "eq";
+        enforce = false;
+        enforced_by = "agent";
+        key = "access.login_failure_alert";
+        nixos_option = null;
+        nixos_option_path = null;
+        path = [
+          "access"
+          "login_failure_alert"
+        ];
+        state = null;
+        value = true;
+        why = "A burst of failed log-ins from one source raises one incident with counts and the source address; isolated typos do not.";
       };
       mutable_users = {
         citation = [
@@ -1852,6 +1871,7 @@
       keys = [
         "access.break_glass_account"
         "access.break_glass_login_alert"
+        "access.login_failure_alert"
         "access.mutable_users"
         "access.sudo_exec_wheel_only"
       ];
@@ -1983,6 +2003,6 @@
       title = "Time synchronisation";
     };
   };
-  sha256 = "add68fa3ed21e4df7aa63ca09e8f523cb226c960c2d25a95f0b3060fe868f10e";
+  sha256 = "81f763b52511f69d8e42eaff892deeabb03cd4158b87248e0f9dd6134bf61b8b";
   version = "1.0.0";
 }

@@ -24,8 +24,10 @@
 # shellcheck disable=SC2016
 set -euo pipefail
 
-ROOTFS=${MSP_BOX_ROOTFS:-/var/cache/msp-flake/rootfs-bookworm-systemd}
-PACKAGES=systemd,systemd-sysv,dbus,openssl,procps,restic,openssh-client
+# -v2: openssh-server and libpam-systemd for the break-glass login and the brute-force burst
+# (a new directory, so a box built from the older package list keeps its cache).
+ROOTFS=${MSP_BOX_ROOTFS:-/var/cache/msp-flake/rootfs-bookworm-systemd-v2}
+PACKAGES=systemd,systemd-sysv,dbus,openssl,procps,restic,openssh-client,openssh-server,libpam-systemd
 # Timing of the box's agent: short probe interval and cooldown so the whole run stays short.
 PROBE_INTERVAL=2
 WATCHDOG_SEC=4
@@ -46,7 +48,8 @@ usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 rootfs_ok() {
   [ -x "$ROOTFS/lib/systemd/systemd" ] && [ -x "$ROOTFS/usr/bin/openssl" ] \
-    && [ -x "$ROOTFS/usr/bin/restic" ] && [ -x "$ROOTFS/usr/bin/ssh-keygen" ]
+    && [ -x "$ROOTFS/usr/bin/restic" ] && [ -x "$ROOTFS/usr/bin/ssh-keygen" ] \
+    && [ -x "$ROOTFS/usr/sbin/sshd" ] && compgen -G "$ROOTFS/lib/*/security/pam_systemd.so" >/dev/null
 }
 
 prepare_rootfs() {
@@ -172,7 +175,7 @@ stage() {
 # The agent's configuration; $1: whether the CPU probe is on. Uses the approved set and
 # permissions computed by stage_agent.
 agent_config() {
-  local cpu=$1
+  local cpu=$1 backup_units=${2:-restic-backups-daily.service}
   cat <<EOF
 # msp-agent on the clinic box: production layout, box timing (short probe interval and cooldown).
 client_id: clinic-001
@@ -198,6 +201,13 @@ probes:
   cpu: {enabled: $cpu, threshold_percent: 70, sustained_seconds: 4}
   certs: {enabled: true, paths: [/etc/ssl/msp], warn_days: $CERT_WARN_DAYS}
   restore_test: {enabled: true, interval_days: 7}
+  # The baseline checks: backup age on (see incident_backup_stale); the box has no time daemon,
+  # no NixOS generation and no TLS endpoint of its own to judge, so those are off here.
+  policy_interval_seconds: $PROBE_INTERVAL
+  backup_age: {enabled: true, units: [$backup_units]}
+  clock: {enabled: false}
+  system_age: {enabled: false}
+  tls: {enabled: false}
 alert:
   webhook_url: http://127.0.0.1:9099/alert
   retries: 3
@@ -254,6 +264,9 @@ stage_agent() {
   agent_config false | stage /etc/msp/agent.yaml 0644
   # The same with the CPU probe on, for the hog incident only (see incident_cpu_hog).
   agent_config true | stage /etc/msp/agent-cpu-probe.yaml 0644
+  # The same with the offsite backup unit among the units that must back up (see
+  # incident_backup_stale).
+  agent_config false "restic-backups-daily.service, restic-backups-offsite.service" | stage /etc/msp/agent-backup-age.yaml 0644
 
   # The unit: what modules/agent.nix generates, with the box's watchdog and stop timeout.
   stage /etc/systemd/system/msp-agent.service 0644 <<EOF
@@ -321,6 +334,19 @@ Environment=RESTIC_REPOSITORY=/var/lib/restic/repo
 Environment=RESTIC_PASSWORD_FILE=/etc/msp/secrets/restic-password
 Environment=RESTIC_CACHE_DIR=/var/cache/restic-backups-daily
 ExecStart=/usr/bin/restic backup --tag daily /srv/clinic
+EOF
+  # The offsite copy: a second backup unit whose timer was never enabled (the mistake the
+  # backup-age check exists for: it never fails, it just never runs).
+  stage /etc/systemd/system/restic-backups-offsite.service 0644 <<'EOF'
+[Unit]
+Description=restic backup offsite
+
+[Service]
+Type=oneshot
+Environment=RESTIC_REPOSITORY=/var/lib/restic/repo
+Environment=RESTIC_PASSWORD_FILE=/etc/msp/secrets/restic-password
+Environment=RESTIC_CACHE_DIR=/var/cache/restic-backups-offsite
+ExecStart=/usr/bin/restic backup --tag offsite /srv/clinic
 EOF
   stage /etc/systemd/system/restic-backups-daily.timer 0644 <<'EOF'
 [Unit]
@@ -428,6 +454,30 @@ EOF
   printf 'clinic-001-srv\n' | stage /etc/hostname 0644
   # Mount points the launcher binds the evidence store and the NAS share onto.
   install -d "$BOX/upper/var/lib/msp/evidence" "$BOX/upper/var/lib/restic"
+}
+
+# Log-ins: the box's sshd (openssh-server, with libpam-systemd so that logind registers every
+# session), and a nightly job that writes its export to /var/log (the small file system).
+# Accounts and keys are made in setup_logins.
+stage_logins() {
+  # Hardened hosts log at VERBOSE (key fingerprints, every failed key); loopback only.
+  stage /etc/ssh/sshd_config.d/clinic-box.conf 0644 <<'EOF'
+ListenAddress 127.0.0.1
+LogLevel VERBOSE
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+UsePAM yes
+EOF
+  stage /etc/systemd/system/nightly-export.service 0644 <<'EOF'
+[Unit]
+Description=Nightly export of the appointment statistics (12 MiB to /var/log/export)
+
+[Service]
+Type=oneshot
+# A job that cleans up after itself: a partial export is removed when the write fails.
+ExecStart=/bin/bash -c 'mkdir -p /var/log/export && dd if=/dev/zero of=/var/log/export/report.csv bs=1M count=12 status=none || { rm -f /var/log/export/report.csv; exit 1; }'
+EOF
 }
 
 # ------------------------------------------------------------------ boot and teardown
@@ -741,6 +791,58 @@ incident_backup_locked() {
   record "backup failed (stale exclusive lock)" "$b" "backup unit Result=success; restic snapshots $snaps_before -> $snaps_after; no locks left"
 }
 
+# A backup that silently stopped: restic-backups-offsite.service has not succeeded since the
+# agent started watching the host 27 hours ago (its timer was never enabled), past the
+# baseline's backup.max_age_hours (26). The agent's first start is staged 27 h back (the only
+# simulated time, as the restore schedule is staged in start_agent) and the offsite unit is
+# made one of the units that must back up; the backup-age check finds no backup_completed
+# record for it, raises backup_stale, and RB-BACKUP-001 runs the unit. Its success is read
+# from the journal as a new backup_completed record, and the check holds again.
+incident_backup_stale() {
+  say "incident: the offsite backup has not run for 27 h (its timer was never enabled)"
+  local before b snaps_before snaps_after first
+  snaps_before=$(inbox 'RESTIC_REPOSITORY=/var/lib/restic/repo RESTIC_PASSWORD_FILE=/etc/msp/secrets/restic-password restic --no-cache --no-lock snapshots --tag offsite --json' | jq length)
+  before=$(head_seq)
+  first=$(( $(date +%s) - 27 * 3600 ))
+  inbox "set -e
+    mkdir -p /run/systemd/system/msp-agent.service.d
+    printf '[Service]\nExecStart=\nExecStart=/usr/local/bin/msp-agent run --config /etc/msp/agent-backup-age.yaml\n' \
+      > /run/systemd/system/msp-agent.service.d/box-backup-age.conf
+    systemctl daemon-reload
+    systemctl stop msp-agent.service
+    printf '%s\n' $first > /var/lib/msp/state/first-start
+    systemctl start msp-agent.service"
+  wait_for 15 'systemctl is-active --quiet msp-agent.service' "msp-agent back with the offsite unit watched"
+  b=$(wait_bundle RB-BACKUP-001 resolved "$before" 90)
+  jq -e '.incident.event_type == "backup_stale" and .incident.details.unit == "restic-backups-offsite.service"
+         and .incident.details.counted_from == "agent first start" and .incident.details.max_age_hours == 26
+         and .incident.details.age_hours >= 27' "$b" >/dev/null \
+    || die "$b: expected RB-BACKUP-001 to answer a backup_stale incident of the offsite unit: $(jq -c .incident "$b")"
+  inbox 'systemctl show -p Result --value restic-backups-offsite.service' | grep -qx success \
+    || die "restic-backups-offsite.service did not end with Result=success"
+  snaps_after=$(inbox 'RESTIC_REPOSITORY=/var/lib/restic/repo RESTIC_PASSWORD_FILE=/etc/msp/secrets/restic-password restic --no-cache --no-lock snapshots --tag offsite --json' | jq length)
+  [ "$snaps_after" -gt "$snaps_before" ] || die "no new offsite snapshot ($snaps_before before, $snaps_after after)"
+  # The run's success is in the evidence as a backup_completed record of the offsite unit.
+  local rec=''
+  for _ in $(seq 1 100); do
+    rec=$(for f in $(bundles); do
+      jq -r 'select(.incident.event_type == "backup_completed" and .incident.details.unit == "restic-backups-offsite.service") | .bundle_id' "$f"
+    done | head -n 1)
+    [ -z "$rec" ] || break
+    sleep 0.2
+  done
+  [ -n "$rec" ] || die "no backup_completed record of the offsite unit after RB-BACKUP-001"
+  # Back to the main configuration (the first start stays 27 h back: harmless there, only
+  # the daily unit is judged and it has records).
+  inbox 'set -e
+    rm /run/systemd/system/msp-agent.service.d/box-backup-age.conf
+    systemctl daemon-reload
+    systemctl restart msp-agent.service'
+  wait_for 15 'systemctl is-active --quiet msp-agent.service' "msp-agent back on its main configuration"
+  wait_idle
+  record "backup stale (offsite unit, 27 h)" "$b" "backup_stale from the backup_completed records; offsite unit Result=success; offsite snapshots $snaps_before -> $snaps_after; recorded as $rec"
+}
+
 incident_cpu_hog() {
   say "incident: report-export.service runs away (a busy loop per CPU)"
   local before b quota used
@@ -781,6 +883,183 @@ incident_cpu_hog() {
   wait_idle
   inbox 'systemctl stop report-export.service'
   record "CPU hog (report-export)" "$b" "CPUQuota 50% in place; measured $used% of a CPU over 3 s; unit still active"
+}
+
+# ------------------------------------------------------------------ log-ins and a full disk (ISSUE 13)
+
+# A line for the summary's detection part: what happened, event type, bundle, details.
+detection() {
+  printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$BOX/detections.tsv"
+  say "  detected and recorded: $1 ($3)"
+}
+
+# The newest bundle (host path) of incident type $1 written after sequence $2 whose bundle
+# matches the jq filter $3 (default: any); empty when there is none.
+find_event_bundle() {
+  local ev=$1 after=$2 filter=${3:-true} f
+  for f in $(bundles | sort -r); do
+    if jq -e --arg ev "$ev" --argjson after "$after" \
+        ".incident.event_type == \$ev and .chain.sequence > \$after and ($filter)" "$f" >/dev/null 2>&1; then
+      printf '%s\n' "$f"
+      return 0
+    fi
+  done
+}
+
+# Wait for find_event_bundle $1 $2 $3 (up to $4 seconds); print its path.
+wait_event_bundle() {
+  local ev=$1 after=$2 filter=${3:-true} limit=${4:-30} end b
+  end=$(( $(date +%s) + limit ))
+  while :; do
+    b=$(find_event_bundle "$ev" "$after" "$filter")
+    if [ -n "$b" ]; then printf '%s\n' "$b"; return 0; fi
+    if [ "$(date +%s)" -ge "$end" ]; then
+      inbox "journalctl -u msp-agent --no-pager -n 20" >&2 || true
+      die "timed out after ${limit}s waiting for a $ev bundle matching $filter"
+    fi
+    sleep 0.2
+  done
+}
+
+# Event types of the bundles after sequence $1, one per line.
+event_types_after() {
+  local f
+  for f in $(bundles); do
+    jq -r --argjson after "$1" 'select(.chain.sequence > $after) | .incident.event_type' "$f"
+  done
+}
+
+# The accounts and keys: msp-breakglass (its key stands for the sealed credential) and
+# clinic-staff (an ordinary local user, who tries to forge what the agent trusts).
+setup_logins() {
+  inbox '
+    set -euo pipefail
+    for u in msp-breakglass clinic-staff; do
+      id "$u" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash "$u"
+      install -d -m 0700 -o "$u" -g "$u" "/home/$u/.ssh"
+    done
+    install -d -m 0700 /root/.ssh
+    for k in breakglass staff wrong; do
+      [ -e "/root/.ssh/$k" ] || ssh-keygen -q -t ed25519 -N "" -C "box-$k" -f "/root/.ssh/$k"
+    done
+    install -m 0600 -o msp-breakglass -g msp-breakglass /root/.ssh/breakglass.pub /home/msp-breakglass/.ssh/authorized_keys
+    install -m 0600 -o clinic-staff -g clinic-staff /root/.ssh/staff.pub /home/clinic-staff/.ssh/authorized_keys
+    systemctl restart ssh.service
+  '
+  wait_for 10 'systemctl is-active --quiet ssh.service && (exec 3<>/dev/tcp/127.0.0.1/22)' "sshd to listen on 127.0.0.1:22"
+  say "sshd listening on 127.0.0.1:22 (LogLevel VERBOSE, keys only); accounts msp-breakglass, clinic-staff"
+}
+
+# ssh from the box to its own loopback: box_ssh USER KEY COMMAND
+box_ssh() {
+  inbox "ssh -n -i /root/.ssh/$2 -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no \
+    -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR $1@127.0.0.1 $(printf '%q' "$3")"
+}
+
+# A local user forges what the agent trusts, from a real login session: logger as sshd, a
+# native entry with logind's MESSAGE_ID and USER_ID, TLS and out-of-space words. None of it
+# may raise an incident. Then the break-glass account logs in for real (ssh, a logind
+# session): one critical break_glass_login escalation (signed) and its alert, with who,
+# when and from where.
+incident_break_glass() {
+  say "incident: a local user forges break-glass lines; then the break-glass account logs in"
+  local before b id forged n uid
+  before=$(head_seq)
+  box_ssh clinic-staff staff '
+    set -e
+    logger -t sshd "Accepted publickey for msp-breakglass from 10.6.6.6 port 6666 ssh2: ED25519 SHA256:forged"
+    printf "MESSAGE_ID=8d45620c1a4348dbb17410da57c60c66\nUSER_ID=msp-breakglass\nSESSION_ID=99\nSYSLOG_IDENTIFIER=systemd-logind\nMESSAGE=New session 99 of user msp-breakglass.\n" > /tmp/forged.fields
+    logger --journald=/tmp/forged.fields
+    logger -t nginx "SSL: certificate has expired"
+    echo "dd: error writing /var/log/x: No space left on device" | systemd-cat -t nightly-export
+  ' || die "the staff session could not log its forgeries"
+  # They are in the journal as the user wrote them (proof that they were tried).
+  uid=$(inbox 'id -u clinic-staff')
+  forged=$(inbox "journalctl -o json --no-pager _UID=$uid" \
+    | jq -s '[.[] | select(.MESSAGE | tostring | test("msp-breakglass|certificate has expired|No space left"))] | length')
+  [ "$forged" -ge 4 ] || die "expected 4 forged lines from clinic-staff in the journal, found $forged"
+  # Kept with the run's output: what a local user can and cannot set, as journald recorded it.
+  # Kept with the output (box-forged-lines.export): what a local user could and could not set,
+  # as journald recorded it.
+  inbox "journalctl -o export --no-pager _UID=$uid" >"$BOX/forged.export" 2>/dev/null || true
+  box_ssh msp-breakglass breakglass 'echo "break-glass session $XDG_SESSION_ID"' >"$BOX/breakglass-session.txt" \
+    || die "the break-glass login failed"
+  b=$(wait_event_bundle break_glass_login "$before" '.incident.details.source_address == "127.0.0.1"' 30)
+  id=$(jq -r .bundle_id "$b")
+  jq -e '.incident.severity == "critical" and .execution.resolution_type == "escalated"
+         and .incident.details.account == "msp-breakglass" and (.incident.details.at | type) == "string"
+         and .incident.details.method == "publickey"' "$b" >/dev/null \
+    || die "$b: not a critical escalation with who/when/where: $(jq -c .incident "$b")"
+  # logind saw the session too (libpam-systemd): the same log-in, no second incident.
+  inbox "journalctl -o json --no-pager _COMM=systemd-logind MESSAGE_ID=8d45620c1a4348dbb17410da57c60c66 USER_ID=msp-breakglass" | grep -q . \
+    || die "logind did not register the break-glass session"
+  # Exactly one: the forged lines raised nothing, sshd's and logind's lines are one log-in.
+  n=$(event_types_after "$before" | grep -c -e break_glass_login -e cert_expiry -e disk_full || true)
+  [ "$n" -eq 1 ] || die "expected exactly 1 incident record (the real break-glass login) after the forgeries, found $n: $(event_types_after "$before" | tr '\n' ' ')"
+  if grep -rqs '10\.6\.6\.6' "$BOX/evidence"; then die "a forged break-glass line reached the evidence"; fi
+  wait_for 20 "grep -q '\"bundle_id\":\"$id\"' /var/lib/webhook-sink/posts.jsonl" "a webhook POST naming $id"
+  detection "break-glass login (ssh + logind session)" break_glass_login "$id" \
+    "$(jq -r '.incident.details | "\(.account) from \(.source_address) port \(.source_port) by \(.method) at \(.at); alerted; 4 forged lines of a local user ignored"' "$b")"
+}
+
+# Someone tries account names against the box's sshd: six connections from one address
+# within seconds, each refused. One login_failures escalation for the burst, with counts.
+incident_login_burst() {
+  say "incident: a brute-force burst against sshd (6 refused log-ins from 127.0.0.1)"
+  local before b i n
+  before=$(head_seq)
+  for i in 1 2 3 4 5 6; do
+    if box_ssh "admin$i" wrong true >/dev/null 2>&1; then die "a log-in as admin$i was accepted"; fi
+  done
+  b=$(wait_event_bundle login_failures "$before" '.incident.details.source_address == "127.0.0.1"' 30)
+  jq -e '.incident.details.failures >= 5 and .incident.details.invalid_user_attempts >= 5
+         and .execution.resolution_type == "escalated"' "$b" >/dev/null \
+    || die "$b: unexpected burst record: $(jq -c .incident "$b")"
+  # One per burst: the sixth attempt did not raise a second one.
+  sleep 1
+  n=$(event_types_after "$before" | grep -c login_failures || true)
+  [ "$n" -eq 1 ] || die "expected one login_failures record for the burst, found $n"
+  detection "brute-force burst against sshd" login_failures "$(jq -r .bundle_id "$b")" \
+    "$(jq -r '.incident.details | "\(.failures) failures from \(.source_address) within \(.window_seconds) s (\(.distinct_users) user names, \(.invalid_user_attempts) invalid); alerted"' "$b")"
+}
+
+# The nightly export fails because /var/log is full of old rotated logs: its own line says
+# "No space left on device", then PID 1 reports the failure. The agent answers with
+# RB-DISK-001 on /var/log (not a service restart), which then runs the export again.
+incident_job_enospc() {
+  say "incident: the nightly export fails with ENOSPC on /var/log (old rotated logs fill it)"
+  local before b avail fill result
+  before=$(head_seq)
+  avail=$(inbox "df -P --block-size=1M /var/log | awk 'NR == 2 { print \$4 }'")
+  fill=$(( avail - 8 ))
+  [ "$fill" -gt 4 ] || die "/var/log has only ${avail} MiB free"
+  # Usage stays under the probe's threshold (8 MiB of 32 free): only the job's write fails,
+  # and the job removes its partial file, so the incident is the journal's, not the probe's.
+  inbox "
+    set -euo pipefail
+    i=0; left=$fill
+    while [ \$left -gt 0 ]; do
+      n=\$(( left > 2 ? 2 : left )); i=\$((i + 1))
+      head -c \$((n * 1048576)) /dev/zero > /var/log/portal/export-archive.log.\$i.gz
+      touch -d \"\$((120 + i)) days ago\" /var/log/portal/export-archive.log.\$i.gz
+      left=\$((left - n))
+    done
+    systemctl start nightly-export.service || true
+  "
+  b=$(wait_bundle RB-DISK-001 resolved "$before" 90)
+  jq -e '.incident.event_type == "disk_full" and .incident.source == "journal"
+         and .incident.details.retry_unit == "nightly-export.service" and .incident.details.mount == "/var/log"
+         and .incident.details.mount_from == "path_in_message"
+         and ([.actions_taken[] | select(.step_id == "retry-job" and .result == "success")] | length == 1)' "$b" >/dev/null \
+    || die "$b: not the journal's disk_full with a successful retry: $(jq -c '{incident, steps: [.actions_taken[] | {step_id, result, stdout_excerpt}]}' "$b")"
+  result=$(inbox 'systemctl show -p Result --value nightly-export.service')
+  [ "$result" = success ] || die "nightly-export.service Result=$result after the retry"
+  inbox 'test "$(stat -c %s /var/log/export/report.csv)" -eq $((12 * 1048576))' || die "the export is not complete after the retry"
+  # Not a service crash: no RB-SERVICE-001 run for the export.
+  [ -z "$(find_bundle RB-SERVICE-001 resolved "$before")$(find_bundle RB-SERVICE-001 failed "$before")" ] \
+    || die "the ENOSPC failure was also treated as a service crash"
+  record "job failed: ENOSPC on /var/log" "$b" "disk_full from the job's own line (mount /var/log); old logs removed; export retried: Result=success, 12 MiB"
+  inbox 'rm -rf /var/log/export'
 }
 
 # ------------------------------------------------------------------ service behaviour
@@ -874,6 +1153,8 @@ collect() {
   cp -a "$BOX/evidence" "$OUT/evidence"
   cp "$BOX/summary.tsv" "$OUT/box-summary.tsv"
   cp "$BOX/service.txt" "$OUT/box-service.txt"
+  cp "$BOX/detections.tsv" "$OUT/box-detections.tsv"
+  if [ -s "$BOX/forged.export" ]; then cp "$BOX/forged.export" "$OUT/box-forged-lines.export"; fi
   inbox 'journalctl -u msp-agent -o short-iso --no-pager' >"$OUT/box-agent-journal.txt" 2>/dev/null || true
 }
 
@@ -892,8 +1173,10 @@ run_box() {
   trap teardown EXIT
   : >"$BOX/summary.tsv"
   : >"$BOX/service.txt"
+  : >"$BOX/detections.tsv"
   stage_agent
   stage_clinic
+  stage_logins
   boot_box
   setup_clinic
   start_agent
@@ -902,9 +1185,14 @@ run_box() {
   incident_service_crash
   incident_cert_expiry
   incident_disk_full
+  incident_job_enospc
+  setup_logins
+  incident_break_glass
+  incident_login_burst
   incident_backup_nas_blip
   incident_backup_unreachable
   incident_backup_locked
+  incident_backup_stale
   incident_cpu_hog
   service_restart_mid_runbook
   service_watchdog

@@ -237,7 +237,8 @@ let
     };
 
   # The configuration the baseline implies, as a list of attrsets for mkMerge. `eq`/`at_*`
-  # values are set with `mkDefault`, so a host may still set something else (the assertion then
+  # values are wrapped with the caller's `mkDefault` (the NixOS module passes
+  # `mkOverride priority`, below), so a host may still set something else (the assertion then
   # decides, with the rule's message, instead of a bare "conflicting definitions" error);
   # `includes` lists are set at normal priority so they merge with the host's own entries.
   # `wrap key value` lets the module guard a definition (e.g. with mkIf).
@@ -256,9 +257,40 @@ let
       in
       foldl' (acc: i: { ${builtins.elemAt path (n - 1 - i)} = acc; }) value (builtins.genList (i: i) n)
     ) (settingsOf baseline);
+  # The priority of the baseline's settings: 900, between nixpkgs' own `mkDefault` (1000) and
+  # a host's plain definition (100). Above mkDefault because nixpkgs defines some of the same
+  # options itself at mkDefault (sysctl.nix: "kernel.kptr_restrict" = mkDefault 1; auditd.nix:
+  # security.audit.enable = mkDefault true), and two values at one priority are an error
+  # (sysctl keys even when equal: mergeOneOption). Below 100 so a host's contrary value still
+  # reaches the baseline's assertion, with its rule and exception process.
+  priority = 900;
+
+  # Rules that one msp module owns when it is enabled, so the baseline does not define them a
+  # second time (key -> the config flag of that module, read by the NixOS module's `wrap`).
+  # msp.auditd loads the baseline's audit rules with the operator's extra rules (adding them
+  # twice would make `auditctl -R` fail with "Rule exists"), and sets audit.enable from its
+  # `lock` option; msp.hardening's sysctls of baseline rules are defined only when the
+  # baseline is off (modules/hardening.nix).
+  ownedElsewhere = {
+    "audit.rules" = [ "msp" "auditd" "enable" ];
+    "audit.audit_enable" = [ "msp" "auditd" "enable" ];
+  };
+
+  # The sysctl keys (and values) the baseline sets, for msp.hardening's one-owner rule.
+  sysctlsOf =
+    baseline:
+    builtins.listToAttrs (
+      map (r: {
+        name = builtins.elemAt r.nixos_option_path 3;
+        inherit (r) value;
+      }) (filter (r: length r.nixos_option_path == 4 && builtins.genList (i: builtins.elemAt r.nixos_option_path i) 3 == [ "boot" "kernel" "sysctl" ]) (settingsOf baseline))
+    );
 in
 {
   inherit
+    priority
+    ownedElsewhere
+    sysctlsOf
     evaluate
     definitions
     getPath

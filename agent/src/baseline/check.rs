@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use chrono::NaiveDate;
 use serde::Serialize;
 
@@ -41,7 +41,8 @@ pub struct Loaded {
 }
 
 fn read(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+    // Invalid UTF-8, a NUL or a BOM is named with its line (yamlutil's text rules).
+    crate::yamlutil::read_text(path)
 }
 
 /// Load and cross-check everything that does not depend on the date. `Err` only for I/O
@@ -64,12 +65,19 @@ pub fn load_all(inputs: &Inputs) -> Result<Loaded> {
     }
     exceptions::check_consistency(&clients, baseline.as_ref(), &mut out);
 
-    let runbook_ids = match &inputs.runbooks {
-        Some(dir) => Some(runbooks::ids(dir, &mut out)?),
-        None => None,
+    let (runbook_ids, runbook_slas) = match &inputs.runbooks {
+        Some(dir) => {
+            let (ids, slas) = runbooks::scan(dir, &mut out)?;
+            (Some(ids), slas)
+        }
+        None => (None, Vec::new()),
     };
     if let (Some(b), Some(ids)) = (&baseline, &runbook_ids) {
         check_baseline_runbooks(&bfile, b, ids, &mut out);
+    }
+    if let Some(b) = &baseline {
+        check_agent_rules_have_checks(&bfile, b, &mut out);
+        check_runbook_slas(&bfile, b, &runbook_slas, &mut out);
     }
 
     let mut rows = Vec::new();
@@ -111,6 +119,43 @@ fn check_baseline_runbooks(file: &str, b: &Baseline, ids: &HashSet<String>, out:
                     }
                 }
             }
+        }
+    }
+}
+
+/// Every `enforced_by: agent` rule must be enforced by a check of the agent's registry
+/// ([`crate::checks::REGISTRY`]): a rule the agent claims but nothing checks is the one thing
+/// a compliance packet must never credit.
+fn check_agent_rules_have_checks(file: &str, b: &Baseline, out: &mut Findings) {
+    for rule in b.rules.values().filter(|r| r.enforced_by == model::EnforcedBy::Agent) {
+        if crate::checks::for_rule(&rule.key).is_none() {
+            out.error(
+                file,
+                Some(rule.line),
+                &format!("{}.enforced_by", rule.key),
+                "`enforced_by: agent`, but no agent check implements this rule (registry: agent/src/checks/mod.rs); implement one or mark the rule `operator` or `nixos` honestly",
+            );
+        }
+    }
+}
+
+/// A runbook's `sla_minutes` must not exceed the baseline's `incident.sla_minutes_<severity>`
+/// for its severity (it may be stricter).
+fn check_runbook_slas(file: &str, b: &Baseline, slas: &[runbooks::RunbookSla], out: &mut Findings) {
+    for s in slas {
+        let key = format!("incident.sla_minutes_{}", s.severity);
+        let Some(rule) = b.rules.get(&key) else { continue };
+        let Value::Int(limit) = rule.value else { continue };
+        if s.sla_minutes > limit {
+            out.error(
+                &s.file,
+                Some(s.line),
+                "sla_minutes",
+                format!(
+                    "{} (severity {}) promises {} minutes, but the baseline's {key} is {limit} ({file}:{}); a runbook may be stricter than the baseline, never looser",
+                    s.id, s.severity, s.sla_minutes, rule.line
+                ),
+            );
         }
     }
 }

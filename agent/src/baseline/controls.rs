@@ -55,6 +55,9 @@ pub enum EvidenceRule {
     },
     /// `any_bundle`: any bundle at all (the agent is signing and chaining evidence).
     AnyBundle,
+    /// `worm_restore_test`: a passed WORM restore test record (`incident.event_type =
+    /// "worm_restore_test"`, `details.result = "passed"`, written by `worm restore-test`).
+    WormRestoreTest,
 }
 
 /// `outputs.resolution_status` values a `runbook:ID:STATUS` rule may name.
@@ -71,12 +74,13 @@ pub const RESOLUTION_STATUSES: &[&str] = &[
 impl EvidenceRule {
     /// Parse the CSV spelling; the error says what is accepted.
     pub fn parse(s: &str) -> Result<EvidenceRule, String> {
-        let accepted = "heartbeat, provenance, backup_completed, any_bundle, runbook:RB-ID:STATUS";
+        let accepted = "heartbeat, provenance, backup_completed, any_bundle, worm_restore_test, runbook:RB-ID:STATUS";
         match s {
             "heartbeat" => Ok(EvidenceRule::Heartbeat),
             "provenance" => Ok(EvidenceRule::Provenance),
             "backup_completed" => Ok(EvidenceRule::BackupCompleted),
             "any_bundle" => Ok(EvidenceRule::AnyBundle),
+            "worm_restore_test" => Ok(EvidenceRule::WormRestoreTest),
             _ => {
                 let Some(rest) = s.strip_prefix("runbook:") else {
                     return Err(format!("`{s}` is not an evidence rule (one of {accepted})"));
@@ -114,6 +118,7 @@ impl std::fmt::Display for EvidenceRule {
             EvidenceRule::Provenance => f.write_str("provenance"),
             EvidenceRule::BackupCompleted => f.write_str("backup_completed"),
             EvidenceRule::AnyBundle => f.write_str("any_bundle"),
+            EvidenceRule::WormRestoreTest => f.write_str("worm_restore_test"),
             EvidenceRule::Runbook { id, status } => write!(f, "runbook:{id}:{status}"),
         }
     }

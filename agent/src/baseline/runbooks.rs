@@ -10,10 +10,32 @@ use anyhow::{Context, Result};
 use super::report::Findings;
 use super::yaml::{self, Kind};
 
+/// A runbook's promised SLA, for checking it against the baseline's per-severity SLA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunbookSla {
+    /// The runbook file, as found.
+    pub file: String,
+    /// `id`.
+    pub id: String,
+    /// `severity`.
+    pub severity: String,
+    /// `sla_minutes`.
+    pub sla_minutes: i64,
+    /// Line of `sla_minutes`.
+    pub line: usize,
+}
+
 /// Collect runbook ids under `dir` (recursively). A missing directory is an I/O error; a file
 /// without a readable `id` is a warning (it cannot be what a row refers to).
 pub fn ids(dir: &Path, out: &mut Findings) -> Result<HashSet<String>> {
+    Ok(scan(dir, out)?.0)
+}
+
+/// [`ids`], plus the SLA of every runbook that has a string `severity` and an integer
+/// `sla_minutes` (one without them is `runbook lint`'s to report).
+pub fn scan(dir: &Path, out: &mut Findings) -> Result<(HashSet<String>, Vec<RunbookSla>)> {
     let mut ids = HashSet::new();
+    let mut slas = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         let entries = std::fs::read_dir(&d)
@@ -30,17 +52,25 @@ pub fn ids(dir: &Path, out: &mut Findings) -> Result<HashSet<String>> {
                 continue;
             }
             let shown = path.display().to_string();
-            let text =
-                std::fs::read_to_string(&path).with_context(|| format!("reading {shown}"))?;
+            let text = crate::yamlutil::read_text(&path)?;
             let id = match yaml::parse(&text) {
                 Ok(node) => match node.kind {
                     Kind::Map(entries) => {
-                        entries.into_iter().find(|e| e.key == "id").and_then(|e| {
-                            match e.value.kind {
-                                Kind::Str(s) => Some(s),
+                        let str_of = |k: &str| {
+                            entries.iter().find(|e| e.key == k).and_then(|e| match &e.value.kind {
+                                Kind::Str(s) => Some(s.clone()),
                                 _ => None,
-                            }
-                        })
+                            })
+                        };
+                        let id = str_of("id");
+                        let sla = entries.iter().find(|e| e.key == "sla_minutes").and_then(|e| match e.value.kind {
+                            Kind::Int(n) => Some((n, e.line)),
+                            _ => None,
+                        });
+                        if let (Some(id), Some(severity), Some((sla_minutes, line))) = (&id, str_of("severity"), sla) {
+                            slas.push(RunbookSla { file: shown.clone(), id: id.clone(), severity, sla_minutes, line });
+                        }
+                        id
                     }
                     _ => None,
                 },
@@ -67,5 +97,6 @@ pub fn ids(dir: &Path, out: &mut Findings) -> Result<HashSet<String>> {
             }
         }
     }
-    Ok(ids)
+    slas.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok((ids, slas))
 }

@@ -19,9 +19,12 @@
 //! skipped like any handled entry after a restart). Drift reported by the [`crate::drift`]
 //! watcher becomes a `config_drift` incident, alerted at once and planned like any other.
 
+mod no_space;
+pub mod policy_checks;
 pub mod records;
 pub mod recovery;
 pub mod resume;
+pub mod sla;
 pub mod upload;
 
 use std::collections::{BTreeMap, HashSet};
@@ -178,6 +181,20 @@ pub struct Daemon {
     started_at: chrono::DateTime<Utc>,
     /// The systemd unit this agent runs in (from /proc/self/cgroup), if any.
     own_unit: Option<String>,
+    /// The baseline's agent-enforced values (see [`crate::policy`]).
+    policy: crate::policy::AgentPolicy,
+    /// Every agent check's latest outcome (carried by each heartbeat).
+    board: crate::checks::Board,
+    /// Newest `backup_completed` record per backup unit.
+    backup_ages: crate::checks::backup_age::BackupAges,
+    /// When the baseline checks (clock, system age, backup age, TLS) run next.
+    next_policy_check: Instant,
+    /// (check, target) → when its violation was last raised (cleared when it holds again).
+    violations: BTreeMap<(String, String), Instant>,
+    /// When the agent first started on this host (a backup unit without records counts from it).
+    first_start: chrono::DateTime<Utc>,
+    /// Incidents whose SLA deadline has not passed and that are not resolved yet.
+    sla: sla::SlaClock,
     /// The LLM advisor, when `advisor.policy` is not `off` (see [`crate::advisor`]).
     advisor: Option<Arc<crate::advisor::Advisor>>,
 }
@@ -191,9 +208,19 @@ const POLL: Duration = Duration::from_millis(200);
 
 impl Daemon {
     /// Open everything, start the journal source, tell systemd we are ready.
-    pub fn start(cfg: Config, stop: Arc<AtomicBool>) -> Result<Daemon> {
+    pub fn start(mut cfg: Config, stop: Arc<AtomicBool>) -> Result<Daemon> {
+        // The baseline first: a configuration that weakens one of its rules never runs.
+        let policy = crate::policy::AgentPolicy::for_config(
+            cfg.baseline.as_ref().and_then(|b| b.file.as_deref()),
+            cfg.baseline.as_ref().and_then(|b| b.sha256.as_deref()),
+        )?;
+        cfg.check_policy(&policy)?;
         let host = cfg.effective_hostname()?;
         let paths = StatePaths::new(&cfg.state_dir);
+        // Ownership and modes first (StrictModes): nothing is read from a directory another
+        // user could have written.
+        crate::evidence::store::check_state_dir(&cfg.state_dir)?;
+        crate::evidence::store::check_evidence_dir(&cfg.evidence_dir)?;
         crate::fsutil::create_dir_all(&cfg.state_dir, 0o700)?;
         // Run directories left by a crash hold nothing the evidence needs (a run's artifacts
         // are copied into its bundle before the directory is removed); start clean.
@@ -204,8 +231,9 @@ impl Daemon {
 
         let key_file = cfg.effective_signing_key_file();
         let signer = Arc::new(load_signer(&key_file)?);
-        // Opening checks and repairs the store (orphans from a crash) before anything runs.
-        drop(EvidenceStore::open_waiting(&cfg.evidence_dir, STORE_WAIT)?);
+        // Opening checks and repairs the store (orphans from a crash) before anything runs;
+        // an older agent's unsigned chain head is replaced by a signed one here, once.
+        EvidenceStore::open_waiting(&cfg.evidence_dir, STORE_WAIT)?.sign_legacy_head(&signer, Utc::now())?;
 
         let (runbooks, errors) = crate::runbook::model::load_dir(&cfg.runbooks_dir)
             .with_context(|| format!("reading runbook directory {}", cfg.runbooks_dir.display()))?;
@@ -219,6 +247,8 @@ impl Daemon {
         detect_cfg.host = host.clone();
         detect_cfg.backup_units = cfg.journal.backup_unit_patterns.clone();
         detect_cfg.dedupe_window_secs = cfg.journal.dedupe_window_seconds;
+        detect_cfg.logins = cfg.logins.rules();
+        detect_cfg.unit_paths = Some(no_space::unit_paths);
         let detector = Detector::new(detect_cfg, IncidentIds::open(&paths.incident_ids)?);
         let restore = RestoreSchedule::load(&paths.restore)?;
         let cpu = CpuProbe::new(
@@ -228,10 +258,11 @@ impl Daemon {
         let alerter = Alerter::new(&cfg.alert)?;
         let mut provenance = crate::runbook::provenance();
         provenance.nixos_system = read_link_string(&cfg.provenance.current_system_link);
-        if let Some(b) = &cfg.baseline {
-            provenance.baseline_version = b.version.clone();
-            provenance.baseline_sha256 = b.sha256.clone();
-        }
+        // The baseline actually enforced (its hash was checked against `baseline.sha256`).
+        provenance.baseline_version = Some(policy.baseline_version.clone());
+        provenance.baseline_sha256 = Some(policy.baseline_sha256.clone());
+        let first_start = chrono::DateTime::<Utc>::from_timestamp(first_start_secs(&paths.first_start)?, 0).unwrap_or_else(Utc::now);
+        let backup_ages = crate::checks::backup_age::BackupAges::scan(&cfg.evidence_dir, Utc::now())?;
         let drift = if cfg.drift.enabled { Some(start_drift_watcher(&cfg, &key_file)?) } else { None };
         let backups = BackupWatch::new(cfg.journal.backup_unit_patterns.clone());
         let (done_tx, done_rx) = channel();
@@ -275,7 +306,15 @@ impl Daemon {
             started_at: Utc::now(),
             advisor: crate::advisor::Advisor::from_config(&cfg.advisor)?.map(Arc::new),
             cfg,
+            policy,
+            board: crate::checks::Board::default(),
+            backup_ages,
+            next_policy_check: Instant::now(),
+            violations: BTreeMap::new(),
+            first_start,
+            sla: sla::SlaClock::default(),
         };
+        daemon.start_checks()?;
         for e in &errors {
             daemon.raise("runbook_invalid", None, None, None, format!("runbook not loaded: {e}"));
         }
@@ -375,9 +414,14 @@ impl Daemon {
     pub fn run_loop(&mut self) -> Result<()> {
         while !self.stop.load(Ordering::Relaxed) {
             self.drain_done(Duration::ZERO)?;
+            if Instant::now() >= self.next_policy_check {
+                self.run_policy_checks()?;
+                self.next_policy_check = Instant::now() + Duration::from_secs(self.cfg.probes.policy_interval_seconds);
+            }
+            self.check_sla_deadlines()?;
             if Instant::now() >= self.next_heartbeat {
                 self.write_heartbeat();
-                self.next_heartbeat = Instant::now() + Duration::from_secs(self.cfg.heartbeat.interval_seconds);
+                self.next_heartbeat = Instant::now() + Duration::from_secs(self.cfg.heartbeat_interval_seconds());
             }
             self.handle_drift()?;
             self.read_journal()?;
@@ -514,6 +558,9 @@ impl Daemon {
         if let Some(b) = backup {
             // Durable before the cursor can pass this entry (flush runs after this returns).
             let written = self.append(records::backup_completed(&self.record_ctx(), &b, Utc::now()))?;
+            if let Some(at) = chrono::DateTime::<Utc>::from_timestamp_micros(b.journal_realtime_usec as i64) {
+                self.backup_ages.observe(&b.unit, at);
+            }
             tracing::info!(unit = %b.unit, bundle = %written.bundle_id, "backup completed; recorded");
             return Ok(());
         }
@@ -532,13 +579,21 @@ impl Daemon {
             "agent_version": crate::AGENT_VERSION,
             "current_system": read_link_string(&self.cfg.provenance.current_system_link),
             "booted_system": read_link_string(&self.cfg.provenance.booted_system_link),
-            "baseline_version": self.cfg.baseline.as_ref().and_then(|b| b.version.clone()),
-            "baseline_sha256": self.cfg.baseline.as_ref().and_then(|b| b.sha256.clone()),
-            "interval_seconds": self.cfg.heartbeat.interval_seconds,
+            "baseline_version": self.policy.baseline_version,
+            "baseline_sha256": self.policy.baseline_sha256,
+            "interval_seconds": self.cfg.heartbeat_interval_seconds(),
             "agent_started_at": crate::runbook::exec::rfc3339(self.started_at),
+            "checks": self.board.to_json(),
         });
-        let nb = records::heartbeat(&self.record_ctx(), details, Utc::now());
-        match self.append(nb) {
+        let now = Utc::now();
+        // The chain position is read under the writer's lock, so it is exactly the head this
+        // heartbeat is appended to.
+        let result = EvidenceStore::open_waiting(&self.evidence_dir, STORE_WAIT).and_then(|mut store| {
+            let mut details = details;
+            records::add_chain_position(&mut details, store.head());
+            store.append(records::heartbeat(&self.record_ctx(), details, now), &self.signer, now)
+        });
+        match result {
             Ok(w) => tracing::debug!(bundle = %w.bundle_id, "heartbeat written"),
             Err(e) => self.raise("heartbeat_failed", None, None, None, format!("writing the heartbeat failed: {e:#}")),
         }
@@ -622,7 +677,14 @@ impl Daemon {
             }
         }
         if p.restore_test.enabled {
-            findings.extend(self.restore.check(p.restore_test.interval_days, now));
+            let days = p.restore_test.interval_days.unwrap_or(self.policy.restore_test_interval_days);
+            let due = self.restore.check(days, now);
+            let detail = serde_json::json!({ "interval_days": days, "last_run": self.restore.last_run.map(crate::runbook::exec::rfc3339) });
+            let status = if due.is_some() { crate::checks::Status::Violated } else { crate::checks::Status::Holds };
+            self.board.set(crate::checks::id::RESTORE_SCHEDULE, status, now, detail);
+            findings.extend(due);
+        } else {
+            self.board.set(crate::checks::id::RESTORE_SCHEDULE, crate::checks::Status::Disabled, now, serde_json::json!("probes.restore_test.enabled is false"));
         }
         for e in errors {
             tracing::warn!("{e}");
@@ -639,6 +701,15 @@ impl Daemon {
     fn handle_incident(&mut self, mut incident: Incident, entry: Option<u64>) -> Result<bool> {
         self.stats.incidents += 1;
         let now = Utc::now();
+        if incident.event_type == event_type::BREAK_GLASS_LOGIN {
+            // Break-glass use is a person's to review, whatever runbooks exist: a signed
+            // escalation and the alert, never a repair.
+            self.number(&mut incident)?;
+            let reason = "the break-glass account was used: a person reviews every use (no runbook answers it)";
+            self.escalate(&incident, None, reason)?;
+            return Ok(false);
+        }
+        no_space::drop_own_retry(&mut incident, self.own_unit.as_deref());
         let runbooks = Arc::clone(&self.runbooks);
         // `planner`: the advisor's record, when it was consulted; it goes into every bundle
         // this incident leaves. With the advisor off this is the deterministic path unchanged.
@@ -699,6 +770,9 @@ impl Daemon {
                     nb.planner = planner;
                     self.append(nb)?;
                 }
+                // A suppressed repeat is still an unresolved problem: its clock runs too (one
+                // clock per target for all its repeats; numbered only if it escalates).
+                self.sla.watch(&incident, Some(rb), &key, &self.policy, sla::State::Suppressed);
                 Ok(false)
             }
             Verdict::Run => {
@@ -714,6 +788,7 @@ impl Daemon {
                 if let Some(summary) = self.guard.started(&key, now) {
                     self.write_summary(&summary)?;
                 }
+                self.sla.watch(&incident, Some(rb), &key, &self.policy, sla::State::Running);
                 self.dispatch(incident, rb.clone(), params, key, entry, 0, planner)?;
                 Ok(true)
             }
@@ -786,7 +861,8 @@ impl Daemon {
         let evidence_dir = Arc::clone(&self.evidence_dir);
         let signer = Arc::clone(&self.signer);
         let tx = self.done_tx.clone();
-        let run = RunSettings { resume_at, stop: Arc::clone(&self.stop), state_dir: self.cfg.state_dir.clone(), planner };
+        let excerpt_bytes = self.cfg.evidence_excerpt_max_bytes.unwrap_or(self.policy.evidence_excerpt_max_bytes);
+        let run = RunSettings { excerpt_bytes, resume_at, stop: Arc::clone(&self.stop), state_dir: self.cfg.state_dir.clone(), planner };
         std::thread::Builder::new()
             .name(format!("run-{}", rb.id))
             .spawn(move || {
@@ -838,6 +914,11 @@ impl Daemon {
             Ok((status, written)) => {
                 let ok = status == ResolutionStatus::Resolved;
                 self.guard.finished(&done.key, ok);
+                if ok {
+                    self.sla.resolved(&done.key, &done.incident);
+                } else {
+                    self.sla.failed(&done.incident.incident_id);
+                }
                 if let Some(idx) = done.entry {
                     self.in_flight.remove(&idx);
                 }
@@ -1052,6 +1133,8 @@ fn first_start_secs(path: &Path) -> Result<i64> {
 
 /// How a worker runs: where to resume, the stop flag, where resume records go.
 struct RunSettings {
+    /// Excerpt bound (the baseline's `phi.evidence_excerpt_max_bytes` or less).
+    excerpt_bytes: usize,
     resume_at: usize,
     stop: Arc<AtomicBool>,
     state_dir: PathBuf,
@@ -1074,6 +1157,7 @@ fn run_and_record(
 ) -> Result<(ResolutionStatus, Written)> {
     crate::fsutil::create_dir_all(work_dir, 0o700)?;
     let mut exec = ExecConfig::new(work_dir)?;
+    exec.excerpt_bytes = run.excerpt_bytes;
     exec.stop = Some(Arc::clone(&run.stop));
     exec.resume_at = run.resume_at;
     let report = execute(rb, params, incident, &exec)?;
@@ -1107,6 +1191,9 @@ fn run_and_record(
 pub fn target_of(incident: &Incident) -> String {
     if let Some(u) = &incident.unit {
         return u.clone();
+    }
+    if let Some(t) = no_space::retry_target(incident) {
+        return t;
     }
     for k in ["mount", "path"] {
         if let Some(v) = incident.details.get(k).and_then(|v| v.as_str()) {

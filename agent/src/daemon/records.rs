@@ -203,6 +203,20 @@ pub fn heartbeat(ctx: &RecordContext<'_>, details: Value, now: DateTime<Utc>) ->
     observation(ctx, incident, now, json!({ "recorded": HEARTBEAT }))
 }
 
+/// Record in a heartbeat's details where the chain stood when it was written: the head it is
+/// appended to (`chain_head_sequence`, `chain_head_sha256`; 0 and the genesis hash for an
+/// empty store) and `head_signed: true` (this agent signs the chain head, so `evidence
+/// verify` treats an unsigned head in the same store as a replaced one).
+pub fn add_chain_position(details: &mut Value, head: Option<(u64, &str)>) {
+    use crate::evidence::heartbeat::{CHAIN_HEAD_SEQUENCE, CHAIN_HEAD_SHA256, HEAD_SIGNED};
+    let (seq, sha) = head.unwrap_or((0, crate::evidence::bundle::GENESIS_PREV_HASH));
+    if let Some(m) = details.as_object_mut() {
+        m.insert(CHAIN_HEAD_SEQUENCE.into(), json!(seq));
+        m.insert(CHAIN_HEAD_SHA256.into(), json!(sha));
+        m.insert(HEAD_SIGNED.into(), json!(true));
+    }
+}
+
 /// A successful run of a backup unit, with the journal entry's cursor (so a restart does not
 /// record it twice, see `daemon::recovery`).
 pub fn backup_completed(ctx: &RecordContext<'_>, b: &crate::detect::backup_completed::BackupCompleted, now: DateTime<Utc>) -> NewBundle {
@@ -224,4 +238,34 @@ pub fn backup_completed(ctx: &RecordContext<'_>, b: &crate::detect::backup_compl
         hipaa_controls: BACKUP_CONTROLS.iter().map(|c| c.to_string()).collect(),
     };
     observation(ctx, incident, now, json!({ "recorded": BACKUP_COMPLETED }))
+}
+
+/// Controls the WORM restore test is evidence for (data backup plan, disaster recovery plan,
+/// testing and revision procedures; backup and storage).
+pub const WORM_RESTORE_TEST_CONTROLS: [&str; 4] =
+    ["§164.308(a)(7)(ii)(A)", "§164.308(a)(7)(ii)(B)", "§164.308(a)(7)(ii)(D)", "§164.310(d)(2)(iv)"];
+/// Controls evidence retention records are evidence for (integrity; documentation retention).
+pub const RETENTION_CONTROLS: [&str; 2] = ["§164.312(c)(1)", "§164.316(b)(2)(i)"];
+
+/// A signed observation about the evidence store itself (`worm restore-test`, `evidence
+/// prune`, the disk alert). `details` is metadata only: counts, sequences, hashes, object keys.
+pub fn store_observation(
+    ctx: &RecordContext<'_>,
+    event_type: &str,
+    id_prefix: &str,
+    severity: &str,
+    controls: &[&str],
+    details: Value,
+    now: DateTime<Utc>,
+) -> NewBundle {
+    let incident = IncidentSection {
+        incident_id: format!("{id_prefix}-{}", now.format("%Y%m%d-%H%M%S")),
+        event_type: event_type.into(),
+        severity: severity.into(),
+        detected_at: rfc3339(now),
+        source: "agent".into(),
+        details,
+        hipaa_controls: controls.iter().map(|c| c.to_string()).collect(),
+    };
+    observation(ctx, incident, now, json!({ "recorded": event_type }))
 }

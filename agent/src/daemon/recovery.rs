@@ -72,7 +72,7 @@ pub fn handled_cursors(evidence_root: &Path, mark: EvidenceMark) -> Result<HashS
         // EB-YYYYMMDD-NNNN sorts in chain order within a month.
         files.sort();
         for f in files.iter().rev() {
-            let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+            let bytes = crate::fsutil::read_regular(f, crate::fsutil::limits::BUNDLE)?;
             let b: Partial = serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", f.display()))?;
             if b.chain.sequence <= mark.sequence {
                 return Ok(out);

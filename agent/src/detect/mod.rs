@@ -7,14 +7,24 @@
 //!   schedule.
 //! * [`backup_completed`]: successful backup runs (a record, not an incident).
 //! * [`ids`]: `INC-YYYYMMDD-NNNN` allocator. [`unit_name`]: systemd unit-name grammar.
+//! * [`trust`]: who wrote an entry, from the fields journald sets (ARCHITECTURE.md,
+//!   "Journal trust model"). [`kernel`]: the kernel's out-of-space messages by exact form.
+//! * [`logins`]: break-glass use and bursts of failed log-ins (sshd, logind).
+//! * [`no_space`]: a job's own out-of-space lines (its failure becomes `disk_full`);
+//!   [`mounts`]: which mount a disk-full incident is about.
 //! * `msp-agent detect`: what the agent would do with a journal; executes nothing.
 
 pub mod backup_completed;
 pub mod detector;
 pub mod ids;
+pub mod kernel;
+pub mod logins;
+pub mod mounts;
+pub mod no_space;
 pub mod probes;
 pub mod rules;
 pub mod text;
+pub mod trust;
 pub mod unit_name;
 
 use std::io::Write;
@@ -40,6 +50,7 @@ use crate::journal::{self, Input, JournalSource, SourceConfig};
 pub const FIELDS: &[&str] = &[
     "MESSAGE", "MESSAGE_ID", "PRIORITY", "UNIT", "_SYSTEMD_UNIT", "_PID", "_TRANSPORT", "_COMM",
     "SYSLOG_IDENTIFIER", "UNIT_RESULT", "EXIT_CODE", "EXIT_STATUS", "JOB_RESULT", "_HOSTNAME",
+    "_UID", "_EXE", "_SYSTEMD_USER_UNIT", "SYSLOG_FACILITY", "USER_ID", "SESSION_ID",
 ];
 
 /// `msp-agent detect`
@@ -100,6 +111,12 @@ impl DetectCmd {
     /// incidents; 2 when a journal cannot be read.
     pub fn run(self) -> Result<Exit> {
         let mut files = self.journal_files.clone();
+        for f in &files {
+            // journalctl would block forever on a FIFO; say what the path is instead.
+            if let Some(what) = not_a_regular_file(f) {
+                bail!("journal file {}: {what}", f.display());
+            }
+        }
         for d in &self.journal_dirs {
             let found = journal::journal_files_in(d)?;
             if found.is_empty() {
@@ -128,6 +145,12 @@ impl DetectCmd {
         out.flush().context("writing to stdout")?;
         Ok(Exit::Ok)
     }
+}
+
+/// Why `path` cannot be read as a journal file, or `None` when it is a regular file
+/// (see [`crate::fsutil::not_a_regular_file`]).
+pub fn not_a_regular_file(path: &std::path::Path) -> Option<String> {
+    crate::fsutil::not_a_regular_file(path)
 }
 
 fn journal_pos(inc: &Incident) -> (String, Option<u64>) {

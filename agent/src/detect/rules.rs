@@ -20,15 +20,21 @@ pub const MSG_UNIT_FAILED: &str = "be02cf6855d2428ba40df7e9d022f03d";
 
 /// Who must have written the entry for a rule to apply. Based on trusted fields (those
 /// starting with `_` are set by journald, not by the logging process), so a process cannot
-/// forge a PID 1 or kernel message by setting `MESSAGE_ID=` or `UNIT=` itself.
+/// forge a PID 1 message by setting `MESSAGE_ID=` or `UNIT=` itself, and a local user's
+/// `logger` line is nobody's service ([`super::trust`]). Kernel lines are not in this
+/// table: the kernel echoes user text, so they are matched by exact form
+/// ([`super::kernel`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
-    /// The service manager: `_PID=1` or `_SYSTEMD_UNIT=init.scope`.
+    /// The service manager ([`super::trust::is_service_manager`]).
     ServiceManager,
-    /// The kernel: `_TRANSPORT=kernel`.
+    /// The kernel itself ([`super::trust::is_kernel`]); no table rule uses it.
     Kernel,
-    /// Any other process (a service logging about itself).
-    Service,
+    /// A process of a system service ([`super::trust::is_system_service`]): not a login
+    /// session, not a user's own manager, not a human account.
+    SystemService,
+    /// Anyone else (a user's shell, `logger`, a session's programs): no rule trusts it.
+    Other,
 }
 
 /// Which field names the unit the incident is about.
@@ -119,22 +125,10 @@ pub const RULES: &[Rule] = &[
         unit_failure: true,
     },
     Rule {
-        name: "kernel-no-space-left",
-        event_type: event_type::DISK_FULL,
-        severity: Severity::Critical,
-        origin: Origin::Kernel,
-        message_id: None,
-        message_contains: &["No space left on device"],
-        ignore_case: false,
-        also: None,
-        unit: UnitFrom::None,
-        unit_failure: false,
-    },
-    Rule {
         name: "tls-certificate-error",
         event_type: event_type::CERT_EXPIRY,
         severity: Severity::High,
-        origin: Origin::Service,
+        origin: Origin::SystemService,
         message_id: None,
         message_contains: &["certificate has expired", "certificate verify failed", "certificate is expired", "certificate expired"],
         ignore_case: true,
@@ -164,11 +158,14 @@ fn job_result_failed(e: &Entry) -> bool {
 /// Where an entry comes from, by its trusted fields.
 pub fn origin_of(e: &Entry) -> Origin {
     if e.get("_TRANSPORT") == Some(b"kernel") {
-        Origin::Kernel
-    } else if e.get("_PID") == Some(b"1") || e.get("_SYSTEMD_UNIT") == Some(b"init.scope") {
+        // Kernel transport, facility 0 or not: never a service's or PID 1's line.
+        if super::trust::is_kernel(e) { Origin::Kernel } else { Origin::Other }
+    } else if super::trust::is_service_manager(e) {
         Origin::ServiceManager
+    } else if super::trust::is_system_service(e) {
+        Origin::SystemService
     } else {
-        Origin::Service
+        Origin::Other
     }
 }
 
@@ -190,7 +187,8 @@ pub fn first_match<'r>(rules: &'r [Rule], e: &Entry) -> Option<&'r Rule> {
     })
 }
 
-fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
+/// `needle` occurs in `hay`, ignoring ASCII case (memchr-driven: it runs on every line).
+pub(crate) fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
     let Some(&first) = needle.first() else { return true };
     // Jump between occurrences of the first byte (either case) with memchr: this runs on
     // every service message, so it must not be a byte-by-byte window scan.

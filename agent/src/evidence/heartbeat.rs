@@ -32,6 +32,29 @@ pub struct Beat {
     pub bundle_id: String,
     pub at: DateTime<Utc>,
     pub interval_seconds: u64,
+    /// The chain position the heartbeat recorded: (`chain_head_sequence`,
+    /// `chain_head_sha256`), the head it was appended to. `None` for heartbeats of older
+    /// agents.
+    pub position: Option<(u64, String)>,
+    /// `head_signed: true`: written by an agent that signs the chain head (so an unsigned
+    /// head in the same store is a replaced one, not an older agent's).
+    pub head_signed: bool,
+}
+
+/// Details key: the sequence of the chain head a heartbeat was appended to.
+pub const CHAIN_HEAD_SEQUENCE: &str = "chain_head_sequence";
+/// Details key: the SHA-256 of that head bundle's file.
+pub const CHAIN_HEAD_SHA256: &str = "chain_head_sha256";
+/// Details key: `true` when the writer signs the chain head.
+pub const HEAD_SIGNED: &str = "head_signed";
+
+/// The last bundle of a chain, for the gap after the last heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainEnd {
+    pub chain_key: (String, String),
+    pub sequence: u64,
+    pub bundle_id: String,
+    pub at: DateTime<Utc>,
 }
 
 impl Beat {
@@ -41,13 +64,20 @@ impl Beat {
             return None;
         }
         let at = DateTime::parse_from_rfc3339(&b.incident.detected_at).ok()?.with_timezone(&Utc);
-        let interval_seconds = b.incident.details.get("interval_seconds").and_then(|v| v.as_u64()).unwrap_or(DEFAULT_INTERVAL_SECONDS);
+        let d = &b.incident.details;
+        let interval_seconds = d.get("interval_seconds").and_then(|v| v.as_u64()).unwrap_or(DEFAULT_INTERVAL_SECONDS);
+        let position = match (d.get(CHAIN_HEAD_SEQUENCE).and_then(|v| v.as_u64()), d.get(CHAIN_HEAD_SHA256).and_then(|v| v.as_str())) {
+            (Some(s), Some(h)) => Some((s, h.to_string())),
+            _ => None,
+        };
         Some(Beat {
             chain_key: (b.client_id.clone(), b.hostname.clone()),
             sequence: b.chain.sequence,
             bundle_id: b.bundle_id.clone(),
             at,
             interval_seconds,
+            position,
+            head_signed: d.get(HEAD_SIGNED).and_then(|v| v.as_bool()) == Some(true),
         })
     }
 }
@@ -82,24 +112,66 @@ pub fn gaps(beats: Vec<Beat>, max_gap: Option<Duration>) -> Vec<Gap> {
         chain.sort_by_key(|b| (b.sequence, b.at));
         for w in chain.windows(2) {
             let (a, b) = (&w[0], &w[1]);
-            let gap = (b.at - a.at).num_seconds().max(0) as u64;
-            let allowed = match max_gap {
-                Some(d) => d.as_secs(),
-                None => MIN_FLAGGED_GAP.as_secs().max(2 * a.interval_seconds),
-            };
-            if gap > allowed {
-                out.push(Gap {
-                    client_id: client_id.clone(),
-                    hostname: hostname.clone(),
-                    before: a.bundle_id.clone(),
-                    before_at: crate::runbook::exec::rfc3339(a.at),
-                    after: b.bundle_id.clone(),
-                    after_at: crate::runbook::exec::rfc3339(b.at),
-                    gap_seconds: gap,
-                    allowed_seconds: allowed,
-                    error: max_gap.is_some(),
-                });
-            }
+            out.extend(flag(&client_id, &hostname, a, b.bundle_id.clone(), b.at, max_gap));
+        }
+    }
+    out
+}
+
+/// The gap from heartbeat `a` to `after` (at `after_at`), when it exceeds the allowance:
+/// max(1 h, 2 × `a`'s interval), or `max_gap`.
+fn flag(client_id: &str, hostname: &str, a: &Beat, after: String, after_at: DateTime<Utc>, max_gap: Option<Duration>) -> Option<Gap> {
+    let gap = (after_at - a.at).num_seconds().max(0) as u64;
+    let allowed = match max_gap {
+        Some(d) => d.as_secs(),
+        None => MIN_FLAGGED_GAP.as_secs().max(a.interval_seconds.saturating_mul(2)),
+    };
+    (gap > allowed).then(|| Gap {
+        client_id: client_id.to_string(),
+        hostname: hostname.to_string(),
+        before: a.bundle_id.clone(),
+        before_at: crate::runbook::exec::rfc3339(a.at),
+        after,
+        after_at: crate::runbook::exec::rfc3339(after_at),
+        gap_seconds: gap,
+        allowed_seconds: allowed,
+        error: max_gap.is_some(),
+    })
+}
+
+/// The stretch after each chain's last heartbeat: when the chain's last bundle is further
+/// from it than the allowance, the gap between the last heartbeat and the head is reported
+/// like any other gap (`after` names the head bundle): a chain that goes on long after its
+/// last heartbeat (the agent was stopped while manual runs went on, or heartbeats were
+/// removed) shows it, and the fleet compares the same position with the WORM copy.
+pub fn tail_gaps(beats: &[Beat], ends: &[ChainEnd], max_gap: Option<Duration>) -> Vec<Gap> {
+    let mut out = Vec::new();
+    for end in ends {
+        let Some(last) = beats.iter().filter(|b| b.chain_key == end.chain_key).max_by_key(|b| b.sequence) else { continue };
+        if end.sequence <= last.sequence {
+            continue;
+        }
+        let after = format!("{} (chain head, sequence {}, {} bundle(s) after the last heartbeat)", end.bundle_id, end.sequence, end.sequence - last.sequence);
+        out.extend(flag(&end.chain_key.0, &end.chain_key.1, last, after, end.at, max_gap));
+    }
+    out
+}
+
+/// Heartbeats whose recorded chain position does not match the chain: the position must be
+/// before the heartbeat itself, and the bundle at that sequence (when verified) must have
+/// that hash. Returned as (heartbeat path, reason).
+pub fn position_problems(beats: &[Beat], seen: &[super::storecheck::Seen]) -> Vec<(std::path::PathBuf, String)> {
+    let mut out = Vec::new();
+    for b in beats {
+        let Some((seq, sha)) = &b.position else { continue };
+        let Some(me) = seen.iter().find(|s| s.file_name == format!("{}.json", b.bundle_id) && s.sequence == b.sequence) else { continue };
+        if *seq >= b.sequence {
+            out.push((me.path.clone(), format!("heartbeat records chain head sequence {seq}, not before its own sequence {}", b.sequence)));
+            continue;
+        }
+        let at: Vec<&super::storecheck::Seen> = seen.iter().filter(|s| s.sequence == *seq && s.chain_key == b.chain_key).collect();
+        if !at.is_empty() && !at.iter().any(|s| s.sha256 == *sha) {
+            out.push((me.path.clone(), format!("heartbeat records chain head sequence {seq} with sha256 {sha}, but {} (sequence {seq}) has sha256 {}", at[0].file_name, at[0].sha256)));
         }
     }
     out
@@ -134,6 +206,8 @@ mod tests {
             bundle_id: format!("EB-20261122-{seq:04}"),
             at: DateTime::parse_from_rfc3339("2026-11-22T00:00:00Z").unwrap().with_timezone(&Utc) + chrono::Duration::minutes(minute),
             interval_seconds: interval,
+            position: None,
+            head_signed: false,
         }
     }
 

@@ -66,7 +66,8 @@ impl Keyring {
     }
 }
 
-fn public_key_of(info: &KeyInfo) -> Result<VerifyingKey> {
+/// The Ed25519 key of `info`, checked against its `key_id` (the fingerprint).
+pub fn public_key_of(info: &KeyInfo) -> Result<VerifyingKey> {
     let pk = PublicKey::from_openssh(info.public_key.trim()).with_context(|| {
         format!(
             "key {}: public_key is not an OpenSSH public key",

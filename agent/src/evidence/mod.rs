@@ -5,9 +5,12 @@
 pub mod batch;
 pub mod bundle;
 pub mod heartbeat;
+pub mod export;
 pub mod keyring;
+pub mod prune;
 pub mod sample;
 pub mod store;
+pub mod storecheck;
 pub mod verify;
 
 use std::path::PathBuf;
@@ -48,9 +51,66 @@ pub enum EvidenceCmd {
         /// `manifest.json`); a directory among PATH is then the evidence directory.
         #[arg(long, value_name = "FILE")]
         manifest: Option<PathBuf>,
+        /// On a failed verification (exit 1) raise an `evidence_verify_failed` alert through
+        /// the `alert:` section of this agent config (journal at crit, webhook if set); the
+        /// daily timer of the NixOS module uses it.
+        #[arg(long, value_name = "FILE")]
+        alert_config: Option<PathBuf>,
         /// Bundles or directories of bundles (searched recursively).
         #[arg(required_unless_present = "manifest")]
         paths: Vec<PathBuf>,
+    },
+    /// Remove local copies of old bundles the WORM bucket holds (confirmed, receipted, older
+    /// than --local-retention-days, never the chain's head), leaving a signed prune record so
+    /// `evidence verify` still accepts the store; then check the evidence file system's usage.
+    ///
+    /// Exit 0: done, disk below the threshold; 1: the evidence file system is above
+    /// --disk-alert-percent (a signed `evidence_disk_high` record is written and an alert
+    /// raised); 2: error.
+    Prune {
+        /// Evidence store root.
+        #[arg(long, value_name = "DIR", default_value = crate::paths::EVIDENCE_DIR)]
+        evidence_dir: PathBuf,
+        /// State directory (the WORM outbox says what is confirmed).
+        #[arg(long, value_name = "DIR", default_value = crate::paths::STATE_DIR)]
+        state_dir: PathBuf,
+        /// Directory with the signing key (prune and disk records are signed).
+        #[arg(long, value_name = "DIR", default_value = crate::paths::KEY_DIR)]
+        key_dir: PathBuf,
+        /// Keep local copies at least this many days after they were written.
+        #[arg(long, value_name = "DAYS", default_value_t = prune::DEFAULT_LOCAL_RETENTION_DAYS)]
+        local_retention_days: u32,
+        /// Alert when the evidence file system's usage is above this percentage.
+        #[arg(long, value_name = "PERCENT", default_value_t = prune::DEFAULT_DISK_ALERT_PERCENT)]
+        disk_alert_percent: u8,
+        /// Agent config whose `alert:` section (webhook) receives the disk alert; absent or
+        /// without the section: the journal only.
+        #[arg(long, value_name = "FILE", default_value = crate::paths::CONFIG_FILE)]
+        config: PathBuf,
+        /// TEST AID: judge ages as if now were this time (RFC 3339).
+        #[arg(long, hide = true)]
+        now: Option<String>,
+    },
+    /// Offboarding: copy every bundle, receipt, prune record and packet of one client and the
+    /// public keys into DIR with a signed SHA256SUMS manifest and a README for the recipient;
+    /// verify the copy on the way out. Exit 0 verified, 1 naming what did not.
+    Export {
+        /// The client whose evidence to export.
+        #[arg(long, value_name = "ID")]
+        client: String,
+        /// Where to write (must be empty or absent).
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+        /// Evidence store root.
+        #[arg(long, value_name = "DIR", default_value = crate::paths::EVIDENCE_DIR)]
+        evidence_dir: PathBuf,
+        /// Key directory: public keys are exported (never the private key), the manifest is
+        /// signed with the signing key.
+        #[arg(long, value_name = "DIR", default_value = crate::paths::KEY_DIR)]
+        key_dir: PathBuf,
+        /// A packet directory to include (repeatable).
+        #[arg(long, value_name = "DIR")]
+        packets: Vec<PathBuf>,
     },
     /// TEST AND BENCHMARK AID (hidden): append COUNT synthetic bundles to the store at ROOT,
     /// signed with the key in KEYS. Used by the crash test, which SIGKILLs it mid-write.
@@ -82,6 +142,7 @@ impl EvidenceCmd {
                 partial,
                 max_heartbeat_gap,
                 manifest,
+                alert_config,
                 mut paths,
             } => {
                 // A packet manifest: checked by the packet module (crate::packet::manifest).
@@ -94,7 +155,29 @@ impl EvidenceCmd {
                     let dir = paths.iter().find(|p| p.is_dir()).map(PathBuf::as_path);
                     return crate::packet::verify_manifest_cli(&m, &ring, dir, json);
                 }
-                run_verify(keys, runbooks, json, partial, max_heartbeat_gap, paths)
+                let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+                let exit = run_verify(keys, runbooks, json, partial, max_heartbeat_gap, paths)?;
+                if let (Exit::CheckFailed, Some(cfg)) = (&exit, alert_config) {
+                    let alerter = crate::alert::Alerter::new(&prune::alert_config(&cfg)?)?;
+                    alerter.raise(crate::alert::Alert {
+                        kind: "evidence_verify_failed".into(),
+                        client_id: String::new(),
+                        host: nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
+                        incident_id: None,
+                        runbook_id: None,
+                        bundle_id: None,
+                        summary: format!("evidence verify failed for {} (see the msp-agent-evidence-verify unit's journal for the first bad bundle)", shown.join(" ")),
+                        at: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    });
+                    alerter.shutdown();
+                }
+                Ok(exit)
+            }
+            EvidenceCmd::Prune { evidence_dir, state_dir, key_dir, local_retention_days, disk_alert_percent, config, now } => {
+                prune::run(evidence_dir, state_dir, key_dir, local_retention_days, disk_alert_percent, config, now)
+            }
+            EvidenceCmd::Export { client, to, evidence_dir, key_dir, packets } => {
+                export::run(&client, &to, &evidence_dir, &key_dir, &packets)
             }
             EvidenceCmd::WriteTestBundles {
                 root,
@@ -122,20 +205,38 @@ fn run_verify(
     if files.is_empty() {
         anyhow::bail!("no evidence bundles (EB-YYYYMMDD-NNNN.json) found in the given paths");
     }
+    // A pruned store starts after sequence 1; its signed prune record says where (prune.rs).
+    let roots: Vec<PathBuf> = paths.iter().filter(|p| p.is_dir()).cloned().collect();
+    let (records, mut prune_problems) = prune::load_records(&roots, &ring)?;
+    let pruned = !partial && !records.is_empty();
     let opts = verify::VerifyOptions {
         keys: ring,
         runbooks,
-        partial,
+        partial: partial || pruned,
         threads: 0,
         max_heartbeat_gap,
     };
     let report = verify::verify_files(&files, &heads, &opts)?;
+    if pruned {
+        prune_problems.extend(prune::check_starts(&records, &files, &report.chains));
+    }
     if json {
+        let mut v = serde_json::to_value(&report).context("serialising the report")?;
+        if !prune_problems.is_empty() {
+            v["ok"] = serde_json::Value::Bool(false);
+            v["chain_start_problems"] = serde_json::json!(prune_problems
+                .iter()
+                .map(|(b, r)| serde_json::json!({ "bundle": b, "reason": r }))
+                .collect::<Vec<_>>());
+        }
         println!(
             "{}",
-            serde_json::to_string_pretty(&report).context("serialising the report")?
+            serde_json::to_string_pretty(&v).context("serialising the report")?
         );
     } else {
+        for (b, r) in &prune_problems {
+            println!("{b}: {r}");
+        }
         for p in &report.problems {
             println!("{}: {}", p.bundle, p.reason);
         }
@@ -149,6 +250,9 @@ fn run_verify(
                 c.last_sequence,
                 c.head_sha256
             );
+        }
+        for w in &report.warnings {
+            println!("warning: {w}");
         }
         for g in &report.heartbeat_gaps {
             println!(
@@ -166,6 +270,16 @@ fn run_verify(
         }
     }
     let gap_errors = report.heartbeat_gaps.iter().filter(|g| g.error).count();
+    if report.first_problem.is_none() {
+        if let Some((b, r)) = prune_problems.first() {
+            eprintln!("evidence verify: FAILED, {} bundle(s) checked; {b}: {r}", report.bundles_checked);
+            return Ok(Exit::CheckFailed);
+        }
+    } else {
+        for (b, r) in &prune_problems {
+            eprintln!("{b}: {r}");
+        }
+    }
     match &report.first_problem {
         None if gap_errors > 0 => {
             eprintln!(
@@ -244,3 +358,4 @@ fn write_test_bundles(
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(Exit::Ok)
 }
+

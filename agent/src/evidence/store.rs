@@ -38,8 +38,16 @@ use crate::keys::{Signer, ALGORITHM};
 
 /// Lock file name inside ROOT.
 pub const LOCK_FILE: &str = ".lock";
-/// Head hint file name inside ROOT.
-pub const HEAD_FILE: &str = "head.json";
+/// Directory inside ROOT holding the signed chain head: `head.json`, `head.json.sig`,
+/// `head.json.sshsig`, replaced together in one atomic exchange ([`fsutil::replace_dir`]).
+pub const HEAD_DIR: &str = "head";
+/// The signed head record, relative to ROOT.
+pub const HEAD_FILE: &str = "head/head.json";
+/// The unsigned head hint stores written before heads were signed kept in ROOT (migrated to
+/// [`HEAD_FILE`] by the first append or [`EvidenceStore::sign_legacy_head`]).
+pub const LEGACY_HEAD_FILE: &str = "head.json";
+/// `head_version` of a signed head record.
+pub const HEAD_VERSION: u32 = 2;
 /// Where `open` moves signatures and artifacts whose bundle was never published.
 pub const ORPHANS_DIR: &str = ".orphans";
 /// Suffix of the raw Ed25519 signature file (`EB-….json.sig`).
@@ -126,15 +134,61 @@ impl BundleName {
     }
 }
 
-/// `head.json`: which bundle is the chain head. A hint for a fast `open`, always checked
-/// against the files themselves.
+/// `head/head.json`: which bundle is the chain head, signed (`.sig`, `.sshsig` beside it,
+/// like a bundle) so that deleting the newest bundles and rewriting the head to an earlier
+/// one is detected. Rewritten after every append; checked against the files by `open` and
+/// against the key by `append` and `evidence verify`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct HeadFile {
-    sequence: u64,
+pub struct HeadRecord {
+    /// [`HEAD_VERSION`].
+    pub head_version: u32,
+    pub sequence: u64,
     /// Path relative to ROOT, e.g. `2026/11/EB-20261122-0003.json`.
-    bundle: String,
-    sha256: String,
+    pub bundle: String,
+    /// SHA-256 (hex) of the head bundle's bytes.
+    pub sha256: String,
+    /// The head bundle's `generated_at` (the next bundle may not be earlier).
+    pub generated_at: String,
+    /// When this record was written (RFC 3339 UTC).
+    pub written_at: String,
+    /// Key that signed this record (`SHA256:…`).
+    pub key_id: String,
+    /// Since when this store's heads are signed.
+    pub signed_since: SignedSince,
+}
+
+/// Where a store's signed heads begin: at its first bundle, or at the one-time migration of
+/// an unsigned head left by an older agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedSince {
+    /// The chain sequence of the first signed head.
+    pub sequence: u64,
+    /// When it was written.
+    pub at: String,
+    /// True when the first signed head replaced an unsigned `head.json` of an older agent.
+    pub migrated_from_unsigned: bool,
+}
+
+/// The unsigned `ROOT/head.json` of stores written before heads were signed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LegacyHead {
+    pub sequence: u64,
+    pub bundle: String,
+    pub sha256: String,
+}
+
+/// Which head record the store found at `open`.
+#[derive(Debug, Clone)]
+enum HeadState {
+    /// No head record (empty store, or a crash before the first head was written).
+    None,
+    /// An older agent's unsigned `head.json`.
+    Legacy,
+    /// A signed record: its bytes and raw signature, checked before the chain is extended.
+    Signed { record: Box<HeadRecord>, bytes: Vec<u8>, raw_sig: Vec<u8> },
 }
 
 /// The chain head as the store knows it.
@@ -143,12 +197,14 @@ struct Head {
     name: BundleName,
     sequence: u64,
     sha256: String,
+    generated_at: DateTime<Utc>,
 }
 
 /// Only the part of a bundle `open` needs (so a scan does not depend on every field).
 #[derive(Deserialize)]
 struct ChainOnly {
     chain: Chain,
+    generated_at: String,
 }
 
 /// The store. One writer at a time per root (enforced with a lock file).
@@ -156,6 +212,7 @@ pub struct EvidenceStore {
     root: PathBuf,
     _lock: Flock<File>,
     head: Option<Head>,
+    head_state: HeadState,
 }
 
 impl std::fmt::Debug for EvidenceStore {
@@ -165,6 +222,20 @@ impl std::fmt::Debug for EvidenceStore {
             .field("head", &self.head)
             .finish()
     }
+}
+
+/// Refuse an evidence directory another user owns or others can write (they could delete,
+/// replace or fork the chain; the group may write so an operators' group can run `runbook
+/// run`). Called at start by the daemon, `runbook run` and `packet`.
+pub fn check_evidence_dir(root: &Path) -> Result<()> {
+    fsutil::check_owner_and_mode(root, "evidence directory", fsutil::Strictness::NoOtherWrite)
+}
+
+/// Refuse a state directory another user owns or group/others can write: the guard state
+/// (cooldowns), the journal cursor and the incident counter live there, so whoever can write
+/// it can suppress repairs or make entries be skipped.
+pub fn check_state_dir(dir: &Path) -> Result<()> {
+    fsutil::check_owner_and_mode(dir, "state directory", fsutil::Strictness::NoGroupOrOtherWrite)
 }
 
 /// SHA-256 of `bytes` as lower-case hex.
@@ -199,15 +270,14 @@ impl EvidenceStore {
     /// The chain head as `head.json` records it (sequence 0 for an empty store), read without
     /// taking the writer's lock: the file is replaced atomically, so it is always whole.
     pub fn read_head_sequence(root: &Path) -> Result<u64> {
-        let path = root.join(HEAD_FILE);
-        match std::fs::read(&path) {
-            Ok(b) => {
+        for rel in [HEAD_FILE, LEGACY_HEAD_FILE] {
+            let path = root.join(rel);
+            if let Some(b) = fsutil::read_regular_opt(&path, fsutil::limits::SMALL)? {
                 let v: serde_json::Value = serde_json::from_slice(&b).with_context(|| format!("parsing {}", path.display()))?;
-                Ok(v.get("sequence").and_then(|s| s.as_u64()).unwrap_or(0))
+                return Ok(v.get("sequence").and_then(|s| s.as_u64()).unwrap_or(0));
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
-            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
         }
+        Ok(0)
     }
 
     fn open_inner(root: &Path, wait: Option<std::time::Duration>) -> Result<EvidenceStore> {
@@ -243,7 +313,9 @@ impl EvidenceStore {
             root: root.to_path_buf(),
             _lock: lock,
             head: None,
+            head_state: HeadState::None,
         };
+        fsutil::remove_stale_tmp_dirs(root, HEAD_DIR)?;
         let names = store.scan_and_clean()?;
         store.head = store.find_head(&names)?;
         Ok(store)
@@ -350,93 +422,242 @@ impl EvidenceStore {
         fsutil::sync_dir(&odir)
     }
 
-    fn read_chain(&self, name: &BundleName) -> Result<(u64, String, String)> {
+    /// (sequence, prev_bundle_sha256, own sha256, generated_at) of a bundle.
+    fn read_chain(&self, name: &BundleName) -> Result<(u64, String, String, DateTime<Utc>)> {
         let path = self.bundle_path(name);
-        let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let bytes = fsutil::read_regular(&path, fsutil::limits::BUNDLE)?;
         let c: ChainOnly = serde_json::from_slice(&bytes).with_context(|| {
             format!("{}: not an evidence bundle (chain section)", path.display())
         })?;
+        let at = DateTime::parse_from_rfc3339(&c.generated_at)
+            .with_context(|| format!("{}: generated_at {:?}", path.display(), c.generated_at))?
+            .with_timezone(&Utc);
         Ok((
             c.chain.sequence,
             c.chain.prev_bundle_sha256,
             sha256_hex(&bytes),
+            at,
         ))
     }
 
-    /// The chain head. Fast path: `head.json` names the last bundle by name (or the one before
-    /// it, after a crash between publishing and updating the hint). Otherwise every bundle's
-    /// chain section is read and the highest sequence wins.
-    fn find_head(&self, names: &[BundleName]) -> Result<Option<Head>> {
-        let head_path = self.root.join(HEAD_FILE);
-        let hint: Option<HeadFile> = match fs::read(&head_path) {
-            Ok(bytes) => Some(
-                serde_json::from_slice(&bytes)
-                    .with_context(|| format!("parsing {}", head_path.display()))?,
-            ),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(e).with_context(|| format!("reading {}", head_path.display())),
-        };
-        if let Some(h) = &hint {
-            let named = self.root.join(&h.bundle);
+    /// Read the head record: the signed `head/head.json` (its signature files must be there;
+    /// whether they verify is checked by `append` against the key), else an older agent's
+    /// unsigned `head.json`. Returns (sequence, bundle, sha256) of the head it names.
+    fn read_head_record(&mut self) -> Result<Option<(u64, String, String)>> {
+        let path = self.root.join(HEAD_FILE);
+        if let Some(bytes) = fsutil::read_regular_opt(&path, fsutil::limits::SMALL)? {
+            let record: HeadRecord = serde_json::from_slice(&bytes)
+                .with_context(|| format!("parsing {}", path.display()))?;
+            if record.head_version != HEAD_VERSION {
+                bail!("{}: head_version {} is not {HEAD_VERSION}", path.display(), record.head_version);
+            }
+            let sig_path = self.root.join(format!("{HEAD_FILE}{SIG_SUFFIX}"));
+            let sshsig_path = self.root.join(format!("{HEAD_FILE}{SSHSIG_SUFFIX}"));
+            let raw_sig = fsutil::read_regular_opt(&sig_path, fsutil::limits::RAW_SIG)?;
+            let sshsig = fsutil::read_regular_opt(&sshsig_path, fsutil::limits::SSHSIG)?;
+            let (Some(raw_sig), Some(_)) = (raw_sig, sshsig) else {
+                bail!(
+                    "{} has no {} or {}: the signed chain head was tampered with; refusing to continue the chain",
+                    path.display(),
+                    sig_path.display(),
+                    sshsig_path.display()
+                );
+            };
+            let named = (record.sequence, record.bundle.clone(), record.sha256.clone());
+            self.head_state = HeadState::Signed { record: Box::new(record), bytes, raw_sig };
+            return Ok(Some(named));
+        }
+        let legacy = self.root.join(LEGACY_HEAD_FILE);
+        if let Some(bytes) = fsutil::read_regular_opt(&legacy, fsutil::limits::SMALL)? {
+            let h: LegacyHead = serde_json::from_slice(&bytes)
+                .with_context(|| format!("parsing {}", legacy.display()))?;
+            tracing::warn!(head = %legacy.display(), "unsigned chain head of an older agent; the next append (or the daemon's start) replaces it with a signed one");
+            self.head_state = HeadState::Legacy;
+            return Ok(Some((h.sequence, h.bundle, h.sha256)));
+        }
+        Ok(None)
+    }
+
+    /// The chain head. Fast path: the head record names the last bundle by name (or the one
+    /// before it, after a crash between publishing and updating the head), and the store
+    /// holds exactly `sequence` bundles. Otherwise every bundle's chain section is read: two
+    /// bundles with one sequence (a fork, anywhere in the chain) or a missing sequence make
+    /// `open` refuse, and the highest sequence is the head.
+    fn find_head(&mut self, names: &[BundleName]) -> Result<Option<Head>> {
+        let hint = self.read_head_record()?;
+        let head_path = self.root.join(match self.head_state {
+            HeadState::Legacy => LEGACY_HEAD_FILE,
+            _ => HEAD_FILE,
+        });
+        if let Some((seq, bundle, _)) = &hint {
+            let named = self.root.join(bundle);
             if !named.is_file() {
                 bail!(
-                    "{} names {} (sequence {}) but that bundle is missing: evidence was deleted; \
+                    "{} names {} (sequence {seq}) but that bundle is missing: evidence was deleted; \
                      refusing to continue the chain",
                     head_path.display(),
                     named.display(),
-                    h.sequence
                 );
             }
         }
         let Some(last) = names.last() else {
             return Ok(None);
         };
-        let (seq, prev, sha) = self.read_chain(last)?;
-        let last_rel = last.month_dir().join(format!("{}.json", last.id()));
-        if let Some(h) = &hint {
-            let same = Path::new(&h.bundle) == last_rel && h.sequence == seq && h.sha256 == sha;
-            let one_ahead = seq == h.sequence + 1 && prev == h.sha256;
-            if same || one_ahead {
-                return Ok(Some(Head {
-                    name: *last,
-                    sequence: seq,
-                    sha256: sha,
-                }));
-            }
-        } else if names.len() == 1 {
-            return Ok(Some(Head {
-                name: *last,
-                sequence: seq,
-                sha256: sha,
-            }));
+        let (seq, prev, sha, at) = self.read_chain(last)?;
+        if hint.is_none() && !(names.len() == 1 && seq == 1) {
+            // Only a crash right after the very first bundle leaves bundles without a head.
+            bail!(
+                "evidence store {} holds {} bundle(s) but no chain head ({}): the head and perhaps the newest bundles were deleted; refusing to continue the chain",
+                self.root.display(),
+                names.len(),
+                self.root.join(HEAD_FILE).display()
+            );
         }
-        // Slow path (no hint, or names out of chain order after the clock went backwards).
+        let last_rel = last.month_dir().join(format!("{}.json", last.id()));
+        let fast = match &hint {
+            Some((hseq, hbundle, hsha)) => {
+                let same = Path::new(hbundle) == last_rel && *hseq == seq && *hsha == sha;
+                let one_ahead = seq == hseq + 1 && prev == *hsha;
+                same || one_ahead
+            }
+            None => true,
+        };
+        // Sequences count from 1 with no gaps, so a whole store has exactly `seq` bundles;
+        // any other count is a fork or a deletion somewhere in the middle.
+        if fast && names.len() as u64 == seq {
+            return Ok(Some(Head { name: *last, sequence: seq, sha256: sha, generated_at: at }));
+        }
+        // Slow path (no hint, names out of chain order after the clock went backwards under
+        // an older agent, or a count that does not add up).
+        let mut by_seq: BTreeMap<u64, BundleName> = BTreeMap::new();
         let mut best: Option<Head> = None;
         for name in names {
-            let (seq, _, sha) = self.read_chain(name)?;
-            match &best {
-                Some(b) if b.sequence == seq => bail!(
-                    "evidence store {} has two bundles with sequence {seq} ({} and {}): the chain is forked",
+            let (seq, _, sha, at) = self.read_chain(name)?;
+            if let Some(other) = by_seq.insert(seq, *name) {
+                bail!(
+                    "evidence store {} has two bundles with sequence {seq} ({} and {}): the chain is forked; refusing to continue it",
                     self.root.display(),
-                    b.name.id(),
+                    other.id(),
                     name.id()
-                ),
-                Some(b) if b.sequence > seq => {}
-                _ => best = Some(Head { name: *name, sequence: seq, sha256: sha }),
+                );
+            }
+            if best.as_ref().is_none_or(|b| seq > b.sequence) {
+                best = Some(Head { name: *name, sequence: seq, sha256: sha, generated_at: at });
             }
         }
-        if let (Some(h), Some(b)) = (&hint, &best) {
-            if b.sequence < h.sequence {
+        if let (Some((hseq, _, _)), Some(b)) = (&hint, &best) {
+            if b.sequence < *hseq {
                 bail!(
-                    "{} says the chain reached sequence {} but the highest bundle is {} (sequence {}): evidence was deleted",
+                    "{} says the chain reached sequence {hseq} but the highest bundle is {} (sequence {}): evidence was deleted",
                     head_path.display(),
-                    h.sequence,
                     b.name.id(),
                     b.sequence
                 );
             }
         }
+        if let Some(b) = &best {
+            if let Some(missing) = (1..=b.sequence).find(|s| !by_seq.contains_key(s)) {
+                bail!(
+                    "evidence store {} has no bundle with sequence {missing} (the head {} is sequence {}, {} bundle(s) present): evidence was deleted; refusing to continue the chain",
+                    self.root.display(),
+                    b.name.id(),
+                    b.sequence,
+                    names.len()
+                );
+            }
+        }
         Ok(best)
+    }
+
+    /// Check the signed head against the signer's key directory before extending the chain:
+    /// a head whose signature does not verify was rewritten (e.g. to an earlier bundle after
+    /// the newest were deleted).
+    fn check_head_signature(&self, signer: &Signer) -> Result<()> {
+        let HeadState::Signed { record, bytes, raw_sig } = &self.head_state else {
+            return Ok(());
+        };
+        let path = self.root.join(HEAD_FILE);
+        let Some(key) = signer.known_key(&record.key_id) else {
+            bail!(
+                "{} is signed by key {}, which this key directory never held: refusing to continue the chain",
+                path.display(),
+                record.key_id
+            );
+        };
+        let ok = <[u8; 64]>::try_from(raw_sig.as_slice())
+            .ok()
+            .map(|s| ed25519_dalek::Signature::from_bytes(&s))
+            .is_some_and(|s| key.verify_strict(bytes, &s).is_ok());
+        if !ok {
+            bail!(
+                "{}{SIG_SUFFIX} does not verify with key {}: the chain head was rewritten; refusing to continue the chain",
+                path.display(),
+                record.key_id
+            );
+        }
+        Ok(())
+    }
+
+    /// The one-time migration of an older agent's unsigned `head.json`: write a signed head
+    /// for the same bundle (`signed_since.migrated_from_unsigned: true`) and remove the old
+    /// file. Returns whether it did. The daemon calls it at start, so from then on the
+    /// store's heads are signed and its heartbeats say so (`head_signed`).
+    pub fn sign_legacy_head(&mut self, signer: &Signer, now: DateTime<Utc>) -> Result<bool> {
+        if !matches!(self.head_state, HeadState::Legacy) {
+            return Ok(false);
+        }
+        let Some(head) = self.head.clone() else {
+            return Ok(false);
+        };
+        self.write_head(&head, signer, now)?;
+        tracing::info!(root = %self.root.display(), sequence = head.sequence, "unsigned chain head of an older agent replaced by a signed one (one-time migration)");
+        Ok(true)
+    }
+
+    /// Write the signed head record for `head` (record and both signatures in one atomic
+    /// directory exchange), then remove an older agent's unsigned `head.json`.
+    fn write_head(&mut self, head: &Head, signer: &Signer, now: DateTime<Utc>) -> Result<()> {
+        let now_s = now.to_rfc3339_opts(SecondsFormat::Secs, true);
+        let signed_since = match &self.head_state {
+            HeadState::Signed { record, .. } => record.signed_since.clone(),
+            HeadState::Legacy => SignedSince { sequence: head.sequence, at: now_s.clone(), migrated_from_unsigned: true },
+            HeadState::None => SignedSince { sequence: head.sequence, at: now_s.clone(), migrated_from_unsigned: false },
+        };
+        let record = HeadRecord {
+            head_version: HEAD_VERSION,
+            sequence: head.sequence,
+            bundle: head.name.month_dir().join(format!("{}.json", head.name.id())).to_string_lossy().into_owned(),
+            sha256: head.sha256.clone(),
+            generated_at: head.generated_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            written_at: now_s,
+            key_id: signer.key_id().to_string(),
+            signed_since,
+        };
+        let mut bytes = serde_json::to_vec_pretty(&record).context("serialising the chain head")?;
+        bytes.push(b'\n');
+        let raw = signer.sign_raw(&bytes);
+        let sshsig = signer.sign_sshsig(&bytes)?;
+        let json_name = "head.json";
+        fsutil::replace_dir(
+            &self.root.join(HEAD_DIR),
+            &[
+                (&format!("{json_name}{SIG_SUFFIX}"), &raw[..]),
+                (&format!("{json_name}{SSHSIG_SUFFIX}"), sshsig.as_bytes()),
+                (json_name, &bytes),
+            ],
+            EVIDENCE_FILE_MODE,
+        )?;
+        let was_legacy = matches!(self.head_state, HeadState::Legacy);
+        self.head_state = HeadState::Signed { record: Box::new(record), bytes, raw_sig: raw.to_vec() };
+        let legacy = self.root.join(LEGACY_HEAD_FILE);
+        if was_legacy || legacy.exists() {
+            match fs::remove_file(&legacy) {
+                Ok(()) => fsutil::sync_dir(&self.root)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).with_context(|| format!("removing {}", legacy.display())),
+            }
+        }
+        Ok(())
     }
 
     /// The name for the next bundle written on `day`.
@@ -467,14 +688,25 @@ impl EvidenceStore {
     }
 
     /// Assign id, sequence and previous hash, store artifacts, sign, write durably.
-    /// `now` sets the bundle id's date and `generated_at` (UTC, whole seconds).
+    /// `now` sets the bundle id's date and `generated_at` (UTC, whole seconds); a clock that
+    /// went back before the head's `generated_at` is held at that time, so time never goes
+    /// backwards along the chain (`evidence verify` rejects a chain where it does: that is
+    /// how a retired key back-dating a bundle is caught). The signed head is checked against
+    /// the key directory first.
     pub fn append(
         &mut self,
         new: NewBundle,
         signer: &Signer,
         now: DateTime<Utc>,
     ) -> Result<Written> {
-        let now = now.trunc_subsecs(0);
+        self.check_head_signature(signer)?;
+        let mut now = now.trunc_subsecs(0);
+        if let Some(h) = &self.head {
+            if now < h.generated_at {
+                tracing::warn!(clock = %now, head = %h.generated_at, "the clock is behind the chain head; the bundle is dated at the head's time");
+                now = h.generated_at;
+            }
+        }
         let day = now.year() as u32 * 10000 + now.month() * 100 + now.day();
         let name = self.next_name(day);
         let mdir = self.root.join(name.month_dir());
@@ -488,19 +720,24 @@ impl EvidenceStore {
         }
         let result = self.write_bundle(&name, &mdir, new, signer, now);
         if result.is_err() {
-            // Leave nothing half-written under the name: move companions aside so the next
-            // append can use it (the bundle itself is never removed once published).
+            // Leave nothing half-written under the name. The companions were made by this
+            // call, under the lock, for a bundle that was never published (its link is the
+            // commit point): they are copies of nothing that exists, so they are removed, not
+            // moved to `.orphans/` — a retry on a full disk must not pile them up there.
+            // (Companions found by `open` come from a crash and are kept in `.orphans/`.)
             let json = self.bundle_path(&name);
             if !json.exists() {
                 for p in [
                     json.with_extension(format!("json{SIG_SUFFIX}")),
                     json.with_extension(format!("json{SSHSIG_SUFFIX}")),
-                    self.artifacts_dir(&name),
                 ] {
-                    if p.exists() {
-                        let _ = self.quarantine(&p);
-                    }
+                    let _ = fs::remove_file(&p);
                 }
+                let adir = self.artifacts_dir(&name);
+                if adir.exists() {
+                    let _ = fs::remove_dir_all(&adir);
+                }
+                let _ = fsutil::sync_dir(&mdir);
             }
         }
         result
@@ -560,23 +797,19 @@ impl EvidenceStore {
         )?;
         // Commit point: from here on the bundle is part of the chain.
         fsutil::write_once(&path, &bytes, EVIDENCE_FILE_MODE)?;
-        self.head = Some(Head {
+        let head = Head {
             name: *name,
             sequence,
             sha256: sha256.clone(),
-        });
-        let hint = HeadFile {
-            sequence,
-            bundle: name
-                .month_dir()
-                .join(format!("{id}.json"))
-                .to_string_lossy()
-                .into_owned(),
-            sha256: sha256.clone(),
+            generated_at: now,
         };
-        let mut hint_bytes = serde_json::to_vec_pretty(&hint).context("serialising head hint")?;
-        hint_bytes.push(b'\n');
-        fsutil::replace(&self.root.join(HEAD_FILE), &hint_bytes, 0o644)?;
+        self.head = Some(head.clone());
+        // The bundle is committed: a head that cannot be written (disk full) is one behind,
+        // which `open` accepts (the scan's last bundle extends it), so this is not a failure
+        // of the append — reporting one would make the caller think the evidence was lost.
+        if let Err(e) = self.write_head(&head, signer, now) {
+            tracing::error!(bundle = %id, "bundle written but the chain head could not be updated (it stays one behind until the next append): {e:#}");
+        }
         Ok(Written {
             bundle_id: id,
             path,
@@ -611,8 +844,8 @@ impl EvidenceStore {
         fs::create_dir(&adir).with_context(|| format!("creating {}", adir.display()))?;
         let mut out = Vec::with_capacity(by_name.len());
         for (fname, src) in by_name {
-            let bytes =
-                fs::read(src).with_context(|| format!("reading artifact {}", src.display()))?;
+            let bytes = fsutil::read_regular(src, fsutil::limits::ARTIFACT)
+                .with_context(|| format!("reading artifact {}", src.display()))?;
             fsutil::write_once(&adir.join(&fname), &bytes, EVIDENCE_FILE_MODE)?;
             out.push(Artifact {
                 filename: fname,

@@ -27,9 +27,9 @@ use super::bundle::{Bundle, GENESIS_PREV_HASH};
 use super::heartbeat::{Beat, Gap};
 use super::keyring::Keyring;
 use super::store::{
-    sha256_hex, BundleName, ARTIFACTS_SUFFIX, HEAD_FILE, SIG_SUFFIX, SSHSIG_SUFFIX,
+    sha256_hex, BundleName, ARTIFACTS_SUFFIX, SIG_SUFFIX, SSHSIG_SUFFIX,
 };
-use crate::fsutil::TMP_PREFIX;
+use crate::fsutil::{self, TMP_PREFIX};
 use crate::keys::{ALGORITHM, NAMESPACE};
 
 /// What verification checks against.
@@ -56,7 +56,8 @@ pub struct Problem {
     pub path: PathBuf,
     pub reason: String,
     #[serde(skip)]
-    order: (Option<BundleName>, PathBuf),
+    /// Bundles by name first, then other files (the chain head, receipts).
+    order: (bool, Option<BundleName>, PathBuf),
 }
 
 /// Summary of one chain (one client and host).
@@ -84,6 +85,39 @@ pub struct Report {
     pub chains: Vec<ChainSummary>,
     /// Gaps between heartbeats longer than the rule (see [`super::heartbeat`]).
     pub heartbeat_gaps: Vec<Gap>,
+    /// Things worth saying that are not integrity failures (an older agent's unsigned head).
+    pub warnings: Vec<String>,
+}
+
+/// A store root among the verified directories: its chain head and upload receipts are
+/// checked (see [`super::storecheck`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreRoot {
+    pub root: PathBuf,
+    /// `Some("YYYY/MM")`: only this month was verified (the packet), so the head is checked
+    /// only when it names a bundle of the month, and only the month's receipts are checked.
+    pub month: Option<String>,
+}
+
+/// The last bundle of each chain (for the gap after the last heartbeat).
+fn chain_ends(links: &[Link]) -> Vec<super::heartbeat::ChainEnd> {
+    let mut ends: BTreeMap<(String, String), &Link> = BTreeMap::new();
+    for l in links {
+        let e = ends.entry(l.chain_key.clone()).or_insert(l);
+        if l.sequence > e.sequence {
+            *e = l;
+        }
+    }
+    ends.into_values()
+        .filter_map(|l| {
+            Some(super::heartbeat::ChainEnd {
+                chain_key: l.chain_key.clone(),
+                sequence: l.sequence,
+                bundle_id: l.file_name.trim_end_matches(".json").to_string(),
+                at: l.generated_at?,
+            })
+        })
+        .collect()
 }
 
 /// Per-bundle facts the chain check needs.
@@ -98,20 +132,21 @@ struct Link {
     prev: String,
     /// Set for heartbeat bundles.
     beat: Option<Beat>,
+    generated_at: Option<DateTime<Utc>>,
+    key_id: String,
 }
 
 /// Collect bundle files from files and directories (recursive). Returns the files and the
-/// `head.json` hints of store roots among the directories. A named path that does not
-/// exist is an error.
-pub fn collect(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+/// store roots among the directories (whose chain head and upload receipts are checked, see
+/// [`super::storecheck`]). A named path that does not exist is an error.
+pub fn collect(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<StoreRoot>)> {
     let mut files = Vec::new();
     let mut heads = Vec::new();
     for p in paths {
         let meta = fs::metadata(p).with_context(|| format!("reading {}", p.display()))?;
         if meta.is_dir() {
-            let head = p.join(HEAD_FILE);
-            if head.is_file() {
-                heads.push(head);
+            if super::storecheck::is_store_root(p) {
+                heads.push(StoreRoot { root: p.clone(), month: None });
             }
             walk(p, &mut files)?;
         } else {
@@ -181,8 +216,8 @@ pub fn runbook_index(dir: &Path) -> Result<HashMap<String, Vec<String>>> {
             if !is_yaml {
                 continue;
             }
-            let bytes =
-                fs::read(&path).with_context(|| format!("reading runbook {}", path.display()))?;
+            let bytes = fsutil::read_regular(&path, fsutil::limits::RUNBOOK)
+                .with_context(|| format!("reading runbook {}", path.display()))?;
             let doc: serde_yaml_ng::Value = match serde_yaml_ng::from_slice(&bytes) {
                 Ok(v) => v,
                 Err(e) => {
@@ -207,7 +242,7 @@ pub fn runbook_index(dir: &Path) -> Result<HashMap<String, Vec<String>>> {
 
 /// Verify bundle files (see the module docs). `Err` only for I/O errors on the bundles
 /// themselves; everything wrong with the evidence is a [`Problem`] in the report.
-pub fn verify_files(files: &[PathBuf], heads: &[PathBuf], opts: &VerifyOptions) -> Result<Report> {
+pub fn verify_files(files: &[PathBuf], heads: &[StoreRoot], opts: &VerifyOptions) -> Result<Report> {
     let threads = match opts.threads {
         0 => std::thread::available_parallelism()
             .map(|n| n.get())
@@ -238,14 +273,28 @@ pub fn verify_files(files: &[PathBuf], heads: &[PathBuf], opts: &VerifyOptions) 
         problems.extend(p);
         links.extend(l);
     }
-    let beats = links.iter().filter_map(|l| l.beat.clone()).collect();
-    let heartbeat_gaps = super::heartbeat::gaps(beats, opts.max_heartbeat_gap);
-    let chains = check_chains(links, heads, opts, &mut problems)?;
+    let beats: Vec<Beat> = links.iter().filter_map(|l| l.beat.clone()).collect();
+    let mut heartbeat_gaps = super::heartbeat::gaps(beats.clone(), opts.max_heartbeat_gap);
+    let ends: Vec<super::heartbeat::ChainEnd> = chain_ends(&links);
+    heartbeat_gaps.extend(super::heartbeat::tail_gaps(&beats, &ends, opts.max_heartbeat_gap));
+    let seen: Vec<super::storecheck::Seen> = links
+        .iter()
+        .map(|l| super::storecheck::Seen { file_name: l.file_name.clone(), path: l.path.clone(), sha256: l.sha256.clone(), sequence: l.sequence, chain_key: l.chain_key.clone() })
+        .collect();
+    for (path, reason) in super::heartbeat::position_problems(&beats, &seen) {
+        problems.push(problem(&path, reason));
+    }
+    let chains = check_chains(links, opts, &mut problems)?;
+    let mut warnings = Vec::new();
+    for (path, reason) in super::storecheck::check(heads, &seen, &beats, &chains, &opts.keys, &mut warnings)? {
+        problems.push(problem(&path, reason));
+    }
     problems.sort_by(|a, b| a.order.cmp(&b.order));
     let mut bad: Vec<&Path> = problems.iter().map(|p| p.path.as_path()).collect();
     bad.sort();
     bad.dedup();
     Ok(Report {
+        warnings,
         ok: problems.is_empty() && !heartbeat_gaps.iter().any(|g| g.error),
         heartbeat_gaps,
         bundles_checked: files.len(),
@@ -266,16 +315,23 @@ fn problem(path: &Path, reason: String) -> Problem {
         bundle: file_name,
         path: path.to_path_buf(),
         reason,
-        order: (name, path.to_path_buf()),
+        order: (name.is_none(), name, path.to_path_buf()),
     }
 }
 
-/// Read a companion file; `None` when it does not exist.
-fn read_opt(path: &Path) -> Result<Option<Vec<u8>>> {
-    match fs::read(path) {
-        Ok(b) => Ok(Some(b)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+/// Read a companion file (signature, artifact) of at most `limit` bytes; `None` when it does
+/// not exist or is refused (a FIFO, device, symlink or oversized file: the reason is pushed
+/// to `refused`, to be reported as a problem of the bundle).
+fn read_companion(path: &Path, limit: u64, refused: &mut Vec<String>) -> Result<Option<Vec<u8>>> {
+    match fsutil::read_regular_opt(path, limit) {
+        Ok(b) => Ok(b),
+        Err(e) => match fsutil::refused(&e) {
+            Some(why) => {
+                refused.push(format!("not read: {why}"));
+                Ok(None)
+            }
+            None => Err(e),
+        },
     }
 }
 
@@ -315,14 +371,25 @@ fn check_bundle(
     defer: &mut dyn FnMut(SigCheck, Problem),
 ) -> Result<(Vec<Problem>, Option<Link>)> {
     let mut problems = Vec::new();
-    let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let bytes = match fsutil::read_regular(path, fsutil::limits::BUNDLE) {
+        Ok(b) => b,
+        Err(e) => match fsutil::refused(&e) {
+            // A FIFO, device, symlink or giant named like a bundle: named, never read.
+            Some(why) => {
+                problems.push(problem(path, format!("not read: {why}")));
+                return Ok((problems, None));
+            }
+            None => return Err(e),
+        },
+    };
     let sha256 = sha256_hex(&bytes);
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let name = BundleName::parse_file_name(&file_name);
-    let raw_sig = read_opt(&companion(path, SIG_SUFFIX))?;
+    let mut unreadable = Vec::new();
+    let raw_sig = read_companion(&companion(path, SIG_SUFFIX), fsutil::limits::RAW_SIG, &mut unreadable)?;
 
     let bundle: Bundle = match serde_json::from_slice(&bytes) {
         Ok(b) => b,
@@ -343,7 +410,11 @@ fn check_bundle(
             return Ok((problems, None));
         }
     };
+    let sig_refused = !unreadable.is_empty();
     let mut bad = |reason: String| problems.push(problem(path, reason));
+    for why in unreadable.drain(..) {
+        bad(why);
+    }
 
     // Identity: the id is the file name, the file sits in its YYYY/MM directory.
     if Some(bundle.bundle_id.as_str()) != file_name.strip_suffix(".json") {
@@ -414,6 +485,7 @@ fn check_bundle(
     }
     if let Some(k) = key {
         match raw_sig.as_deref().map(<[u8; 64]>::try_from) {
+            None if sig_refused => {}
             None => bad(format!("missing {file_name}{SIG_SUFFIX}")),
             Some(Err(_)) => bad(format!(
                 "{file_name}{SIG_SUFFIX} is {} bytes, not a 64-byte Ed25519 signature",
@@ -430,7 +502,13 @@ fn check_bundle(
                 ),
             ),
         }
-        match read_opt(&companion(path, SSHSIG_SUFFIX))? {
+        let sshsig = read_companion(&companion(path, SSHSIG_SUFFIX), fsutil::limits::SSHSIG, &mut unreadable)?;
+        let sshsig_refused = !unreadable.is_empty();
+        for why in unreadable.drain(..) {
+            bad(why);
+        }
+        match sshsig {
+            None if sshsig_refused => {}
             None => bad(format!("missing {file_name}{SSHSIG_SUFFIX}")),
             Some(s) => match prepare_sshsig(&s, &bytes, &k.key) {
                 Err(why) => bad(format!("SSH signature ({file_name}{SSHSIG_SUFFIX}) {why}")),
@@ -476,19 +554,20 @@ fn check_bundle(
         chain_key: (bundle.client_id, bundle.hostname),
         sequence: bundle.chain.sequence,
         prev: bundle.chain.prev_bundle_sha256,
+        generated_at,
+        key_id: bundle.signing.key_id,
     };
     Ok((problems, Some(link)))
 }
 
 /// Check an armoured SSHSIG's envelope (namespace, key, hash) and prepare the check of its
 /// Ed25519 signature over the SSHSIG signed data for `msg`.
-fn prepare_sshsig(
+pub(super) fn prepare_sshsig(
     armoured: &[u8],
     msg: &[u8],
     key: &ed25519_dalek::VerifyingKey,
 ) -> std::result::Result<SigCheck, String> {
-    let sig =
-        SshSig::from_pem(armoured).map_err(|e| format!("is not a valid SSH signature: {e}"))?;
+    let sig = crate::keys::sshsig_from_canonical_pem(armoured)?;
     if sig.namespace() != NAMESPACE {
         return Err(format!(
             "has namespace {:?}, expected {NAMESPACE:?}",
@@ -522,6 +601,11 @@ fn check_artifacts(path: &Path, bundle: &Bundle, bad: &mut impl FnMut(String)) -
         .unwrap_or_default();
     let stem = stem.strip_suffix(".json").unwrap_or(&stem);
     let adir = path.with_file_name(format!("{stem}{ARTIFACTS_SUFFIX}"));
+    // A symlinked artifacts directory would lead out of the store.
+    if fs::symlink_metadata(&adir).is_ok_and(|m| !m.is_dir()) {
+        bad(format!("{stem}{ARTIFACTS_SUFFIX} is not a directory (a symlink or a file); not followed"));
+        return Ok(());
+    }
     let mut on_disk: Vec<String> = match fs::read_dir(&adir) {
         Ok(rd) => {
             let mut v = Vec::new();
@@ -546,7 +630,13 @@ fn check_artifacts(path: &Path, bundle: &Bundle, bad: &mut impl FnMut(String)) -
             continue;
         }
         let ap = adir.join(&a.filename);
-        match read_opt(&ap)? {
+        let mut refused = Vec::new();
+        let read = read_companion(&ap, fsutil::limits::ARTIFACT, &mut refused)?;
+        for why in refused {
+            bad(format!("artifact {}: {why}", a.filename));
+        }
+        match read {
+            None if fs::symlink_metadata(&ap).is_ok() => {}
             None => bad(format!("artifact {} is missing", a.filename)),
             Some(b) if b.len() as u64 != a.size_bytes => bad(format!(
                 "artifact {} is {} bytes, the bundle says {}",
@@ -578,7 +668,6 @@ fn check_artifacts(path: &Path, bundle: &Bundle, bad: &mut impl FnMut(String)) -
 /// is named; with no successor to decide, the later name is named.
 fn check_chains(
     links: Vec<Link>,
-    heads: &[PathBuf],
     opts: &VerifyOptions,
     problems: &mut Vec<Problem>,
 ) -> Result<Vec<ChainSummary>> {
@@ -672,6 +761,23 @@ fn check_chains(
                                 "chain broken: a second genesis bundle".into(),
                             ));
                         }
+                        // Time never goes backwards along the chain (the writer holds a clock
+                        // that went back at the head's time), so a bundle dated before its
+                        // predecessor was not written by this chain's writer in order: e.g. a
+                        // retired key back-dating a bundle into its old window.
+                        if let (Some(a), Some(b)) = (named.generated_at, l.generated_at) {
+                            if b < a {
+                                problems.push(problem(
+                                    &l.path,
+                                    format!(
+                                        "time goes backwards: generated_at {} is before {} of {} (sequence {pseq})",
+                                        crate::runbook::exec::rfc3339(b),
+                                        crate::runbook::exec::rfc3339(a),
+                                        named.file_name
+                                    ),
+                                ));
+                            }
+                        }
                         // Same day: the per-day number must grow with the sequence.
                         if let (Some(a), Some(n)) = (named.name, l.name) {
                             if a.day == n.day && n.n < a.n {
@@ -689,6 +795,24 @@ fn check_chains(
             }
             prev_seq = kept.get(seq).map(|k| (*seq, *k));
         }
+        // A retired key never signs after its successor has: once a bundle signed by a key
+        // with a later window is in the chain, a later bundle signed by an earlier key is a
+        // back-dated extension (its window may still cover the date it claims).
+        let mut newest: Option<(&Link, DateTime<Utc>)> = None;
+        for (seq, k) in &kept {
+            let Some(key) = opts.keys.get(&k.key_id) else { continue };
+            match newest {
+                Some((n, from)) if key.valid_from < from => problems.push(problem(
+                    &k.path,
+                    format!(
+                        "signed by retired key {} after its successor {} signed {} (sequence {}); this is sequence {seq}",
+                        k.key_id, n.key_id, n.file_name, n.sequence
+                    ),
+                )),
+                Some((_, from)) if key.valid_from <= from => {}
+                _ => newest = Some((k, key.valid_from)),
+            }
+        }
         if let (Some(first), Some(last)) = (chain.first(), chain.last()) {
             summaries.push(ChainSummary {
                 client_id,
@@ -698,25 +822,6 @@ fn check_chains(
                 last_sequence: last.sequence,
                 head_sha256: last.sha256.clone(),
             });
-        }
-    }
-    // A store's head.json records how far its chain got: fewer bundles means deletion at the end.
-    for head in heads {
-        let text = fs::read(head).with_context(|| format!("reading {}", head.display()))?;
-        let hint: serde_json::Value =
-            serde_json::from_slice(&text).with_context(|| format!("parsing {}", head.display()))?;
-        let seq = hint.get("sequence").and_then(|v| v.as_u64()).unwrap_or(0);
-        let sha = hint.get("sha256").and_then(|v| v.as_str()).unwrap_or("");
-        let bundle = hint.get("bundle").and_then(|v| v.as_str()).unwrap_or("");
-        let reached = summaries
-            .iter()
-            .any(|c| c.last_sequence > seq || (c.last_sequence == seq && c.head_sha256 == sha));
-        if !reached {
-            let root = head.parent().unwrap_or(Path::new("."));
-            problems.push(problem(
-                &root.join(bundle),
-                format!("chain truncated: {} says the chain reached sequence {seq} with this bundle, which is missing or different", head.display()),
-            ));
         }
     }
     Ok(summaries)

@@ -57,6 +57,9 @@ pub struct Context<'a> {
     pub baseline_sha256: &'a str,
     /// The client's approved exceptions (if it has any).
     pub exceptions: Option<&'a ClientExceptions>,
+    /// Keys of the baseline's `enforced_by: agent` rules: a control citing one needs the
+    /// rule's check ([`crate::checks::REGISTRY`]) and a record of it in the month.
+    pub agent_rules: &'a BTreeSet<String>,
 }
 
 /// One verified bundle with its time.
@@ -169,6 +172,12 @@ pub enum Verdict {
     Organisational,
     /// The row is incomplete (no rule or freshness); shown as failing.
     FailingNoRule,
+    /// An agent rule the control cites has no implementing check (reason names it).
+    FailingNoCheck,
+    /// The check of an agent rule the control cites left no record in the month: no
+    /// heartbeat reported it holding, violated or watching (it was disabled, erroring, or the
+    /// agent predates it).
+    FailingCheckNoRecord,
 }
 
 impl Verdict {
@@ -181,6 +190,8 @@ impl Verdict {
             Verdict::FailingGap => "FAILING: gap",
             Verdict::Organisational => "organisational (not assessed by the server)",
             Verdict::FailingNoRule => "FAILING: no evidence rule",
+            Verdict::FailingNoCheck => "FAILING: no implementing check",
+            Verdict::FailingCheckNoRecord => "FAILING: check left no record",
         }
     }
     /// Whether this counts as failing.
@@ -210,6 +221,8 @@ pub struct ControlStatus {
     pub last_verified: Option<DateTime<Utc>>,
     /// Gaps in the month for this control's rule.
     pub gaps: usize,
+    /// Why it fails, when the verdict alone does not say (which rule, which check).
+    pub reason: Option<String>,
 }
 
 /// An interval without qualifying evidence longer than the freshness rule.
@@ -391,6 +404,10 @@ pub fn qualifies(rule: &EvidenceRule, b: &Bundle, baseline_sha256: &str) -> bool
         EvidenceRule::AnyBundle => true,
         EvidenceRule::Heartbeat => b.incident.event_type == HEARTBEAT,
         EvidenceRule::BackupCompleted => b.incident.event_type == BACKUP_COMPLETED,
+        EvidenceRule::WormRestoreTest => {
+            b.incident.event_type == crate::incident::event_type::WORM_RESTORE_TEST
+                && b.incident.details.get("result").and_then(|v| v.as_str()) == Some("passed")
+        }
         EvidenceRule::Provenance => {
             b.incident.event_type == HEARTBEAT
                 && b.incident
@@ -470,6 +487,7 @@ pub fn assess(evs: &[Ev<'_>], ctx: &Context<'_>) -> Assessment {
     type RuleEvidence = (Vec<DateTime<Utc>>, usize);
     let mut per_rule: BTreeMap<(String, u32), RuleEvidence> = BTreeMap::new();
     let mut controls = Vec::new();
+    let check_records = check_records(evs);
     for row in ctx.controls {
         let status = row.status;
         let map_status = status.map_or("invalid", Status::as_str).to_string();
@@ -483,6 +501,7 @@ pub fn assess(evs: &[Ev<'_>], ctx: &Context<'_>) -> Assessment {
             evidence_count: 0,
             last_verified: None,
             gaps: 0,
+            reason: None,
         };
         if status == Some(Status::Organisational) {
             cs.verdict = Verdict::Organisational;
@@ -512,6 +531,15 @@ pub fn assess(evs: &[Ev<'_>], ctx: &Context<'_>) -> Assessment {
                 Some(_) if gaps > 0 => Verdict::FailingGap,
                 Some(_) => Verdict::Passing,
             };
+        }
+        // Claims follow checks: an agent rule nobody checks, or a check with no record in the
+        // month, fails the control whatever the other evidence says.
+        // (A month with no evidence at all keeps the plainer "no evidence".)
+        if let Some((verdict, reason)) = check_verdict(row, ctx.agent_rules, &check_records) {
+            if verdict == Verdict::FailingNoCheck || cs.verdict != Verdict::FailingNoEvidence {
+                cs.verdict = verdict;
+                cs.reason = Some(reason);
+            }
         }
         if cs.verdict == Verdict::Passing {
             summary.controls_passing += 1;
@@ -753,6 +781,37 @@ pub fn assess(evs: &[Ev<'_>], ctx: &Context<'_>) -> Assessment {
         exceptions,
         exceptions_judged_on: judged_on,
     }
+}
+
+/// Check id → heartbeats in the month that report the check ran (holds, violated, watching).
+pub fn check_records(evs: &[Ev<'_>]) -> BTreeMap<&'static str, usize> {
+    let mut out: BTreeMap<&'static str, usize> = crate::checks::ids().into_iter().map(|id| (id, 0)).collect();
+    for e in evs.iter().filter(|e| e.b.incident.event_type == HEARTBEAT) {
+        for (id, n) in out.iter_mut() {
+            if crate::checks::status_in_heartbeat(&e.b.incident.details, id).is_some_and(crate::checks::Status::ran) {
+                *n += 1;
+            }
+        }
+    }
+    out
+}
+
+/// The failing verdict (and its reason) of a control citing an agent rule without a check, or
+/// whose check left no record in the month; `None` when every cited agent rule is covered.
+fn check_verdict(row: &Row, agent_rules: &BTreeSet<String>, records: &BTreeMap<&'static str, usize>) -> Option<(Verdict, String)> {
+    let cited: Vec<&String> = row.baseline_keys.iter().filter(|k| agent_rules.contains(*k)).collect();
+    if let Some(k) = cited.iter().find(|k| crate::checks::for_rule(k).is_none()) {
+        return Some((Verdict::FailingNoCheck, format!("rule {k} is enforced_by: agent, but no agent check implements it")));
+    }
+    let silent: Vec<String> = cited
+        .iter()
+        .filter_map(|k| crate::checks::for_rule(k))
+        .filter(|c| records.get(c.id).copied().unwrap_or(0) == 0)
+        .map(|c| format!("{} ({})", c.id, c.rule))
+        .collect();
+    (!silent.is_empty()).then(|| {
+        (Verdict::FailingCheckNoRecord, format!("no heartbeat in the month records check {} running", silent.join(", ")))
+    })
 }
 
 fn seen_system(

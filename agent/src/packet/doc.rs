@@ -214,7 +214,9 @@ pub fn build(meta: &Meta<'_>, a: &Assessment, bundles: &[Loaded], edge_problems:
                     Verdict::Organisational => Tone::Muted,
                     _ => Tone::Bad,
                 };
-                let status = if c.verdict == Verdict::FailingGap {
+                let status = if let Some(reason) = &c.reason {
+                    format!("{}: {reason}", c.verdict.label())
+                } else if c.verdict == Verdict::FailingGap {
                     format!("{} ({} gap(s))", c.verdict.label(), c.gaps)
                 } else {
                     c.verdict.label().to_string()

@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 
 use crate::evidence::bundle::Bundle;
 use crate::evidence::keyring::Keyring;
-use crate::evidence::store::{sha256_hex, BundleName, HEAD_FILE};
+use crate::evidence::store::{sha256_hex, BundleName};
 use crate::evidence::verify::{self, VerifyOptions};
 
 use super::period::Month;
@@ -64,6 +64,7 @@ pub fn load_month(root: &Path, month: &Month, keys: &Keyring) -> Result<MonthEvi
     if !root.is_dir() {
         anyhow::bail!("evidence directory {} does not exist", root.display());
     }
+    crate::evidence::store::check_evidence_dir(root)?;
     let dir = root.join(month.dir());
     let files = if dir.is_dir() {
         verify::collect(std::slice::from_ref(&dir))?.0
@@ -75,21 +76,9 @@ pub fn load_month(root: &Path, month: &Month, keys: &Keyring) -> Result<MonthEvi
     all.extend(before.iter().cloned());
     all.extend(after.iter().cloned());
     all.sort();
-    // head.json is a hint about the chain's end: it only speaks for this month when it names
-    // a bundle of this month (otherwise the successor link does the job).
-    let mut heads = Vec::new();
-    let head = root.join(HEAD_FILE);
-    if let Ok(text) = fs::read(&head) {
-        let v: serde_json::Value = serde_json::from_slice(&text)
-            .with_context(|| format!("parsing {}", head.display()))?;
-        let prefix = format!("{}/", month.dir_string());
-        if v.get("bundle")
-            .and_then(|b| b.as_str())
-            .is_some_and(|b| b.starts_with(&prefix))
-        {
-            heads.push(head);
-        }
-    }
+    // The chain head only speaks for this month when it names a bundle of this month
+    // (otherwise the successor link does the job); the month's upload receipts are checked.
+    let heads = vec![verify::StoreRoot { root: root.to_path_buf(), month: Some(month.dir_string()) }];
     let opts = VerifyOptions {
         keys: keys.clone(),
         runbooks: None,
@@ -118,7 +107,12 @@ pub fn load_month(root: &Path, month: &Month, keys: &Keyring) -> Result<MonthEvi
     }
     let mut bundles = Vec::with_capacity(files.len());
     for path in files {
-        let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        // verify_files already named a special or oversized file; it counts for nothing.
+        let bytes = match crate::fsutil::read_regular(&path, crate::fsutil::limits::BUNDLE) {
+            Ok(b) => b,
+            Err(e) if crate::fsutil::refused(&e).is_some() => Vec::new(),
+            Err(e) => return Err(e),
+        };
         let bundle: Option<Bundle> = serde_json::from_slice(&bytes).ok();
         let generated_at = bundle.as_ref().and_then(|b| {
             DateTime::parse_from_rfc3339(&b.generated_at)

@@ -8,13 +8,11 @@
 //! directory listed, the packet files' hashes.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use ed25519_dalek::Signature;
 use serde::{Deserialize, Serialize};
-use ssh_key::SshSig;
 
 use crate::evidence::keyring::Keyring;
 use crate::evidence::store::{sha256_hex, BundleName};
@@ -139,8 +137,7 @@ pub fn verify(
     keys: &Keyring,
     evidence_dir: Option<&Path>,
 ) -> Result<ManifestReport> {
-    let bytes = fs::read(manifest_path)
-        .with_context(|| format!("reading {}", manifest_path.display()))?;
+    let bytes = crate::fsutil::read_regular(manifest_path, crate::fsutil::limits::MANIFEST)?;
     let mut report = ManifestReport::default();
     let mut problems: Vec<(String, String)> = Vec::new();
     let name = manifest_path
@@ -161,8 +158,8 @@ pub fn verify(
             format!("signed by unknown key {} (not in the key directory)", manifest.signing.key_id),
         )),
         Some(k) => {
-            match fs::read(companion(manifest_path, ".sig")) {
-                Err(e) => problems.push((name.clone(), format!("{name}.sig: {e}"))),
+            match crate::fsutil::read_regular(&companion(manifest_path, ".sig"), crate::fsutil::limits::RAW_SIG) {
+                Err(e) => problems.push((name.clone(), format!("{name}.sig: {e:#}"))),
                 Ok(sig) => match <[u8; 64]>::try_from(sig.as_slice()) {
                     Err(_) => problems.push((name.clone(), format!("{name}.sig is not a 64-byte Ed25519 signature"))),
                     Ok(raw) => {
@@ -172,10 +169,10 @@ pub fn verify(
                     }
                 },
             }
-            match fs::read(companion(manifest_path, ".sshsig")) {
-                Err(e) => problems.push((name.clone(), format!("{name}.sshsig: {e}"))),
+            match crate::fsutil::read_regular(&companion(manifest_path, ".sshsig"), crate::fsutil::limits::SSHSIG) {
+                Err(e) => problems.push((name.clone(), format!("{name}.sshsig: {e:#}"))),
                 Ok(armoured) => {
-                    let ok = SshSig::from_pem(&armoured).ok().is_some_and(|sig| {
+                    let ok = crate::keys::sshsig_from_canonical_pem(&armoured).ok().is_some_and(|sig| {
                         crate::keys::ssh_public_key(&k.key)
                             .verify(NAMESPACE, &bytes, &sig)
                             .is_ok()
@@ -200,8 +197,8 @@ pub fn verify(
             file_problems.push((f.path.clone(), "is not a plain file name".into()));
             continue;
         }
-        match fs::read(dir.join(&f.path)) {
-            Err(e) => file_problems.push((f.path.clone(), format!("cannot be read: {e}"))),
+        match crate::fsutil::read_regular(&dir.join(&f.path), crate::fsutil::limits::MANIFEST) {
+            Err(e) => file_problems.push((f.path.clone(), format!("cannot be read: {e:#}"))),
             Ok(b) if sha256_hex(&b) != f.sha256 => file_problems
                 .push((f.path.clone(), "sha256 does not match the manifest (modified)".into())),
             Ok(_) => {}
@@ -230,17 +227,20 @@ pub fn verify(
             bundle_problems.insert(key, format!("{}: listed twice in the manifest", b.path));
             continue;
         }
-        match fs::read(root.join(&b.path)) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        match crate::fsutil::read_regular_opt(&root.join(&b.path), crate::fsutil::limits::BUNDLE) {
+            Ok(None) => {
                 bundle_problems.insert(key, format!("{}: listed in the manifest but missing (deleted)", b.path));
             }
-            Err(e) => {
-                return Err(e).with_context(|| format!("reading {}", root.join(&b.path).display()))
-            }
-            Ok(bytes) if sha256_hex(&bytes) != b.sha256 => {
+            Err(e) => match crate::fsutil::refused(&e) {
+                Some(why) => {
+                    bundle_problems.insert(key, format!("{}: {why}", b.path));
+                }
+                None => return Err(e),
+            },
+            Ok(Some(bytes)) if sha256_hex(&bytes) != b.sha256 => {
                 bundle_problems.insert(key, format!("{}: sha256 {} does not match the manifest's {} (modified)", b.path, sha256_hex(&bytes), b.sha256));
             }
-            Ok(_) => report.bundles_ok += 1,
+            Ok(Some(_)) => report.bundles_ok += 1,
         }
     }
     // Every bundle of the period in the directory is listed.
@@ -257,7 +257,7 @@ pub fn verify(
                 continue;
             }
             // Another client's bundle in a shared directory is not this packet's business.
-            let client = fs::read(&f)
+            let client = crate::fsutil::read_regular(&f, crate::fsutil::limits::BUNDLE)
                 .ok()
                 .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
                 .and_then(|v| v.get("client_id").and_then(|c| c.as_str()).map(str::to_string));

@@ -283,6 +283,12 @@ pub fn generate(o: &Options) -> Result<Generated> {
     bail_findings("the exceptions file", &findings)?;
 
     let as_of = period::as_of(&o.month, o.now);
+    let agent_rules: BTreeSet<String> = baseline
+        .rules
+        .values()
+        .filter(|r| r.enforced_by == model::EnforcedBy::Agent)
+        .map(|r| r.key.clone())
+        .collect();
     let ctx = assess::Context {
         client_id: &client_id,
         month: o.month,
@@ -291,6 +297,7 @@ pub fn generate(o: &Options) -> Result<Generated> {
         baseline_version: &baseline.version,
         baseline_sha256: &baseline_sha256,
         exceptions: client_exceptions.as_ref(),
+        agent_rules: &agent_rules,
     };
     let evs = assess::evidence(&bundles, &ctx);
     let assessment = assess::assess(&evs, &ctx);

@@ -47,6 +47,8 @@ pub struct MonthSpec {
     pub first_sequence: u64,
     /// `prev_bundle_sha256` of the first bundle.
     pub prev_sha256: String,
+    /// Agent checks the heartbeats report as `disabled` (every other check: `holds`).
+    pub disabled_checks: Vec<String>,
 }
 
 impl MonthSpec {
@@ -62,6 +64,7 @@ impl MonthSpec {
             baseline_sha256: baseline_sha256.into(),
             first_sequence: 1,
             prev_sha256: GENESIS_PREV_HASH.into(),
+            disabled_checks: Vec::new(),
         }
     }
 }
@@ -227,6 +230,10 @@ pub fn write_month(root: &Path, spec: &MonthSpec, signer: &Signer) -> Result<Tal
                 "baseline_sha256": spec.baseline_sha256,
                 "interval_seconds": spec.heartbeat_interval,
                 "agent_started_at": rfc(started),
+                "checks": crate::checks::ids().into_iter().map(|id| {
+                    let status = if spec.disabled_checks.iter().any(|d| d == id) { "disabled" } else { "holds" };
+                    (id.to_string(), json!({ "status": status, "checked_at": rfc(t), "detail": null }))
+                }).collect::<serde_json::Map<_, _>>(),
             });
             events.push(record(t, format!("HB-{}", t.format("%Y%m%d-%H%M%S")), "heartbeat", "agent", details, &["§164.312(b)", "§164.308(a)(1)(ii)(D)"]));
             tally.heartbeats += 1;

@@ -466,6 +466,10 @@ impl RunCtx<'_> {
 
     fn spawn_and_wait(&self, step: &Step) -> Outcome {
         let fail = |msg: String| Outcome { exit_code: None, stdout: Vec::new(), stderr: Vec::new(), problem: Some((StepResult::Failed, msg)) };
+        // Path parameters were resolved at bind time; refuse one that became a symlink since.
+        if let Err(m) = self.params.recheck_paths() {
+            return fail(m);
+        }
         let mut child = match self.command(step).spawn() {
             Ok(c) => c,
             Err(e) => return fail(format!("could not start {}: {e}", self.cfg.bash.display())),

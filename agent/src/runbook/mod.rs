@@ -35,7 +35,9 @@ pub enum RunbookCmd {
     /// Run one runbook by hand (evidence `resolution_type: manual`).
     ///
     /// Prints the evidence bundle's path; exit 0 when resolved, 1 otherwise, 2 when nothing
-    /// could run (bad parameter, runbook, key or store).
+    /// could run (bad parameter, runbook, key or store, or too little free space for its
+    /// evidence), 3 when the repair ran but its evidence could not be written (the record
+    /// is then kept in the journal and in the state directory's `unrecorded/`).
     Run {
         /// Runbook id, e.g. RB-DISK-001.
         id: String,
@@ -89,7 +91,9 @@ fn lint(paths: &[PathBuf]) -> Result<Exit> {
             checked += books.len() + errs.len();
             errors.extend(errs);
         } else {
-            let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+            // Regular files only (a FIFO would block the lint forever), bounded; symlinks are
+            // followed: runbooks are often links into the Nix store.
+            let bytes = crate::fsutil::read_config_file(p, crate::fsutil::limits::RUNBOOK)?;
             checked += 1;
             if let Err(e) = Runbook::from_bytes(p, &bytes) {
                 errors.push(e);
@@ -182,10 +186,112 @@ fn run_manual(id: &str, raw_params: &[String], dir: &Path, dirs: &ManualDirs<'_>
         .collect::<Result<Vec<_>, _>>()
         .map_err(anyhow::Error::msg)?;
     let runbook = find_runbook(dir, id)?;
-    let (report, written) = run_by_hand(&runbook, &overrides, dirs, client_id, host)?;
-    println!("{}", written.path.display());
-    eprintln!("runbook {id}: {}", report.status.as_str());
-    Ok(if report.status == ResolutionStatus::Resolved { Exit::Ok } else { Exit::CheckFailed })
+    let (report, recorded) = run_by_hand(&runbook, &overrides, dirs, client_id, host)?;
+    match recorded {
+        Recorded::Written(written) => {
+            println!("{}", written.path.display());
+            eprintln!("runbook {id}: {}", report.status.as_str());
+            Ok(if report.status == ResolutionStatus::Resolved { Exit::Ok } else { Exit::CheckFailed })
+        }
+        Recorded::Lost { error, kept } => {
+            let kept = match &kept {
+                Some(p) => format!("the unsigned record is kept in {} and in the journal", p.display()),
+                None => "the record is in the journal only (the state directory could not be written either)".into(),
+            };
+            eprintln!(
+                "runbook {id}: RAN ({}) but its evidence could not be written: {error:#}; {kept}",
+                report.status.as_str()
+            );
+            Ok(Exit::RanUnrecorded)
+        }
+    }
+}
+
+/// What became of a manual run's evidence.
+#[derive(Debug)]
+pub enum Recorded {
+    /// The bundle is in the chain.
+    Written(crate::evidence::store::Written),
+    /// The repair ran but the bundle could not be written: the record went to the journal
+    /// (an error event with the whole unsigned record) and, when possible, to
+    /// `STATE/unrecorded/<incident>.json`.
+    Lost {
+        /// Why the append failed.
+        error: anyhow::Error,
+        /// Where the unsigned record was kept, if the state directory could be written.
+        kept: Option<PathBuf>,
+    },
+}
+
+/// Free space a manual run needs in the evidence directory before it runs anything: a
+/// bundle with its signatures and the head is tens of KiB (excerpts are bounded at 4 KiB
+/// each), artifacts a step captures are usually a few KiB; 8 MiB leaves room for both with
+/// margin, and is small enough never to refuse on a healthy disk.
+pub const MIN_EVIDENCE_FREE_BYTES: u64 = 8 << 20;
+/// Free inodes needed likewise (bundle, two signatures, artifacts directory and files, head).
+pub const MIN_EVIDENCE_FREE_INODES: u64 = 64;
+
+/// Before a repair runs: the evidence directory must have room and take a write (a probe
+/// file of 64 KiB written, fsynced and removed). A repair whose evidence cannot be written
+/// must not run: refused here with a clear error (exit 2, nothing ran).
+pub fn check_evidence_writable(evidence_dir: &Path) -> Result<()> {
+    let st = nix::sys::statvfs::statvfs(evidence_dir)
+        .with_context(|| format!("statvfs {}", evidence_dir.display()))?;
+    let free = st.blocks_available() as u64 * st.fragment_size() as u64;
+    if free < MIN_EVIDENCE_FREE_BYTES {
+        bail!(
+            "evidence directory {} has {free} bytes free, less than the {MIN_EVIDENCE_FREE_BYTES} a run's evidence needs: nothing was run (free space first)",
+            evidence_dir.display()
+        );
+    }
+    // Filesystems without inode accounting report 0 files in total.
+    if st.files() > 0 && (st.files_available() as u64) < MIN_EVIDENCE_FREE_INODES {
+        bail!(
+            "evidence directory {} has {} free inodes, fewer than {MIN_EVIDENCE_FREE_INODES}: nothing was run",
+            evidence_dir.display(),
+            st.files_available()
+        );
+    }
+    let probe = evidence_dir.join(format!("{}preflight.{}", crate::fsutil::TMP_PREFIX, std::process::id()));
+    let result = (|| -> Result<()> {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&probe)?;
+        f.write_all(&[0u8; 64 << 10])?;
+        f.sync_all()?;
+        Ok(())
+    })();
+    let _ = std::fs::remove_file(&probe);
+    result.with_context(|| format!("evidence directory {} does not take a write: nothing was run", evidence_dir.display()))
+}
+
+/// Keep the record of a run whose bundle could not be written: one journal error event
+/// with the whole unsigned record (metadata only: excerpts are scrubbed and bounded), and a
+/// copy in `STATE/unrecorded/` for the operator (best effort: often the same full disk).
+fn keep_unrecorded(state: &Path, bundle: &crate::evidence::store::NewBundle, error: &anyhow::Error) -> Option<PathBuf> {
+    let record = serde_json::json!({
+        "error": format!("{error:#}"),
+        "client_id": bundle.client_id,
+        "hostname": bundle.hostname,
+        "incident": bundle.incident,
+        "runbook": bundle.runbook,
+        "execution": bundle.execution,
+        "actions_taken": bundle.actions_taken,
+        "rollback": bundle.rollback,
+        "verification": bundle.verification,
+        "outputs": bundle.outputs,
+    });
+    tracing::error!(
+        incident = %bundle.incident.incident_id,
+        runbook = %bundle.runbook.runbook_id,
+        record = %record,
+        "the repair ran but its evidence bundle could not be written; the unsigned record follows"
+    );
+    let dir = state.join("unrecorded");
+    let path = dir.join(format!("{}.json", bundle.incident.incident_id));
+    let bytes = serde_json::to_vec_pretty(&record).ok()?;
+    crate::fsutil::create_dir_all(&dir, 0o700).ok()?;
+    crate::fsutil::write_once(&path, &bytes, 0o600).ok()?;
+    Some(path)
 }
 
 /// Run `runbook` by hand with `overrides` and record it (`resolution_type: manual`) in the
@@ -199,15 +305,21 @@ pub fn run_by_hand(
     dirs: &ManualDirs<'_>,
     client_id: &str,
     host: &str,
-) -> Result<(exec::ExecutionReport, crate::evidence::store::Written)> {
+) -> Result<(exec::ExecutionReport, Recorded)> {
     let id = &runbook.id;
     let evidence_dir = dirs.evidence;
     let params = runbook.bind_params(None, overrides).with_context(|| format!("runbook {id}"))?;
+    crate::evidence::store::check_state_dir(dirs.state)?;
+    crate::evidence::store::check_evidence_dir(evidence_dir)?;
     let signer = crate::keys::Signer::load(dirs.keys)?;
     // Check the store opens (and is ours to write) before anything runs; the lock is then
     // released so the daemon can keep recording while this runbook runs, and taken again
     // for the append.
-    drop(crate::evidence::store::EvidenceStore::open_waiting(evidence_dir, crate::daemon::STORE_WAIT)?);
+    let mut store = crate::evidence::store::EvidenceStore::open_waiting(evidence_dir, crate::daemon::STORE_WAIT)?;
+    // An older agent's unsigned chain head is signed now, before anything runs.
+    store.sign_legacy_head(&signer, chrono::Utc::now())?;
+    drop(store);
+    check_evidence_writable(evidence_dir)?;
 
     crate::fsutil::create_dir_all(dirs.state, 0o700)?;
     let now = chrono::Utc::now();
@@ -224,7 +336,15 @@ pub fn run_by_hand(
         provenance: provenance(),
     };
     let bundle = to_new_bundle(&report, &incident, runbook, &ctx);
-    let written = crate::evidence::store::EvidenceStore::open_waiting(evidence_dir, crate::daemon::STORE_WAIT)?
-        .append(bundle, &signer, chrono::Utc::now())?;
-    Ok((report, written))
+    // From here on the repair has run: a failure to record it must not look like "nothing
+    // ran" (exit 2). The record is kept, and the caller says the repair ran (exit 3).
+    let appended = crate::evidence::store::EvidenceStore::open_waiting(evidence_dir, crate::daemon::STORE_WAIT)
+        .and_then(|mut s| s.append(bundle.clone(), &signer, chrono::Utc::now()));
+    match appended {
+        Ok(written) => Ok((report, Recorded::Written(written))),
+        Err(error) => {
+            let kept = keep_unrecorded(dirs.state, &bundle, &error);
+            Ok((report, Recorded::Lost { error, kept }))
+        }
+    }
 }

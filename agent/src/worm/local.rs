@@ -110,6 +110,16 @@ fn bundle_files(mdir: &Path, id: &str, year: &str, month: &str) -> Result<LocalB
     for suffix in [".json", ".json.sig", ".json.sshsig"] {
         let rel = format!("{id}{suffix}");
         let path = mdir.join(&rel);
+        // Not followed: a symlink or FIFO named like evidence is refused by name (it would
+        // otherwise hold the upload back for ever as "not written yet", or be uploaded from
+        // outside the store).
+        match fs::symlink_metadata(&path) {
+            Ok(m) if !m.file_type().is_file() => anyhow::bail!(
+                "{} is not a regular file (a symlink, FIFO or device); refusing to upload it",
+                path.display()
+            ),
+            _ => {}
+        }
         if !path.is_file() {
             return Ok(LocalBundle {
                 id: id.into(),
@@ -122,16 +132,21 @@ fn bundle_files(mdir: &Path, id: &str, year: &str, month: &str) -> Result<LocalB
     }
     let adir_name = format!("{id}.artifacts");
     let adir = mdir.join(&adir_name);
-    if adir.is_dir() {
+    if fs::symlink_metadata(&adir).is_ok_and(|m| m.file_type().is_dir()) {
         let mut stack = vec![(adir, adir_name)];
         while let Some((dir, rel_dir)) = stack.pop() {
             for name in sorted_names(&dir)? {
                 let path = dir.join(&name);
                 let rel = format!("{rel_dir}/{name}");
-                if path.is_dir() {
+                let ft = fs::symlink_metadata(&path)
+                    .with_context(|| format!("reading {}", path.display()))?
+                    .file_type();
+                if ft.is_dir() {
                     stack.push((path, rel));
-                } else {
+                } else if ft.is_file() {
                     files.push(LocalFile { rel, path });
+                } else {
+                    anyhow::bail!("{} is not a regular file (a symlink, FIFO or device); refusing to upload it", path.display());
                 }
             }
         }

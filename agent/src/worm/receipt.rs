@@ -79,12 +79,11 @@ pub fn receipt_path(evidence_root: &Path, bundle: &LocalBundle) -> PathBuf {
 /// the outbox state leaves one behind).
 pub fn read(evidence_root: &Path, bundle: &LocalBundle) -> Result<Option<Receipt>> {
     let p = receipt_path(evidence_root, bundle);
-    if !p.exists() {
+    let Some(bytes) = fsutil::read_regular_opt(&p, fsutil::limits::RECEIPT)? else {
         return Ok(None);
-    }
-    let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+    };
     let r =
-        serde_json::from_str(&text).with_context(|| format!("parsing receipt {}", p.display()))?;
+        serde_json::from_slice(&bytes).with_context(|| format!("parsing receipt {}", p.display()))?;
     Ok(Some(r))
 }
 
@@ -100,7 +99,7 @@ pub fn write(
     let dir = path.parent().context("receipt path has no directory")?;
     fsutil::create_dir_all(dir, 0o755)?;
     let bytes = if path.exists() {
-        std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?
+        fsutil::read_regular(&path, fsutil::limits::RECEIPT)?
     } else {
         let mut b = serde_json::to_vec_pretty(receipt).context("serialising receipt")?;
         b.push(b'\n');

@@ -118,6 +118,17 @@ pub struct PutResult {
     pub etag: String,
 }
 
+/// What a checked GetObject returned.
+#[derive(Debug, Clone)]
+pub struct GetResult {
+    pub body: Vec<u8>,
+    /// SHA-256 (hex) of the body.
+    pub sha256_hex: String,
+    pub version_id: Option<String>,
+    /// Which server-side value the body was checked against.
+    pub checked_by: &'static str,
+}
+
 /// The bucket's protection settings, as the startup check sees them.
 #[derive(Debug, Clone)]
 pub struct BucketProtection {
@@ -565,6 +576,78 @@ impl S3Client {
             None,
         )
         .map(|_| ())
+    }
+
+    /// GetObject of `version_id` (or the latest version), checksum mode on. The body is
+    /// checked against what the server says it stored: `x-amz-checksum-sha256` when returned,
+    /// otherwise a 32-hex-digit ETag (the MD5 of a single-part upload, which is what the
+    /// uploader sends with Content-MD5). A body that matches neither is an error naming the key.
+    pub fn get_object(&self, key: &str, version_id: Option<&str>) -> Result<GetResult, S3Error> {
+        let headers = [("x-amz-checksum-mode", "ENABLED".to_string())];
+        let q: Vec<(&str, &str)> = version_id.map(|v| vec![("versionId", v)]).unwrap_or_default();
+        let r = self.send("GetObject", reqwest::Method::GET, Some(key), &q, &headers, vec![], None)?;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let sha = Sha256::digest(&r.body);
+        let checksum = header(&r.headers, "x-amz-checksum-sha256");
+        let etag = unquote(&header(&r.headers, "etag").unwrap_or_default());
+        let mismatch = |detail: String| S3Error::Service {
+            op: "GetObject",
+            target: format!("s3://{}/{key}", self.bucket),
+            status: r.status,
+            code: "ChecksumMismatch".into(),
+            message: detail,
+        };
+        let checked_by = if let Some(c) = &checksum {
+            if *c != b64.encode(sha) {
+                return Err(mismatch(format!(
+                    "body sha256 {} does not match x-amz-checksum-sha256 {c}",
+                    b64.encode(sha)
+                )));
+            }
+            "x-amz-checksum-sha256"
+        } else if etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let md5 = hex::encode(md5::Md5::digest(&r.body));
+            if !etag.eq_ignore_ascii_case(&md5) {
+                return Err(mismatch(format!("body MD5 {md5} does not match ETag {etag}")));
+            }
+            "ETag (MD5)"
+        } else {
+            return Err(mismatch(
+                "the server returned neither x-amz-checksum-sha256 nor an MD5 ETag; the download cannot be checked"
+                    .into(),
+            ));
+        };
+        Ok(GetResult {
+            sha256_hex: hex::encode(sha),
+            version_id: header(&r.headers, "x-amz-version-id"),
+            checked_by,
+            body: r.body,
+        })
+    }
+
+    /// PUT a bucket sub-resource (`?object-lock`, `?publicAccessBlock`, `?encryption`,
+    /// `?lifecycle`, `?versioning`) with an XML body and the Content-MD5 S3 requires for them.
+    pub fn put_bucket_config(&self, op: &'static str, subresource: &str, xml: &str) -> Result<(), S3Error> {
+        let body = xml.as_bytes().to_vec();
+        let md5 = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(&body));
+        let headers = [("content-md5", md5), ("content-type", "application/xml".to_string())];
+        self.send(op, reqwest::Method::PUT, None, &[(subresource, "")], &headers, body, None)
+            .map(|_| ())
+    }
+
+    /// GET a bucket sub-resource as XML text; `None` when the server answers with one of
+    /// `absent_codes` (S3's way of saying "not configured").
+    pub fn get_bucket_config(
+        &self,
+        op: &'static str,
+        subresource: &str,
+        absent_codes: &[&str],
+    ) -> Result<Option<String>, S3Error> {
+        match self.send(op, reqwest::Method::GET, None, &[(subresource, "")], &[], vec![], None) {
+            Ok(r) => Ok(Some(String::from_utf8_lossy(&r.body).into_owned())),
+            Err(S3Error::Service { code, .. }) if absent_codes.contains(&code.as_str()) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// DeleteObject of one version. On a locked version the server must refuse (403).

@@ -160,8 +160,7 @@ impl Uploader {
             receipt::write(&self.evidence_dir, bundle, &r, &self.signer)?;
             return Ok(());
         }
-        let bundle_bytes = std::fs::read(bundle.json_path())
-            .with_context(|| format!("reading {}", bundle.json_path().display()))?;
+        let bundle_bytes = crate::fsutil::read_regular(bundle.json_path(), crate::fsutil::limits::BUNDLE)?;
         let (client, host) = self.key_owner(&bundle_bytes, bundle)?;
         let written_at: DateTime<Utc> = std::fs::metadata(bundle.json_path())
             .and_then(|m| m.modified())
@@ -182,7 +181,7 @@ impl Uploader {
             let bytes = if f.rel == bundle.files[0].rel {
                 bundle_bytes.clone()
             } else {
-                std::fs::read(&f.path).with_context(|| format!("reading {}", f.path.display()))?
+                crate::fsutil::read_regular(&f.path, crate::fsutil::limits::ARTIFACT)?
             };
             let sums = Sums::of(&bytes);
             let head = self.put_or_find(&key, bytes, &sums, retain_until, written_at, report)?;

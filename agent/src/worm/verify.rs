@@ -27,6 +27,9 @@ pub struct VerifyReport {
     pub extra: Vec<String>,
     /// Objects whose size, ETag, version count or receipted version differ, with why.
     pub differing: Vec<String>,
+    /// Objects in the bucket of bundles pruned locally (covered by the store's prune record):
+    /// expected, not extra.
+    pub pruned: usize,
 }
 
 impl VerifyReport {
@@ -74,8 +77,7 @@ pub fn verify(
                 }
                 continue;
             };
-            let bytes =
-                std::fs::read(&f.path).with_context(|| format!("reading {}", f.path.display()))?;
+            let bytes = crate::fsutil::read_regular(&f.path, crate::fsutil::limits::ARTIFACT)?;
             let sums = Sums::of(&bytes);
             let live: Vec<&ObjectVersion> = vs.iter().filter(|v| !v.delete_marker).collect();
             if live.len() > 1 {
@@ -123,22 +125,33 @@ pub fn verify(
             }
         }
     }
-    report.extra = by_key
-        .into_keys()
-        .filter(|k| !expected.contains(k))
-        .collect();
+    // Bundles pruned locally (evidence/prune.rs) are still in the bucket: not extra.
+    let pruned_upto = crate::evidence::prune::latest_record(evidence_dir)?
+        .and_then(|(_, r, _)| local::id_order(&r.last_pruned_bundle));
+    for k in by_key.into_keys().filter(|k| !expected.contains(k)) {
+        let id = k.rsplit('/').next().unwrap_or("").split('.').next().unwrap_or("");
+        let id = if k.contains(".artifacts/") {
+            k.split('/').rev().nth(1).unwrap_or("").split('.').next().unwrap_or("")
+        } else {
+            id
+        };
+        match (&pruned_upto, local::id_order(id)) {
+            (Some(limit), Some(o)) if o <= *limit => report.pruned += 1,
+            _ => report.extra.push(k),
+        }
+    }
     Ok(report)
 }
 
-fn owner(cfg: &WormConfig, bundles: &[local::LocalBundle]) -> Result<(String, String)> {
+/// Client and host for object keys: configured, or from the first local bundle.
+pub(crate) fn owner(cfg: &WormConfig, bundles: &[local::LocalBundle]) -> Result<(String, String)> {
     let mut client = cfg.client_id.clone();
     let mut host = cfg.host.clone();
     if client.is_empty() || host.is_empty() {
         let Some(first) = bundles.first() else {
             bail!("no local bundles to tell the client and host from; pass --client and --host");
         };
-        let text = std::fs::read(first.json_path())
-            .with_context(|| format!("reading {}", first.json_path().display()))?;
+        let text = crate::fsutil::read_regular(first.json_path(), crate::fsutil::limits::BUNDLE)?;
         let v: serde_json::Value = serde_json::from_slice(&text)
             .with_context(|| format!("parsing {}", first.json_path().display()))?;
         let get = |f: &str| v.get(f).and_then(|x| x.as_str()).map(str::to_string);

@@ -199,7 +199,7 @@ pub fn parse_reply(bytes: &[u8]) -> Result<Reply, ChatError> {
 
 /// A bounded, scrubbed excerpt of what a server sent (it goes into evidence).
 pub fn excerpt(bytes: &[u8]) -> String {
-    crate::scrub::excerpt(bytes, 512)
+    super::prompt::scrub_text(&String::from_utf8_lossy(bytes), 512)
 }
 
 /// `url` without user name, password, query or fragment (what the record and logs show).

@@ -72,7 +72,7 @@ pub fn check_answer(content: &str, candidates: &[Candidate]) -> Result<Answer, R
             format!("{} is not one of the candidates ({})", prompt::scrub_field(&raw.runbook_id), ids(candidates).join(", ")),
         ));
     }
-    Ok(Answer { runbook_id: raw.runbook_id, confidence: raw.confidence, reasoning: crate::scrub::scrub(&raw.reasoning) })
+    Ok(Answer { runbook_id: raw.runbook_id, confidence: raw.confidence, reasoning: prompt::scrub_text(&raw.reasoning, MAX_REASONING_CHARS) })
 }
 
 fn ids(candidates: &[Candidate]) -> Vec<String> {

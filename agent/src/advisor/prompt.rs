@@ -81,12 +81,18 @@ pub fn build(incident: &Incident, candidates: &[Candidate]) -> Prompt {
     Prompt { system: SYSTEM.to_string(), user: user.to_string() }
 }
 
-/// The PHI filter every prompt field passes through: the scrubber (emails, phone, SSN- and
-/// MRN-like numbers), control characters dropped, bounded to [`MAX_FIELD_CHARS`]. The one
-/// place to change when the filter changes.
+/// [`scrub_text`] bounded to [`MAX_FIELD_CHARS`]: what every prompt field passes through.
 pub fn scrub_field(s: &str) -> String {
-    let clean: String = s.chars().filter(|c| !c.is_control()).take(MAX_FIELD_CHARS * 2).collect();
-    crate::scrub::scrub(&clean).chars().take(MAX_FIELD_CHARS).collect()
+    scrub_text(s, MAX_FIELD_CHARS)
+}
+
+/// The PHI filter for everything the advisor sends or records (prompt fields, reasoning,
+/// excerpts of what a server said): the scrubber (emails, phone, SSN- and MRN-like numbers),
+/// control characters dropped, bounded to `max_chars`. The one place to change when the
+/// filter changes.
+pub fn scrub_text(s: &str, max_chars: usize) -> String {
+    let clean: String = s.chars().filter(|c| !c.is_control()).take(max_chars.saturating_mul(2)).collect();
+    crate::scrub::scrub(&clean).chars().take(max_chars).collect()
 }
 
 #[cfg(test)]

@@ -302,6 +302,6 @@ mod tests {
         let long = format!(r#"{{"runbook_id":"RB-A-001","confidence":0.9,"reasoning":"{}"}}"#, "a".repeat(MAX_REASONING_CHARS + 1));
         assert_eq!(check_answer(&long, &cands()).unwrap_err().kind, "malformed");
         let phi = check_answer(r#"{"runbook_id":"RB-A-001","confidence":0.9,"reasoning":"call 555-123-4567"}"#, &cands()).unwrap();
-        assert_eq!(phi.reasoning, "call [REDACTED:phone]");
+        assert_eq!(phi.reasoning, "call [phone×1]");
     }
 }

@@ -126,8 +126,8 @@ mod tests {
         let v: Value = serde_json::from_str(&p.user).unwrap();
         let keys: Vec<&String> = v["incident"].as_object().unwrap().keys().collect();
         assert_eq!(keys, ["event_type", "exit_status", "rule", "severity", "unit"]);
-        assert_eq!(v["incident"]["unit"], "portal-[REDACTED:phone].service");
-        assert_eq!(v["candidates"][0]["description"], "mail [REDACTED:email]");
+        assert_eq!(v["incident"]["unit"], "portal-[phone×1].service");
+        assert_eq!(v["candidates"][0]["description"], "mail [email×1]");
         for leaked in ["Jane", "6789", "bob@", "patient", "\u{7}"] {
             assert!(!p.user.contains(leaked), "{leaked} in {}", p.user);
         }

@@ -374,7 +374,10 @@ fn run_restore(conn: ConnArgs, to: PathBuf, month: Option<String>, keys: PathBuf
     sync::check_bucket(&client, &cfg)?;
     let local = conn.evidence_dir.exists().then_some(conn.evidence_dir.as_path());
     let state = local.map(|_| conn.state_dir.as_path());
-    let r = restore::restore(&client, &cfg, &client_id, &host, &to, month.as_deref(), local, state, &ring)?;
+    // With the private key in --keys (the operator on the host), the restored chain gets a
+    // signed head; with public keys only it stays a headless copy.
+    let signer = keys.join(crate::keys::PRIVATE_KEY_FILE).exists().then(|| crate::keys::Signer::load(&keys)).transpose()?;
+    let r = restore::restore(&client, &cfg, &client_id, &host, &to, month.as_deref(), local, state, &ring, signer.as_ref())?;
     if json {
         println!("{}", serde_json::to_string_pretty(&r).context("serialising the report")?);
     } else {
@@ -385,6 +388,14 @@ fn run_restore(conn: ConnArgs, to: PathBuf, month: Option<String>, keys: PathBuf
         }
         if let Some(p) = &r.verify_problem {
             println!("restored store does not verify: {p}");
+        }
+        match r.head_sealed {
+            Some(seq) => println!("signed chain head written for the restored chain (sequence {seq})"),
+            None if month.is_none() => println!(
+                "no chain head written (no signing key in {}, or something is missing or tampered): `evidence verify` reports the copy as headless",
+                keys.display()
+            ),
+            None => {}
         }
     }
     eprintln!(

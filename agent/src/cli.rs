@@ -34,6 +34,9 @@ pub enum Command {
     Runbook(crate::runbook::RunbookCmd),
     /// Show what the agent would do with a journal: one line per incident, nothing executed.
     Detect(crate::detect::DetectCmd),
+    /// Show which runbook an incident (a `detect --json` line) would get and why; nothing is
+    /// executed. `--advisor URL` consults an LLM advisor when planning is unsure.
+    Plan(crate::plan::PlanCmd),
     /// HIPAA baseline: consistency check, render the Nix data.
     #[command(subcommand)]
     Baseline(crate::baseline::BaselineCmd),
@@ -54,6 +57,7 @@ impl Command {
             Command::Evidence(c) => c.run(),
             Command::Runbook(c) => c.run(),
             Command::Detect(c) => c.run(),
+            Command::Plan(c) => c.run(),
             Command::Baseline(c) => c.run(),
             Command::Worm(c) => c.run(),
             Command::Packet(c) => c.run(),

@@ -83,6 +83,9 @@ pub struct Config {
     /// baseline's `phi.evidence_excerpt_max_bytes` (a larger value is refused at start).
     #[serde(default)]
     pub evidence_excerpt_max_bytes: Option<usize>,
+    /// The LLM advisor the planner may consult when it is unsure (default: off).
+    #[serde(default)]
+    pub advisor: AdvisorConfig,
     /// The file this configuration was read from (set by [`Config::load`]; the drift watcher
     /// governs it).
     #[serde(skip)]
@@ -426,6 +429,104 @@ impl Default for AlertConfig {
     }
 }
 
+/// `advisor.policy`: what the planner does with the advisor's choice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdvisorPolicy {
+    /// Never consult it: the deterministic planner alone (the default).
+    #[default]
+    Off,
+    /// Consult it when planning is unsure; its choice goes into the escalation record and the
+    /// alert, and a person runs the runbook.
+    Suggest,
+    /// Consult it when planning is unsure; a choice at or above `confidence_threshold` runs
+    /// (through the guard, like any plan).
+    Auto,
+}
+
+/// `advisor:` section: an OpenAI-compatible chat-completions endpoint that may choose among
+/// the approved runbooks when the deterministic planner finds none or several (see
+/// [`crate::advisor`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdvisorConfig {
+    /// `off`, `suggest` or `auto`.
+    pub policy: AdvisorPolicy,
+    /// Base URL of the API (`http://127.0.0.1:8080/v1`); requests go to `URL/chat/completions`.
+    pub url: Option<String>,
+    /// The `model` field of every request.
+    pub model: String,
+    /// File holding the API key (sent as `Authorization: Bearer`). Default:
+    /// `$CREDENTIALS_DIRECTORY/advisor-api-key` when systemd passed it, else no key.
+    pub api_key_file: Option<PathBuf>,
+    /// `auto` runs the advisor's choice only at or above this confidence (0-1].
+    pub confidence_threshold: f64,
+    /// Per-attempt timeout (connect and answer), 1-60 s.
+    pub timeout_seconds: u64,
+    /// Further attempts after a timeout, a connection error, a 429 or a 5xx (0-3).
+    pub retries: u32,
+    /// Sampling temperature sent with the request.
+    pub temperature: f64,
+    /// Upper bound on the answer's tokens.
+    pub max_tokens: u32,
+}
+
+impl Default for AdvisorConfig {
+    fn default() -> Self {
+        AdvisorConfig {
+            policy: AdvisorPolicy::Off,
+            url: None,
+            model: "local".into(),
+            api_key_file: None,
+            confidence_threshold: 0.8,
+            timeout_seconds: 10,
+            retries: 1,
+            temperature: 0.0,
+            max_tokens: 256,
+        }
+    }
+}
+
+impl AdvisorConfig {
+    /// The checks [`Config::parse`] applies; `at` maps a key path (`advisor.url`) to its
+    /// `FILE:LINE`.
+    pub fn validate(&self, at: &dyn Fn(&str) -> String) -> Result<()> {
+        if let Some(url) = &self.url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                bail!("{}: advisor.url: must be an http(s) URL", at("advisor.url"));
+            }
+        } else if self.policy != AdvisorPolicy::Off {
+            bail!("{}: advisor.url: required when advisor.policy is not off", at("advisor.policy"));
+        }
+        if !(self.confidence_threshold > 0.0 && self.confidence_threshold <= 1.0) {
+            bail!("{}: advisor.confidence_threshold: must be in (0, 1]", at("advisor.confidence_threshold"));
+        }
+        if !(1..=60).contains(&self.timeout_seconds) {
+            bail!("{}: advisor.timeout_seconds: must be 1-60", at("advisor.timeout_seconds"));
+        }
+        if self.retries > 3 {
+            bail!("{}: advisor.retries: at most 3", at("advisor.retries"));
+        }
+        if !(0.0..=2.0).contains(&self.temperature) {
+            bail!("{}: advisor.temperature: must be 0-2", at("advisor.temperature"));
+        }
+        if !(16..=4096).contains(&self.max_tokens) {
+            bail!("{}: advisor.max_tokens: must be 16-4096", at("advisor.max_tokens"));
+        }
+        Ok(())
+    }
+
+    /// Where the API key is, per the rules documented on `api_key_file`.
+    pub fn effective_api_key_file(&self) -> Option<PathBuf> {
+        if let Some(p) = &self.api_key_file {
+            return Some(p.clone());
+        }
+        let dir = std::env::var_os("CREDENTIALS_DIRECTORY")?;
+        let p = Path::new(&dir).join(crate::advisor::client::CREDENTIAL_NAME);
+        p.exists().then_some(p)
+    }
+}
+
 fn default_runbooks_dir() -> PathBuf {
     PathBuf::from(crate::paths::RUNBOOK_DIR)
 }
@@ -497,6 +598,7 @@ impl Config {
                 bail!("{}: probes.backup_age.units: {u:?} is not a unit name", at("probes.backup_age.units"));
             }
         }
+        self.advisor.validate(&at)?;
         if let Some(url) = &self.alert.webhook_url {
             if !(url.starts_with("https://") || url.starts_with("http://")) {
                 bail!("{}: alert.webhook_url: must be an http(s) URL", at("alert.webhook_url"));
@@ -780,6 +882,21 @@ mod tests {
         assert!(e.contains("probes.restore_test.interval_days: 8 is longer than the baseline's backup.restore_test_interval_days (7"), "{e}");
         let e = parse("client_id: c\nprobes:\n  tls:\n    endpoints: [\"127.0.0.1:443; reboot\"]\n").unwrap_err();
         assert!(format!("{e:#}").starts_with("/etc/msp/agent.yaml:4: probes.tls.endpoints:"), "{e:#}");
+    }
+
+    #[test]
+    fn advisor_section_defaults_off_and_is_checked() {
+        assert_eq!(parse("client_id: c\n").unwrap().advisor.policy, AdvisorPolicy::Off);
+        let c = parse("client_id: c\nadvisor:\n  policy: auto\n  url: http://127.0.0.1:8080/v1\n  confidence_threshold: 0.9\n").unwrap();
+        assert_eq!(c.advisor.policy, AdvisorPolicy::Auto);
+        let off = parse("client_id: c\nadvisor:\n  policy: off\n").unwrap();
+        assert_eq!(off.advisor.policy, AdvisorPolicy::Off);
+        let err = parse("client_id: c\nadvisor:\n  policy: suggest\n").unwrap_err();
+        assert!(format!("{err:#}").contains("/etc/msp/agent.yaml:3: advisor.url: required"), "{err:#}");
+        let err = parse("client_id: c\nadvisor:\n  url: http://x/v1\n  confidence_threshold: 1.5\n").unwrap_err();
+        assert!(format!("{err:#}").contains("advisor.confidence_threshold"), "{err:#}");
+        let err = parse("client_id: c\nadvisor:\n  api_key: sk-123\n").unwrap_err();
+        assert!(format!("{err:#}").contains("unknown field `api_key`"), "{err:#}");
     }
 
     #[test]

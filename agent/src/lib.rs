@@ -9,6 +9,7 @@
 //! Every module here owns one concern; the binary (`main.rs`) only parses the command line
 //! ([`cli`]) and maps results onto the exit codes in [`exit`].
 
+pub mod advisor;
 pub mod alert;
 pub mod baseline;
 pub mod checks;

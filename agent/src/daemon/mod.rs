@@ -195,6 +195,8 @@ pub struct Daemon {
     first_start: chrono::DateTime<Utc>,
     /// Incidents whose SLA deadline has not passed and that are not resolved yet.
     sla: sla::SlaClock,
+    /// The LLM advisor, when `advisor.policy` is not `off` (see [`crate::advisor`]).
+    advisor: Option<Arc<crate::advisor::Advisor>>,
 }
 
 /// How long a writer waits for another one (a manual run's append) to release the store.
@@ -313,6 +315,7 @@ impl Daemon {
             drift,
             next_heartbeat: Instant::now(),
             started_at: Utc::now(),
+            advisor: crate::advisor::Advisor::from_config(&cfg.advisor)?.map(Arc::new),
             cfg,
             policy,
             board: crate::checks::Board::default(),
@@ -386,7 +389,7 @@ impl Daemon {
                     if let Some(summary) = self.guard.started(&key, Utc::now()) {
                         self.write_summary(&summary)?;
                     }
-                    self.dispatch(r.incident.clone(), rb.clone(), params, key, None, r.next_step)?;
+                    self.dispatch(r.incident.clone(), rb.clone(), params, key, None, r.next_step, None)?;
                 }
                 (rb, refusal, bound) => {
                     let reason = refusal
@@ -719,13 +722,34 @@ impl Daemon {
         }
         no_space::drop_own_retry(&mut incident, self.own_unit.as_deref());
         let runbooks = Arc::clone(&self.runbooks);
-        let rb = match plan(&incident, &runbooks) {
-            Plan::Escalate { reason, .. } => {
-                self.number(&mut incident)?;
-                self.escalate(&incident, None, &reason)?;
-                return Ok(false);
+        // `planner`: the advisor's record, when it was consulted; it goes into every bundle
+        // this incident leaves. With the advisor off this is the deterministic path unchanged.
+        let (rb, planner) = match plan(&incident, &runbooks) {
+            Plan::Escalate { reason, candidates } => {
+                let Some(record) = self.advise(&incident, &runbooks, &candidates) else {
+                    self.number(&mut incident)?;
+                    self.escalate(&incident, None, &reason)?;
+                    return Ok(false);
+                };
+                let planner = crate::advisor::planner_section(&record, &reason);
+                let find = |id: &str| runbooks.iter().find(|r| r.id == id);
+                // (runbook, runs): `auto` above the threshold runs it, `suggest` names it.
+                let pick = match record.action() {
+                    crate::advisor::Action::Run(id) => find(&id).map(|rb| (rb, true)),
+                    crate::advisor::Action::Suggest(id) => find(&id).map(|rb| (rb, false)),
+                    crate::advisor::Action::Escalate => None,
+                };
+                match pick {
+                    Some((rb, true)) => (rb, Some(planner)),
+                    suggested => {
+                        self.number(&mut incident)?;
+                        let why = format!("{reason}; {}", record.reason);
+                        self.escalate_with(&incident, suggested.map(|(rb, _)| rb), &why, Some(planner))?;
+                        return Ok(false);
+                    }
+                }
             }
-            Plan::Run(rb) => rb,
+            Plan::Run(rb) => (rb, None),
         };
         if incident.unit.is_some() && incident.unit == self.own_unit {
             // The agent's own unit failed (a watchdog kill, a crash): systemd's
@@ -733,7 +757,7 @@ impl Daemon {
             // kill the very process running the runbook. The record is the alert.
             self.number(&mut incident)?;
             let reason = "the failed unit is the agent's own: systemd restarts it (Restart=on-failure); the agent does not remediate itself";
-            self.escalate(&incident, Some(rb), reason)?;
+            self.escalate_with(&incident, Some(rb), reason, planner)?;
             return Ok(false);
         }
         let key = GuardKey {
@@ -745,7 +769,7 @@ impl Daemon {
         match self.guard.decide(&key, &rb.runbook_hash, now) {
             Verdict::Refused { reason } => {
                 self.number(&mut incident)?;
-                self.escalate(&incident, Some(rb), &reason)?;
+                self.escalate_with(&incident, Some(rb), &reason, planner)?;
                 Ok(false)
             }
             Verdict::Suppressed { reason, until, record } => {
@@ -753,7 +777,8 @@ impl Daemon {
                 tracing::debug!(event = %incident.event_type, target = %key.target, runbook = %rb.id, ?reason, %until, "suppressed");
                 if record {
                     self.number(&mut incident)?;
-                    let nb = records::suppression(&self.record_ctx(), &incident, rb, reason, until, now);
+                    let mut nb = records::suppression(&self.record_ctx(), &incident, rb, reason, until, now);
+                    nb.planner = planner;
                     self.append(nb)?;
                 }
                 // A suppressed repeat is still an unresolved problem: its clock runs too (one
@@ -766,7 +791,7 @@ impl Daemon {
                 let params = match rb.bind_params_for_host(self.cfg.runbook_parameters.get(&rb.id), Some(&incident)) {
                     Ok(p) => p,
                     Err(e) => {
-                        self.escalate(&incident, Some(rb), &format!("parameters refused: {e}"))?;
+                        self.escalate_with(&incident, Some(rb), &format!("parameters refused: {e}"), planner)?;
                         return Ok(false);
                     }
                 };
@@ -775,8 +800,42 @@ impl Daemon {
                     self.write_summary(&summary)?;
                 }
                 self.sla.watch(&incident, Some(rb), &key, &self.policy, sla::State::Running);
-                self.dispatch(incident, rb.clone(), params, key, entry, 0)?;
+                self.dispatch(incident, rb.clone(), params, key, entry, 0, planner)?;
                 Ok(true)
+            }
+        }
+    }
+
+    /// Consult the advisor about an escalated incident, keeping the watchdog fed while it
+    /// answers (bounded by `advisor.timeout_seconds` × (1 + `advisor.retries`) plus backoff).
+    /// `None` when there is no advisor or nothing it could choose from.
+    fn advise(&mut self, incident: &Incident, runbooks: &[Runbook], matched: &[String]) -> Option<crate::advisor::AdvisorRecord> {
+        let advisor = Arc::clone(self.advisor.as_ref()?);
+        let candidates: Vec<crate::advisor::prompt::Candidate> =
+            crate::plan::advisor_candidates(incident, runbooks, matched).into_iter().map(crate::advisor::prompt::Candidate::of).collect();
+        if candidates.is_empty() {
+            return None;
+        }
+        let (tx, rx) = channel();
+        let inc = incident.clone();
+        let spawned = std::thread::Builder::new().name("advisor".into()).spawn(move || {
+            let _ = tx.send(advisor.consult(&inc, &candidates));
+        });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the advisor thread; deterministic escalation");
+            return None;
+        }
+        loop {
+            match rx.recv_timeout(POLL) {
+                Ok(record) => {
+                    tracing::info!(event = %incident.event_type, decision = %record.decision, reason = %record.reason, "advisor consulted");
+                    return Some(record);
+                }
+                Err(RecvTimeoutError::Timeout) => self.keepalive(),
+                Err(RecvTimeoutError::Disconnected) => {
+                    tracing::warn!("the advisor thread ended without an answer; deterministic escalation");
+                    return None;
+                }
             }
         }
     }
@@ -788,6 +847,7 @@ impl Daemon {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn dispatch(
         &mut self,
         incident: Incident,
@@ -796,6 +856,7 @@ impl Daemon {
         key: GuardKey,
         entry: Option<u64>,
         resume_at: usize,
+        planner: Option<serde_json::Value>,
     ) -> Result<()> {
         self.stats.runs += 1;
         self.running += 1;
@@ -812,7 +873,7 @@ impl Daemon {
         let signer = Arc::clone(&self.signer);
         let tx = self.done_tx.clone();
         let excerpt_bytes = self.cfg.evidence_excerpt_max_bytes.unwrap_or(self.policy.evidence_excerpt_max_bytes);
-        let run = RunSettings { excerpt_bytes, resume_at, stop: Arc::clone(&self.stop), state_dir: self.cfg.state_dir.clone() };
+        let run = RunSettings { excerpt_bytes, resume_at, stop: Arc::clone(&self.stop), state_dir: self.cfg.state_dir.clone(), planner };
         std::thread::Builder::new()
             .name(format!("run-{}", rb.id))
             .spawn(move || {
@@ -906,8 +967,14 @@ impl Daemon {
     }
 
     fn escalate(&mut self, incident: &Incident, rb: Option<&Runbook>, reason: &str) -> Result<()> {
+        self.escalate_with(incident, rb, reason, None)
+    }
+
+    /// [`Daemon::escalate`] with the `planner` section when the advisor was consulted.
+    fn escalate_with(&mut self, incident: &Incident, rb: Option<&Runbook>, reason: &str, planner: Option<serde_json::Value>) -> Result<()> {
         self.stats.escalated += 1;
-        let nb = records::escalation(&self.record_ctx(), incident, rb, reason, Utc::now());
+        let mut nb = records::escalation(&self.record_ctx(), incident, rb, reason, Utc::now());
+        nb.planner = planner;
         let written = self.append(nb)?;
         self.raise(
             "escalation",
@@ -1082,6 +1149,8 @@ struct RunSettings {
     resume_at: usize,
     stop: Arc<AtomicBool>,
     state_dir: PathBuf,
+    /// The `planner` section for the bundle (advisor consulted), else `None`.
+    planner: Option<serde_json::Value>,
 }
 
 /// Execute and write the bundle, then the resume record if the run was interrupted (runs on
@@ -1109,6 +1178,7 @@ fn run_and_record(
     let report = execute(rb, params, incident, &exec)?;
     let mut nb = to_new_bundle(&report, incident, rb, ctx);
     nb.incident = records::incident_section(incident, rb.hipaa_controls.clone());
+    nb.planner = run.planner.clone();
     if run.resume_at > 0 {
         if let Some(d) = nb.incident.details.as_object_mut() {
             d.insert("resumed_at_step".into(), serde_json::json!(run.resume_at + 1));

@@ -105,6 +105,7 @@ fn non_execution(
         actions_taken: Vec::new(),
         rollback: Vec::new(),
         verification,
+        planner: None,
         outputs: Outputs { resolution_status: resolution.into() },
         provenance: ctx.provenance.clone(),
         artifact_files: Vec::new(),

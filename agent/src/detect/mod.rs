@@ -90,7 +90,7 @@ impl Planned {
 }
 
 /// The runbooks `detect` plans with: `dir`'s, or the embedded ones.
-fn planning_runbooks(dir: Option<&Path>) -> Result<Vec<Runbook>> {
+pub(crate) fn planning_runbooks(dir: Option<&Path>) -> Result<Vec<Runbook>> {
     match dir {
         Some(d) => {
             let (books, errors) = crate::runbook::model::load_dir(d).with_context(|| format!("reading runbook directory {}", d.display()))?;

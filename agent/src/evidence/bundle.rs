@@ -33,6 +33,10 @@ pub struct Bundle {
     pub artifacts: Vec<Artifact>,
     /// The closed-loop verification step's outcome (empty object when the runbook has none).
     pub verification: serde_json::Value,
+    /// How the runbook was chosen, present only when the advisor was consulted
+    /// (`crate::advisor::planner_section`); absent bundles were planned deterministically.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planner: Option<serde_json::Value>,
     pub outputs: Outputs,
     pub provenance: Provenance,
     pub chain: Chain,

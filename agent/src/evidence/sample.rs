@@ -68,6 +68,7 @@ pub fn sample_new_bundle(i: u64, artifact_files: Vec<PathBuf>) -> NewBundle {
         ],
         rollback: Vec::new(),
         verification: json!({"check": "used_pct < 85", "passed": true, "measured": 71}),
+        planner: None,
         outputs: Outputs {
             resolution_status: "resolved".to_string(),
         },

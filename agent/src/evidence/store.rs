@@ -71,6 +71,8 @@ pub struct NewBundle {
     pub actions_taken: Vec<Action>,
     pub rollback: Vec<Action>,
     pub verification: serde_json::Value,
+    /// The `planner` section (only when the advisor was consulted).
+    pub planner: Option<serde_json::Value>,
     pub outputs: Outputs,
     pub provenance: Provenance,
     /// Files to store beside the bundle (scrubbed copies of `$MSP_ARTIFACTS` files, with the
@@ -794,6 +796,7 @@ impl EvidenceStore {
             rollback: new.rollback,
             artifacts,
             verification: new.verification,
+            planner: new.planner,
             outputs: new.outputs,
             provenance: new.provenance,
             chain: Chain {

@@ -488,6 +488,7 @@ fn write_events(root: &Path, spec: &MonthSpec, signer: &Signer, events: Vec<Even
             rollback: Vec::new(),
             artifacts: Vec::new(),
             verification: json!({}),
+            planner: None,
             outputs: Outputs { resolution_status: e.status },
             provenance: Provenance {
                 agent_version: crate::AGENT_VERSION.into(),

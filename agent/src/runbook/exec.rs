@@ -804,6 +804,7 @@ pub fn to_new_bundle(report: &ExecutionReport, incident: &Incident, runbook: &Ru
         actions_taken: report.steps.iter().map(StepRecord::to_action).collect(),
         rollback: report.rollback.iter().map(StepRecord::to_action).collect(),
         verification: serde_json::to_value(report.verification.to_action()).unwrap_or(serde_json::Value::Null),
+        planner: None,
         outputs: Outputs { resolution_status: report.status.as_str().to_string() },
         provenance: ctx.provenance.clone(),
         artifact_files: report.artifact_sources(),

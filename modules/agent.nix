@@ -62,7 +62,9 @@ let
 
   credentials =
     lib.optional (cfg.signingKeyFile != null) "${signingCredential}:${cfg.signingKeyFile}"
-    ++ lib.optional (cfg.worm.credentialsFile != null) "${wormCredential}:${cfg.worm.credentialsFile}";
+    ++ lib.optional (cfg.worm.credentialsFile != null) "${wormCredential}:${cfg.worm.credentialsFile}"
+    # The planner advisor's API key: the agent reads $CREDENTIALS_DIRECTORY/advisor-api-key.
+    ++ lib.optional (cfg.advisorApiKeyFile != null) "advisor-api-key:${cfg.advisorApiKeyFile}";
 
   # Sandboxing shared by the daemon and the scheduled jobs. The agent runs as root because
   # runbooks restart units, free disk space and run restic; so the file system stays
@@ -207,6 +209,19 @@ in
           passed to the agent as the systemd credential `${wormCredential}`.
         '';
       };
+    };
+
+    advisorApiKeyFile = lib.mkOption {
+      type = lib.types.nullOr (lib.types.strMatching "/.*");
+      default = null;
+      example = "/etc/msp/advisor-api-key";
+      description = ''
+        Absolute path, on the host, of the planner advisor's API key (for an endpoint that
+        needs one). Never copied to the store; passed to the agent as the systemd credential
+        `advisor-api-key`. The advisor itself is configured in
+        {option}`services.msp-agent.settings` as `advisor.{policy,url,model,...}` (README,
+        "The planner's advisor"); its policy defaults to `off`.
+      '';
     };
 
     alertWebhookUrl = lib.mkOption {
@@ -543,6 +558,10 @@ in
       {
         assertion = cfg.worm.credentialsFile == null || !(lib.hasPrefix builtins.storeDir cfg.worm.credentialsFile);
         message = "services.msp-agent.worm.credentialsFile points into the world-readable Nix store; keep it on the host.";
+      }
+      {
+        assertion = cfg.advisorApiKeyFile == null || !(lib.hasPrefix builtins.storeDir cfg.advisorApiKeyFile);
+        message = "services.msp-agent.advisorApiKeyFile points into the world-readable Nix store; keep it on the host.";
       }
       {
         assertion = cfg.worm.endpoint == null || cfg.worm.bucket != null;

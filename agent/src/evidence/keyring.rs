@@ -95,7 +95,7 @@ impl Keyring {
             let path = entry.path();
             let r = keys::read_revocation(&path)?;
             if path != keys::revocation_path(dir, &r.key_id) {
-                bail!("{}: names key {}, whose record is {}", path.display(), r.key_id, keys::revocation_path(dir, &r.key_id).display()));
+                bail!("{}: names key {}, whose record is {}", path.display(), r.key_id, keys::revocation_path(dir, &r.key_id).display());
             }
             let bytes = crate::fsutil::read_regular(&path, crate::fsutil::limits::SMALL)?;
             let sig_path = dir.join(keys::REVOCATIONS_DIR).join(format!("{name}.sig"));

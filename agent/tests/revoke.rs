@@ -234,3 +234,32 @@ fn revoke_refuses_a_future_time_and_a_time_before_the_key() {
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("--compromised-since"), "{out}");
 }
+
+#[test]
+fn export_carries_the_revocation_and_the_recipient_sees_the_same_split() {
+    let f = revoked_store();
+    let to = f.dir.join("export");
+    let (code, out) = run(Command::new(BIN)
+        .args(["evidence", "export", "--client", "clinic-001", "--to"])
+        .arg(&to)
+        .arg("--evidence-dir")
+        .arg(&f.root)
+        .arg("--key-dir")
+        .arg(&f.keys));
+    // The bundles signed after the compromise fail the export's own verification (exit 1),
+    // named; the export still holds everything, revocation included.
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("EB-20261112-0001.json: signed by key"), "{out}");
+    let stem = keys::key_id_file_stem(f.old.key_id());
+    for s in ["", ".sig", ".sshsig"] {
+        let p = to.join("keys/revocations").join(format!("REV-{stem}.json{s}"));
+        assert!(p.is_file(), "{} not exported: {out}", p.display());
+    }
+    assert!(!to.join("keys/evidence-signing.key").exists(), "private key exported");
+    let (code, out) = verify(&to.join("keys"), &[&to.join("evidence")]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("EB-20261114-0001.json: signed by key"), "{out}");
+    assert!(!out.contains("EB-20261110-0001.json:"), "{out}");
+    let (code, out) = verify(&to.join("keys"), &[&to.join("evidence/2026/11/EB-20261110-0001.json")]);
+    assert_eq!(code, 0, "{out}");
+}

@@ -47,7 +47,8 @@ rustPlatform.buildRustPackage {
   #     S3 Object Lock endpoint.
   # tests/runbook.rs runs; its restic and systemd cases say SKIPPED loudly without restic or
   # root and a booted systemd, which the sandbox does not have. tests/packet.rs runs; without
-  # poppler's pdftoppm/pdftotext it says SKIPPED for the PNG pages and the PDF text check.
+  # poppler's pdftoppm/pdftotext it says SKIPPED for the PNG pages and the PDF text check;
+  # so does tests/phi.rs for the PDF text of its packets.
   cargoTestFlags = [
     "--package"
     "msp-agent"
@@ -64,6 +65,8 @@ rustPlatform.buildRustPackage {
     "demo"
     "--test"
     "packet"
+    "--test"
+    "phi"
   ];
 
   # The tests verify evidence with the stock tools an auditor uses (DESIGN.md 5); the baseline

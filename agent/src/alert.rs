@@ -7,9 +7,11 @@
 //!   or dead endpoint never holds up remediation.
 //!
 //! Alerts are notifications, not evidence: the evidence of an escalation or a failure is the
-//! signed bundle the daemon writes before it alerts.
+//! signed bundle the daemon writes before it alerts. Both channels leave the host, so the
+//! summary passes the PHI filter (scrubbed, bounded by the excerpt bound) before either.
 
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -17,6 +19,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::config::AlertConfig;
+use crate::scrub::PhiFilter;
 
 /// One alert, as POSTed to the webhook.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -39,6 +42,8 @@ pub struct Alert {
 pub struct Alerter {
     queue: Option<SyncSender<Alert>>,
     worker: Option<JoinHandle<()>>,
+    /// Every summary passes it before the journal or the webhook sees it.
+    phi: Arc<PhiFilter>,
 }
 
 /// Alerts waiting for the webhook beyond this are dropped (and said so in the journal): the
@@ -49,7 +54,7 @@ impl Alerter {
     /// An alerter for `config`. Without a webhook URL only the journal is used.
     pub fn new(config: &AlertConfig) -> Result<Alerter> {
         let Some(url) = config.webhook_url.clone() else {
-            return Ok(Alerter { queue: None, worker: None });
+            return Ok(Alerter { queue: None, worker: None, phi: crate::scrub::installed() });
         };
         let client = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(config.timeout_seconds.max(1)))
@@ -62,11 +67,19 @@ impl Alerter {
             .name("alert-webhook".into())
             .spawn(move || webhook_worker(rx, client, url, attempts))
             .context("starting the webhook thread")?;
-        Ok(Alerter { queue: Some(tx), worker: Some(worker) })
+        Ok(Alerter { queue: Some(tx), worker: Some(worker), phi: crate::scrub::installed() })
     }
 
-    /// Raise `alert`: journal at `crit` now, webhook in the background.
-    pub fn raise(&self, alert: Alert) {
+    /// Use `filter` instead of the process-wide PHI filter ([`crate::scrub::installed`]).
+    pub fn with_phi_filter(mut self, filter: Arc<PhiFilter>) -> Alerter {
+        self.phi = filter;
+        self
+    }
+
+    /// Raise `alert`: journal at `crit` now, webhook in the background. The summary is
+    /// scrubbed and bounded first (it can quote an error message or a unit's status).
+    pub fn raise(&self, mut alert: Alert) {
+        alert.summary = self.phi.summary(&alert.summary);
         log_crit(&alert);
         if let Some(q) = &self.queue {
             match q.try_send(alert) {
@@ -168,6 +181,27 @@ mod tests {
         }
     }
 
+    /// Accept one HTTP request on `listener`, answer `status`, return the request's body.
+    fn serve_one(listener: &TcpListener, status: &str) -> String {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut len = 0usize;
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap();
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; len];
+        r.read_exact(&mut body).unwrap();
+        write!(s, "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").unwrap();
+        String::from_utf8(body).unwrap()
+    }
+
     /// A real HTTP server on loopback that fails the first request and accepts the second.
     #[test]
     fn webhook_is_retried_until_accepted_and_carries_the_alert_as_json() {
@@ -176,23 +210,7 @@ mod tests {
         let server = std::thread::spawn(move || {
             let mut bodies = Vec::new();
             for status in ["500 Internal Server Error", "204 No Content"] {
-                let (mut s, _) = listener.accept().unwrap();
-                let mut r = BufReader::new(s.try_clone().unwrap());
-                let mut len = 0usize;
-                loop {
-                    let mut line = String::new();
-                    r.read_line(&mut line).unwrap();
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        len = v.trim().parse().unwrap();
-                    }
-                    if line == "\r\n" {
-                        break;
-                    }
-                }
-                let mut body = vec![0; len];
-                r.read_exact(&mut body).unwrap();
-                bodies.push(String::from_utf8(body).unwrap());
-                write!(s, "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").unwrap();
+                bodies.push(serve_one(&listener, status));
             }
             bodies
         });
@@ -206,5 +224,28 @@ mod tests {
         assert_eq!(v["kind"], "escalation");
         assert_eq!(v["incident_id"], "INC-20261122-0001");
         assert_eq!(v["summary"], "no runbook matches service_crash for \"x; rm -rf /\"");
+    }
+
+    /// The webhook body (what leaves the host) carries placeholders, not identifiers.
+    #[test]
+    fn webhook_summary_passes_the_phi_filter() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || serve_one(&listener, "204 No Content"));
+        let cfg = AlertConfig { webhook_url: Some(format!("http://127.0.0.1:{port}/hook")), retries: 1, timeout_seconds: 5 };
+        let a = Alerter::new(&cfg).unwrap().with_phi_filter(PhiFilter::embedded());
+        let mut al = alert();
+        al.summary = format!("portal.service failed: MRN 00481516 jane.doe@example.com (555) 867-5309 {}", "x ".repeat(3000));
+        a.raise(al);
+        a.shutdown();
+        let v: serde_json::Value = serde_json::from_str(&server.join().unwrap()).unwrap();
+        let summary = v["summary"].as_str().unwrap();
+        assert!(summary.len() <= 2048, "{}", summary.len());
+        assert!(summary.starts_with("portal.service failed: [mrn×1] [email×1] [phone×1] x x"), "{summary}");
+        for phi in ["00481516", "jane.doe", "867-5309"] {
+            assert!(!summary.contains(phi), "{summary}");
+        }
+        let short = Alerter::new(&AlertConfig { webhook_url: None, retries: 1, timeout_seconds: 1 }).unwrap();
+        assert_eq!(short.phi.scrub("MRN 00481516"), "[mrn×1]");
     }
 }

@@ -465,8 +465,7 @@ fn default_max_concurrent() -> usize {
 impl Config {
     /// Read and validate `path`.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading config {}", path.display()))?;
+        let text = crate::yamlutil::read_text(path).context("reading the config")?;
         let mut config = Config::parse(path, &text)?;
         config.source_path = Some(path.to_path_buf());
         Ok(config)
@@ -474,13 +473,13 @@ impl Config {
 
     /// Parse and validate `text`; `path` is used in error messages only.
     pub fn parse(path: &Path, text: &str) -> Result<Config> {
-        let config: Config = crate::yamlutil::from_str(path, text)?;
-        config.validate(path, text)?;
+        let (config, lines): (Config, _) = crate::yamlutil::from_str_with_lines(path, text)?;
+        config.validate(path, &lines)?;
         Ok(config)
     }
 
-    fn validate(&self, path: &Path, text: &str) -> Result<()> {
-        let at = |key: &str| crate::yamlutil::key_location(path, text, key);
+    fn validate(&self, path: &Path, lines: &crate::yamlutil::KeyLines) -> Result<()> {
+        let at = |key: &str| lines.at(path, key);
         if !valid_name(&self.client_id) {
             bail!("{}: client_id: {:?} must be 1-64 characters of A-Z a-z 0-9 . _ -", at("client_id"), self.client_id);
         }
@@ -491,58 +490,97 @@ impl Config {
         }
         for (id, hash) in &self.approved_runbooks {
             if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-                bail!("{}: approved_runbooks.{id}: expected a SHA-256 in hex (64 characters)", at(id));
+                let key = format!("approved_runbooks.{id}");
+                bail!("{}: {key}: expected a SHA-256 in hex (64 characters)", at(&key));
             }
         }
-        if self.max_concurrent_runbooks == 0 {
-            bail!("{}: max_concurrent_runbooks: must be at least 1", at("max_concurrent_runbooks"));
-        }
-        if self.journal.dedupe_window_seconds == 0 {
-            bail!("{}: journal.dedupe_window_seconds: must be at least 1 (systemd logs several lines per failure)", at("dedupe_window_seconds"));
-        }
-        if self.probes.interval_seconds == 0 {
-            bail!("{}: probes.interval_seconds: must be at least 1", at("interval_seconds"));
-        }
-        if !(1..=100).contains(&self.probes.disk.threshold_percent) {
-            bail!("{}: probes.disk.threshold_percent: must be 1-100", at("threshold_percent"));
-        }
-        if self.heartbeat.interval_seconds == Some(0) {
-            bail!("{}: heartbeat.interval_seconds: must be at least 1", at("interval_seconds"));
+        for (key, value, range) in self.bounded_numbers() {
+            if !range.contains(&value) {
+                bail!(
+                    "{}: {key}: {value} is outside the allowed range {}..={}",
+                    at(key),
+                    range.start(),
+                    range.end()
+                );
+            }
         }
         let l = &self.logins;
         if let Some(a) = &l.break_glass_account {
             if !is_user_name(a) {
-                bail!("{}: logins.break_glass_account: {a:?} is not a user name (1-32 of a-z 0-9 _ -)", at("break_glass_account"));
+                bail!("{}: logins.break_glass_account: {a:?} is not a user name (1-32 of a-z 0-9 _ -)", at("logins.break_glass_account"));
             }
-        }
-        if !(2..=1000).contains(&l.failure_threshold) {
-            bail!("{}: logins.failure_threshold: must be 2-1000 (one failure is a typo, not a burst)", at("failure_threshold"));
-        }
-        if !(1..=86_400).contains(&l.failure_window_seconds) {
-            bail!("{}: logins.failure_window_seconds: must be 1-86400", at("failure_window_seconds"));
-        }
-        if self.probes.policy_interval_seconds == 0 {
-            bail!("{}: probes.policy_interval_seconds: must be at least 1", at("policy_interval_seconds"));
         }
         for e in &self.probes.tls.endpoints {
             if !crate::checks::tls::valid_endpoint(e) {
-                bail!("{}: probes.tls.endpoints: {e:?} is not host:port", at("endpoints"));
+                bail!("{}: probes.tls.endpoints: {e:?} is not host:port", at("probes.tls.endpoints"));
             }
         }
         for u in &self.probes.backup_age.units {
             if !crate::detect::unit_name::is_valid_unit_name(u) {
-                bail!("{}: probes.backup_age.units: {u:?} is not a unit name", at("units"));
+                bail!("{}: probes.backup_age.units: {u:?} is not a unit name", at("probes.backup_age.units"));
             }
-        }
-        if self.drift.settle_millis > 500 {
-            bail!("{}: drift.settle_millis: at most 500 (drift evidence is due within a second)", at("settle_millis"));
         }
         if let Some(url) = &self.alert.webhook_url {
             if !(url.starts_with("https://") || url.starts_with("http://")) {
-                bail!("{}: alert.webhook_url: must be an http(s) URL", at("webhook_url"));
+                bail!("{}: alert.webhook_url: must be an http(s) URL", at("alert.webhook_url"));
+            }
+        }
+        if let Some(b) = &self.baseline {
+            if let Some(v) = &b.version {
+                if !valid_version(v) {
+                    bail!(
+                        "{}: baseline.version: {v:?} must be a version like 1.0.0 (1-32 characters of 0-9 A-Z a-z . + -)",
+                        at("baseline.version")
+                    );
+                }
+            }
+            if let Some(h) = &b.sha256 {
+                if h.len() != 64 || !h.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)) {
+                    bail!("{}: baseline.sha256: expected 64 lower-case hex digits (a SHA-256)", at("baseline.sha256"));
+                }
+            }
+        }
+        if let Some(w) = &self.worm {
+            // The section's own checks name the key (`worm.retention_days: ...`); the line
+            // comes from the first key of the section that the message names.
+            if let Err(e) = w.validate() {
+                let msg = format!("{e:#}");
+                let key = msg.split(':').next().unwrap_or("worm");
+                bail!("{}: {msg}", at(key));
             }
         }
         Ok(())
+    }
+
+    /// Every duration and count with the range it must lie in. The upper bounds keep every
+    /// later computation (`Instant + Duration`, chrono arithmetic, backoff products) far from
+    /// overflow: values near `u64::MAX` passed the old checks and then panicked the daemon (a
+    /// crash loop) or the webhook thread.
+    fn bounded_numbers(&self) -> Vec<(&'static str, u64, std::ops::RangeInclusive<u64>)> {
+        const DAY: u64 = 86_400;
+        vec![
+            ("guard.cooldown_seconds", self.guard.cooldown_seconds, 0..=365 * DAY),
+            ("guard.max_backoff_multiplier", u64::from(self.guard.max_backoff_multiplier), 1..=1024),
+            ("max_concurrent_runbooks", self.max_concurrent_runbooks as u64, 1..=64),
+            ("journal.dedupe_window_seconds", self.journal.dedupe_window_seconds, 1..=DAY),
+            ("journal.down_record_after_seconds", self.journal.down_record_after_seconds, 0..=7 * DAY),
+            ("probes.interval_seconds", self.probes.interval_seconds, 1..=DAY),
+            ("probes.disk.threshold_percent", u64::from(self.probes.disk.threshold_percent), 1..=100),
+            ("probes.cpu.threshold_percent", u64::from(self.probes.cpu.threshold_percent), 1..=100_000),
+            ("probes.cpu.sustained_seconds", self.probes.cpu.sustained_seconds, 0..=DAY),
+            ("probes.certs.warn_days", u64::from(self.probes.certs.warn_days), 0..=3650),
+            ("probes.restore_test.interval_days", self.probes.restore_test.interval_days.map_or(7, u64::from), 1..=366),
+            ("probes.policy_interval_seconds", self.probes.policy_interval_seconds, 1..=DAY),
+            ("probes.violation_repeat_minutes", self.probes.violation_repeat_minutes, 0..=366 * 24 * 60),
+            ("probes.tls.timeout_seconds", self.probes.tls.timeout_seconds, 0..=600),
+            ("logins.failure_threshold", u64::from(self.logins.failure_threshold), 2..=1000),
+            ("logins.failure_window_seconds", self.logins.failure_window_seconds, 1..=DAY),
+            ("evidence_excerpt_max_bytes", self.evidence_excerpt_max_bytes.map_or(0, |n| n as u64), 0..=1 << 20),
+            ("alert.retries", u64::from(self.alert.retries), 0..=20),
+            ("alert.timeout_seconds", self.alert.timeout_seconds, 0..=600),
+            ("heartbeat.interval_seconds", self.heartbeat.interval_seconds.unwrap_or(900), 1..=DAY),
+            ("drift.settle_millis", self.drift.settle_millis, 0..=500),
+        ]
     }
 
     /// Check this configuration against the baseline's agent rules and fill the values the
@@ -550,15 +588,17 @@ impl Config {
     /// that would weaken a rule is a configuration error naming the key and the rule (the
     /// daemon exits 2), never a silent downgrade.
     pub fn check_policy(&mut self, policy: &crate::policy::AgentPolicy) -> Result<()> {
-        let text = self.source_path.as_ref().and_then(|p| std::fs::read_to_string(p).ok()).unwrap_or_default();
+        let text = self.source_path.as_deref().and_then(|p| crate::yamlutil::read_text(p).ok()).unwrap_or_default();
         let path = self.source_path.clone().unwrap_or_else(|| PathBuf::from("(configuration)"));
-        let at = |key: &str| crate::yamlutil::key_location(&path, &text, key);
+        // The file was scanned when it was loaded; a failure here only costs the line number.
+        let lines = crate::yamlutil::scan(&text).unwrap_or_default();
+        let at = |key: &str| lines.at(&path, key);
         let src = &policy.source;
         let hb_max = u64::from(policy.heartbeat_interval_minutes) * 60;
         match self.heartbeat.interval_seconds {
             Some(s) if s > hb_max => bail!(
                 "{}: heartbeat.interval_seconds: {s} is longer than the baseline's incident.heartbeat_interval_minutes ({} min = {hb_max} s, {src}); it may be shorter, never longer",
-                at("heartbeat"), policy.heartbeat_interval_minutes
+                at("heartbeat.interval_seconds"), policy.heartbeat_interval_minutes
             ),
             Some(_) => {}
             None => self.heartbeat.interval_seconds = Some(hb_max),
@@ -566,7 +606,7 @@ impl Config {
         match self.probes.restore_test.interval_days {
             Some(d) if d > policy.restore_test_interval_days => bail!(
                 "{}: probes.restore_test.interval_days: {d} is longer than the baseline's backup.restore_test_interval_days ({}, {src})",
-                at("restore_test"), policy.restore_test_interval_days
+                at("probes.restore_test.interval_days"), policy.restore_test_interval_days
             ),
             Some(_) => {}
             None => self.probes.restore_test.interval_days = Some(policy.restore_test_interval_days),
@@ -583,14 +623,14 @@ impl Config {
             if u64::from(w.retention_days) < u64::from(policy.worm_retention_days_min) {
                 bail!(
                     "{}: worm.retention_days: {} is below the baseline's logging.evidence_worm_retention_days ({}, {src})",
-                    at("retention_days"), w.retention_days, policy.worm_retention_days_min
+                    at("worm.retention_days"), w.retention_days, policy.worm_retention_days_min
                 );
             }
         }
         match &self.logins.break_glass_account {
             Some(a) if *a != policy.break_glass_account => bail!(
                 "{}: logins.break_glass_account: {a:?} is not the baseline's access.break_glass_account ({:?}, {src}); change the baseline, not the agent",
-                at("break_glass_account"), policy.break_glass_account
+                at("logins.break_glass_account"), policy.break_glass_account
             ),
             Some(_) => {}
             None => {
@@ -603,7 +643,7 @@ impl Config {
         match self.logins.break_glass_alert {
             Some(false) if policy.break_glass_login_alert => bail!(
                 "{}: logins.break_glass_alert: false, but the baseline's access.break_glass_login_alert is true ({src}); it may not be turned off here",
-                at("break_glass_alert")
+                at("logins.break_glass_alert")
             ),
             Some(_) => {}
             None => self.logins.break_glass_alert = Some(policy.break_glass_login_alert),
@@ -648,6 +688,14 @@ impl Config {
         }
         Path::new(crate::paths::KEY_DIR).join(crate::keys::PRIVATE_KEY_FILE)
     }
+}
+
+/// A version string that goes into heartbeats and bundles: short, and only characters a
+/// version uses (`1.0.0`, `2026.05-rc1+nix`), so a hostile value cannot smuggle text in.
+pub(crate) fn valid_version(s: &str) -> bool {
+    (1..=32).contains(&s.len())
+        && s.starts_with(|c: char| c.is_ascii_digit())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b".+-".contains(&b))
 }
 
 /// Client ids and host names: they end up in file names and S3 keys.
@@ -713,7 +761,7 @@ mod tests {
         assert_eq!(c.runbook_parameters["RB-CERT-001"]["renew_unit"], "a.service");
         assert_eq!(parse("client_id: c\n").unwrap().journal.dedupe_window_seconds, 60);
         let err = parse("client_id: c\njournal:\n  dedupe_window_seconds: 0\n").unwrap_err();
-        assert!(format!("{err:#}").contains("journal.dedupe_window_seconds: must be at least 1"), "{err:#}");
+        assert!(format!("{err:#}").contains("journal.dedupe_window_seconds: 0 is outside the allowed range 1..=86400"), "{err:#}");
     }
 
     #[test]
@@ -731,7 +779,7 @@ mod tests {
         let e = format!("{:#}", c.check_policy(&policy).unwrap_err());
         assert!(e.contains("logins.break_glass_alert: false, but the baseline's access.break_glass_login_alert is true"), "{e}");
         let err = parse("client_id: c\nlogins:\n  failure_threshold: 1\n").unwrap_err();
-        assert!(format!("{err:#}").starts_with("/etc/msp/agent.yaml:3: logins.failure_threshold: must be 2-1000"), "{err:#}");
+        assert!(format!("{err:#}").starts_with("/etc/msp/agent.yaml:3: logins.failure_threshold: 1 is outside the allowed range 2..=1000"), "{err:#}");
         let err = parse("client_id: c\nlogins:\n  break_glass_account: \"a b\"\n").unwrap_err();
         assert!(format!("{err:#}").contains("logins.break_glass_account"), "{err:#}");
         assert_eq!(c.logins.rules().break_glass_account, None, "an explicit false (refused above) turns the detector rule off");

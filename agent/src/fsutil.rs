@@ -377,6 +377,65 @@ pub fn create_dir_all(dir: &Path, mode: u32) -> Result<()> {
         .with_context(|| format!("creating directory {}", dir.display()))
 }
 
+/// What kind of file `t` is, for messages: "a FIFO", "a directory", ...
+fn kind_of(t: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_file() {
+        "a regular file"
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else {
+        "of an unknown kind"
+    }
+}
+
+/// Why `path` is not a readable regular file (symlinks followed): "does not exist", "not a
+/// regular file (a FIFO)", ...; `None` when it is one.
+pub fn not_a_regular_file(path: &Path) -> Option<String> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => None,
+        Ok(m) => Some(format!("not a regular file ({})", kind_of(m.file_type()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some("does not exist".into()),
+        Err(e) => Some(format!("cannot be read: {e}")),
+    }
+}
+
+/// Read a regular file of at most `max` bytes, following symlinks: for the files an
+/// operator or NixOS provides (config, runbooks, baseline files), which are often links into
+/// the Nix store, unlike evidence (see [`read_regular`], which refuses links). Opened with
+/// `O_NONBLOCK` and checked with `fstat` on the open descriptor, so a FIFO (even one swapped
+/// in after a check) is refused instead of blocking the reader forever, and a huge or endless
+/// file is refused instead of read whole. The error names the path and what it is.
+pub fn read_config_file(path: &Path, max: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
+        .open(path)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let meta = f.metadata().with_context(|| format!("reading {}", path.display()))?;
+    if !meta.is_file() {
+        bail!("{} is not a regular file ({})", path.display(), kind_of(meta.file_type()));
+    }
+    if meta.len() > max {
+        bail!("{} is {} bytes, more than the {max} allowed", path.display(), meta.len());
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    f.take(max + 1).read_to_end(&mut bytes).with_context(|| format!("reading {}", path.display()))?;
+    if bytes.len() as u64 > max {
+        bail!("{} grew past the {max} bytes allowed while being read", path.display());
+    }
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -432,3 +491,4 @@ mod tests {
         assert_eq!(fs::read(&p).unwrap(), b"two");
     }
 }
+

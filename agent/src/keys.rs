@@ -689,6 +689,23 @@ impl Signer {
     }
 }
 
+/// Parse an armoured SSHSIG and insist that it is exactly the encoding [`Signer::sign_sshsig`]
+/// writes. `ssh-key`'s decoder is lenient (fuzzing found that it accepts a signature whose
+/// outer length field runs past the end of the blob, which `ssh-keygen -Y verify` refuses), and
+/// a verifier that accepts what the auditor's stock tool refuses would report a modified file
+/// as good; re-encoding and comparing closes every such gap at once.
+pub fn sshsig_from_canonical_pem(armoured: &[u8]) -> std::result::Result<SshSig, String> {
+    let sig = SshSig::from_pem(armoured).map_err(|e| format!("is not a valid SSH signature: {e}"))?;
+    let mut canonical = sig.to_pem(LineEnding::LF).map_err(|e| format!("cannot be re-encoded: {e}"))?;
+    if !canonical.ends_with('\n') {
+        canonical.push('\n');
+    }
+    if canonical.as_bytes() != armoured {
+        return Err("is not in the canonical SSHSIG encoding (the file was modified)".into());
+    }
+    Ok(sig)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -240,7 +240,7 @@ fn baseline_compare_and_duplicate_key_errors() {
     assert_fails_with(
         &fx,
         "2026-11-22",
-        &[&format!("{f}:{line}: (syntax): duplicate key `value`")],
+        &[&format!("{f}:{line}: (syntax): duplicate key `value` (first on line {}, again on line {line})", line - 1)],
     );
 }
 

@@ -83,9 +83,14 @@ fn clinic_box_six_incidents_repaired_and_verified() {
     let listed = manifest["bundles"].as_array().unwrap();
     assert_eq!(listed.len(), n, "the packet manifest lists every bundle once: {manifest}");
     assert!(listed.iter().all(|b| b["verified"] == true), "{manifest}");
+    // The packet's PHI check ran over all of it and found nothing.
+    let phi = &manifest["summary"]["phi_check"];
+    assert_eq!(phi["identifiers_found"], 0, "{phi}");
+    assert_eq!(phi["bundles_scanned"].as_u64(), Some(n as u64), "{phi}");
     for f in ["packet.html", "packet.pdf", "manifest.json.sig", "manifest.json.sshsig"] {
         assert!(out.join("packet").join(f).is_file(), "packet/{f}");
     }
+    assert_no_patient_data(&out);
     let summary = std::fs::read_to_string(out.join("box-summary.tsv")).unwrap();
     // Six kinds of incident; the backup failure twice (NAS away for a moment, stale lock);
     // disk full twice (the probe's, and a job's ENOSPC answered by RB-DISK-001 and a retry);
@@ -118,6 +123,41 @@ fn clinic_box_six_incidents_repaired_and_verified() {
     let left: Vec<_> = box_dirs().into_iter().filter(|d| !boxes_before.contains(d)).collect();
     assert!(left.is_empty(), "left behind in /var/tmp: {left:?}");
     println!("clinic box: {n} bundles, six incidents repaired, in {:.0} s", took.as_secs_f64());
+}
+
+/// The box's EHR logs a patient line before it crashes (clinic-box.sh, `phi_boundary`): none
+/// of its fields is in any file the demo left (bundles, signatures, artifacts, receipts, the
+/// packet's HTML, PDF and manifest, the summaries, the agent's journal), and the box said so.
+fn assert_no_patient_data(out: &Path) {
+    const FIELDS: [&str; 6] = ["Jane Q. Doe", "1962-03-14", "00481516", "jane.doe@example.com", "(555) 867-5309", "867-5309"];
+    let service = std::fs::read_to_string(out.join("box-service.txt")).unwrap();
+    assert!(service.contains("PHI boundary: the EHR's patient line"), "the box's PHI phase did not run: {service}");
+    let mut stack = vec![out.to_path_buf()];
+    let mut files = 0;
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            files += 1;
+            let bytes = std::fs::read(&p).unwrap();
+            for f in FIELDS {
+                assert!(!bytes.windows(f.len()).any(|w| w == f.as_bytes()), "{f:?} found in {}", p.display());
+            }
+            // The PDF's text streams may be compressed: check its extracted text too.
+            if p.extension().is_some_and(|e| e == "pdf") {
+                let txt = Command::new("pdftotext").arg(&p).arg("-").output().unwrap();
+                let text = String::from_utf8_lossy(&txt.stdout);
+                assert!(text.contains("PHI boundary"), "the packet shows the PHI check");
+                for f in FIELDS {
+                    assert!(!text.contains(f), "{f:?} in the text of {}", p.display());
+                }
+            }
+        }
+    }
+    assert!(files > 20, "only {files} files under {}", out.display());
 }
 
 /// The box's log-in phases: a break-glass login and a brute-force burst, each one signed

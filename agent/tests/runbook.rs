@@ -342,13 +342,15 @@ fn output_is_hashed_whole_and_excerpts_are_scrubbed_and_bounded() {
     expected.extend_from_slice(b"tail ssn 987-65-4321\n");
     assert_eq!(big_rec.output_hash, hex::encode(Sha256::digest(&expected)));
     let ex = &big_rec.stdout_excerpt;
-    assert!(ex.len() <= 4096, "{}", ex.len());
+    // The baseline's phi.evidence_excerpt_max_bytes (2048), not the old hard-coded 4096.
+    assert!(ex.len() <= 2048, "{}", ex.len());
+    assert_eq!(run.cfg.phi.bounds().excerpt_max_bytes, 2048);
     assert!(ex.contains("row 20000 "), "keeps the end");
     for phi in ["12345678", "6789", "jane.doe", "example.org", "4567"] {
         assert!(!ex.contains(phi), "{phi} leaked into {ex}");
     }
-    assert!(ex.contains("[REDACTED:mrn]") && ex.contains("[REDACTED:ssn]") && ex.contains("[REDACTED:email]") && ex.contains("[REDACTED:phone]"));
-    assert_eq!(big_rec.stderr_excerpt, "tail ssn [REDACTED:ssn]\n");
+    assert!(ex.contains("patient [mrn×1] [ssn×1] mail [email×1] call [phone×1]\n"), "{ex}");
+    assert_eq!(big_rec.stderr_excerpt, "tail [ssn×1]\n");
 }
 
 #[test]
@@ -383,7 +385,56 @@ fn artifacts_are_collected_with_hashes_and_symlinks_refused() {
         rec.error_message.as_deref(),
         Some("evidence passwd.txt: not collected: is a symlink; evidence missing.txt: not collected: No such file or directory (os error 2)")
     );
-    assert_eq!(report.artifact_files(), vec![run.cfg.artifacts_dir().join("report.txt")]);
+    // The bundle keeps the PHI filter's copy, not the step's file.
+    assert_eq!(report.artifact_files(), vec![run.cfg.scrubbed_dir().join("report.txt")]);
+}
+
+#[test]
+fn artifacts_are_scrubbed_and_bounded_before_the_bundle_sees_them() {
+    let d = tempfile::tempdir().unwrap();
+    // A step that writes a patient line into an artifact, and one far past the artifact bound.
+    let s = "printf 'state=failed\\nowner jane.doe@example.com DOB 1962-03-14 MRN 00481516\\n' > \"$MSP_ARTIFACTS/a.txt\"\n\
+             for i in $(seq 1 20000); do echo \"row $i 555-867-5309\"; done > \"$MSP_ARTIFACTS/big.txt\"\n\
+             cat \"$MSP_ARTIFACTS/a.txt\"";
+    let rb = load(d.path(), &runbook_yaml(NO_PARAMS, &step("a", 20, s, "    evidence_capture: [a.txt, big.txt]\n"), "  []", OK_VERIFY)).unwrap();
+    let run = run_cfg();
+    let report = execute(&rb, &Default::default(), &incident(), &run.cfg).unwrap();
+    let rec = &report.steps[0];
+    assert_eq!(rec.result, StepResult::Success, "{:?}", rec.error_message);
+    let a = &rec.artifacts[0];
+    let stored = std::fs::read_to_string(&a.path).unwrap();
+    assert_eq!(stored, "state=failed\nowner [email×1] [dob×1] [mrn×1]\n");
+    assert_eq!(a.sha256, hex::encode(Sha256::digest(stored.as_bytes())));
+    assert_eq!(a.redactions, std::collections::BTreeMap::from([("dob".into(), 1), ("email".into(), 1), ("mrn".into(), 1)]));
+    assert!(!a.truncated);
+    // The step's own file is untouched (later steps read it).
+    assert!(std::fs::read_to_string(run.cfg.artifacts_dir().join("a.txt")).unwrap().contains("jane.doe@example.com"));
+    // The excerpt went through the same filter and the baseline's 2048-byte bound.
+    assert!(!rec.stdout_excerpt.contains("jane.doe") && rec.stdout_excerpt.contains("[email×1]"), "{}", rec.stdout_excerpt);
+    let big = &rec.artifacts[1];
+    assert!(big.truncated && big.size_bytes as usize <= msp_agent::scrub::DEFAULT_ARTIFACT_MAX_BYTES, "{big:?}");
+    assert!(big.original_size_bytes > big.size_bytes);
+    assert!(!std::fs::read_to_string(&big.path).unwrap().contains("867-5309"));
+    // The store records it: scrubbed, counts, original size.
+    let sources = report.artifact_sources();
+    let scrub = sources[0].scrub.as_ref().unwrap();
+    assert_eq!(scrub.redactions.get("email"), Some(&1));
+    assert_eq!(scrub.original_size_bytes, a.original_size_bytes);
+}
+
+#[test]
+fn the_bundle_budget_cuts_later_artifacts() {
+    let d = tempfile::tempdir().unwrap();
+    let s = "for f in a b c d e f; do head -c 70000 /dev/zero | tr '\\0' 'x' | fold -w 100 > \"$MSP_ARTIFACTS/$f.txt\"; done";
+    let rb = load(d.path(), &runbook_yaml(NO_PARAMS, &step("a", 20, s, "    evidence_capture: [a.txt, b.txt, c.txt, d.txt, e.txt, f.txt]\n"), "  []", OK_VERIFY)).unwrap();
+    let run = run_cfg();
+    let report = execute(&rb, &Default::default(), &incident(), &run.cfg).unwrap();
+    let sizes: Vec<u64> = report.steps[0].artifacts.iter().map(|a| a.size_bytes).collect();
+    assert_eq!(sizes.len(), 6, "{:?}", report.steps[0].error_message);
+    let total: u64 = sizes.iter().sum();
+    assert!(total as usize <= msp_agent::scrub::DEFAULT_BUNDLE_ARTIFACTS_MAX_BYTES, "{sizes:?}");
+    assert!(sizes[5] < sizes[0], "the last artifact gets what is left of the budget: {sizes:?}");
+    assert!(report.steps[0].artifacts.iter().all(|a| a.truncated));
 }
 
 #[test]
@@ -455,7 +506,9 @@ fn report_converts_to_a_bundle() {
     assert_eq!(b.actions_taken[0].result, "success");
     assert_eq!(b.verification["step_id"], "verify");
     assert_eq!(b.verification["result"], "success");
-    assert_eq!(b.artifact_files, vec![run.cfg.artifacts_dir().join("out.txt")]);
+    assert_eq!(b.artifact_files.len(), 1);
+    assert_eq!(b.artifact_files[0].path, run.cfg.scrubbed_dir().join("out.txt"));
+    assert!(b.artifact_files[0].scrub.is_some(), "executor artifacts are recorded as scrubbed");
 }
 
 // ---------------------------------------------------------------- shipped runbooks
@@ -513,6 +566,19 @@ fn the_seven_runbooks_and_the_template_load() {
 fn lint_cli_exit_codes() {
     let out = Command::new(bin()).args(["runbook", "lint"]).arg(repo_root().join("runbooks")).arg(repo_root().join("runbooks/templates")).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    // No shipped runbook stores an application's raw output.
+    assert!(String::from_utf8_lossy(&out.stderr).contains(", 0 invalid, 0 warning(s)"), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+
+    // A capture of a unit's raw journal is a warning (named with file, line and step), not an error.
+    let d = tempfile::tempdir().unwrap();
+    let raw = "journalctl --unit=\"$MSP_PARAM_UNIT\" --lines=200 > \"$MSP_ARTIFACTS/j.txt\"";
+    std::fs::write(d.path().join("RB-RAW-001.yaml"), runbook_yaml(NO_PARAMS, &step("grab", 5, raw, "    evidence_capture: [j.txt]\n"), "  []", OK_VERIFY).replace("RB-TEST-001", "RB-RAW-001")).unwrap();
+    let out = Command::new(bin()).args(["runbook", "lint"]).arg(d.path()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let file = d.path().join("RB-RAW-001.yaml");
+    assert!(stdout.starts_with(&format!("{}:", file.display())) && stdout.contains(": steps[0].script: warning: `journalctl --unit="), "{stdout}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1 warning(s)"));
 
     let d = tempfile::tempdir().unwrap();
     std::fs::write(d.path().join("RB-A-001.yaml"), runbook_yaml(NO_PARAMS, &step("a", 5, "true", ""), "  []", OK_VERIFY).replace("RB-TEST-001", "RB-A-001").replace("sla_minutes: 30", "sla_minutes: thirty")).unwrap();
@@ -692,9 +758,12 @@ fn restore_runbook_restores_verifies_compares_and_cleans_up_with_real_restic() {
     assert_eq!(report.status, ResolutionStatus::Resolved, "{:?}", report.verification);
     let compare = std::fs::read_to_string(run.cfg.artifacts_dir().join("restore-compare.tsv")).unwrap();
     let a_hash = hex::encode(Sha256::digest(b"alpha\n"));
-    assert!(compare.contains(&format!("match\t{a_hash}\t{}", fx.path("src/a.txt"))), "{compare}");
-    assert!(compare.contains(&format!("match\t{}\t{}", hex::encode(Sha256::digest(vec![7u8; 100_000])), fx.path("src/sub/b.bin"))), "{compare}");
-    assert!(compare.contains(&format!("changed-since-snapshot\t{}\t{}", hex::encode(Sha256::digest(b"before\n")), fx.path("src/changes.txt"))), "{compare}");
+    // Paths are recorded as their SHA-256 (file names in clinic data can be PHI).
+    let path_hash = |p: &str| hex::encode(Sha256::digest(fx.path(p).as_bytes()));
+    assert!(compare.contains(&format!("match\t{a_hash}\t{}", path_hash("src/a.txt"))), "{compare}");
+    assert!(compare.contains(&format!("match\t{}\t{}", hex::encode(Sha256::digest(vec![7u8; 100_000])), path_hash("src/sub/b.bin"))), "{compare}");
+    assert!(compare.contains(&format!("changed-since-snapshot\t{}\t{}", hex::encode(Sha256::digest(b"before\n")), path_hash("src/changes.txt"))), "{compare}");
+    assert!(!compare.contains("src/a.txt"), "no path in the artifact: {compare}");
     assert_eq!(report.steps[3].stdout_excerpt, "restored=3 matched=2 mismatched=0 changed=1 missing_live=0\n");
     // The restored copy is gone; only the (empty) restore root remains.
     assert_eq!(std::fs::read_dir(fx.path("restore")).unwrap().count(), 0);
@@ -861,7 +930,7 @@ fn runbook_run_writes_a_bundle_that_stock_tools_verify() {
     assert_eq!(f["outputs"]["resolution_status"], "rolled_back");
     assert_eq!(f["actions_taken"][0]["result"], "failed");
     assert_eq!(f["actions_taken"][0]["exit_code"], 4);
-    assert_eq!(f["actions_taken"][0]["stderr_excerpt"], "patient ssn [REDACTED:ssn]\n");
+    assert_eq!(f["actions_taken"][0]["stderr_excerpt"], "patient [ssn×1]\n");
     assert_eq!(f["rollback"][0]["result"], "success");
     assert_eq!(f["chain"]["sequence"], 2);
     assert_eq!(f["incident"]["incident_id"], format!("INC-{day}-0002"));
@@ -1010,19 +1079,51 @@ impl Drop for SystemdContainer {
     }
 }
 
-const SLEEPER_UNIT: &str = "[Service]\nExecStart=/bin/sleep infinity\n";
+/// A service that logs a patient line (as an EHR might before it crashes), then sleeps. The
+/// line comes from a file so that it is not in the unit's command line (`systemctl status`
+/// prints that, and it is the operator's configuration, not application output).
+const PATIENT_LOGGER_UNIT: &str = "[Service]\nExecStart=/bin/sh -c 'cat /etc/patient-line; exec sleep infinity'\n";
+const PATIENT_LINE: &str = "ERROR chart load failed: patient Jane Q. Doe DOB 1962-03-14 MRN 00481516 jane.doe@example.com (555) 867-5309";
+
+/// Nothing the unit's own processes wrote to the journal appears in any artifact (the step's
+/// files or the scrubbed copies) or excerpt: shipped runbooks store metadata, not text.
+fn assert_application_text_absent(c: &SystemdContainer, unit: &str, report: &msp_agent::runbook::exec::ExecutionReport, cfg: &ExecConfig, extra: &[&str]) {
+    let own = c.sh_ok(&format!("journalctl _SYSTEMD_UNIT={unit} --no-pager --output=cat"));
+    let mut needles: Vec<String> = own.lines().filter(|l| l.trim().len() >= 12).map(str::to_string).collect();
+    needles.extend(extra.iter().map(|s| s.to_string()));
+    assert!(!needles.is_empty(), "the unit wrote nothing to look for");
+    let mut stored = Vec::new();
+    for dir in [cfg.artifacts_dir(), cfg.scrubbed_dir()] {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            stored.push((p.display().to_string(), String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned()));
+        }
+    }
+    for s in report.steps.iter().chain(&report.rollback).chain(std::iter::once(&report.verification)) {
+        let text = format!("{}\n{}\n{}", s.stdout_excerpt, s.stderr_excerpt, s.error_message.clone().unwrap_or_default());
+        stored.push((format!("step {}", s.step_id), text));
+    }
+    for n in &needles {
+        for (name, text) in &stored {
+            assert!(!text.contains(n.as_str()), "application text {n:?} stored in {name}:\n{text}");
+        }
+    }
+}
 const FLAKY_UNIT: &str = "[Service]\nExecStart=/bin/sh -c 'sleep 1; exit 1'\n";
 const HOG_UNIT: &str = "[Service]\nExecStart=/bin/sh -c 'while :; do :; done'\nCPUQuota=150%\n";
 
 #[test]
 fn service_and_cpu_runbooks_against_a_real_systemd() {
-    let Some(c) = SystemdContainer::start(&[("crashy.service", SLEEPER_UNIT), ("flaky.service", FLAKY_UNIT), ("hog.service", HOG_UNIT)]) else {
+    let Some(c) = SystemdContainer::start(&[("crashy.service", PATIENT_LOGGER_UNIT), ("flaky.service", FLAKY_UNIT), ("hog.service", HOG_UNIT)]) else {
         return;
     };
     let service = Runbook::load_file(&repo_root().join("runbooks/RB-SERVICE-001.yaml")).unwrap();
 
     // A crash: the unit is killed and left failed. The runbook binds the unit from the incident.
-    c.sh_ok("systemctl start crashy.service && systemctl kill -s KILL crashy.service; sleep 0.5; systemctl is-failed crashy.service");
+    c.sh_ok(&format!("echo '{PATIENT_LINE}' > /etc/patient-line"));
+    c.sh_ok("systemctl start crashy.service && sleep 0.5 && systemctl kill -s KILL crashy.service; sleep 0.5; systemctl is-failed crashy.service");
+    // What the application wrote before the crash (the restart writes the line again).
+    let own = c.sh_ok("journalctl _SYSTEMD_UNIT=crashy.service --no-pager --output=cat");
     let mut inc = incident();
     inc.unit = Some("crashy.service".into());
     let params = service.bind_params(Some(&inc), &[("settle_seconds".into(), "2".into())]).unwrap();
@@ -1035,6 +1136,14 @@ fn service_and_cpu_runbooks_against_a_real_systemd() {
     assert_eq!(report.verification.stdout_excerpt, "active\n");
     let before = std::fs::read_to_string(cfg.artifacts_dir().join("service-state-before.txt")).unwrap();
     assert!(before.contains("ActiveState=failed") && before.contains("Result=signal"), "{before}");
+    // systemd's account of the crash is kept; the application's line only as count and hash.
+    let systemd = std::fs::read_to_string(cfg.scrubbed_dir().join("service-systemd-before.txt")).unwrap();
+    assert!(systemd.contains("crashy.service: Main process exited, code=killed, status=9/KILL"), "{systemd}");
+    let app = std::fs::read_to_string(cfg.scrubbed_dir().join("service-app-output-before.txt")).unwrap();
+    assert!(app.contains("app_journal_lines=1\n") && app.contains("app_journal_err_lines=0\n"), "{app}");
+    assert!(own.contains("Jane Q. Doe"), "the unit did log the patient line: {own}");
+    assert!(app.contains(&format!("app_journal_sha256={}\n", hex::encode(Sha256::digest(own.as_bytes())))), "{app}");
+    assert_application_text_absent(&c, "crashy.service", &report, &cfg, &["Jane Q. Doe", "1962-03-14", "00481516", "jane.doe@example.com", "867-5309"]);
     assert_eq!(c.sh_ok("systemctl is-active crashy.service"), "active\n");
 
     // A unit that dies again right after every restart: the settle check catches it.
@@ -1270,6 +1379,12 @@ fn backup_runbook_end_to_end_against_a_real_systemd() {
     assert_eq!(report.status, ResolutionStatus::Resolved, "{:?}", report.verification);
     let state = std::fs::read_to_string(cfg.artifacts_dir().join("backup-unit-state.txt")).unwrap();
     assert!(state.contains("Result=exit-code"), "{state}");
+    // restic's own output (it names the clinic's files) only as counts and a hash.
+    let app = std::fs::read_to_string(cfg.scrubbed_dir().join("backup-app-output.txt")).unwrap();
+    assert!(app.contains("app_journal_sha256=") && !app.contains("app_journal_lines=0\n"), "{app}");
+    let systemd = std::fs::read_to_string(cfg.scrubbed_dir().join("backup-systemd.txt")).unwrap();
+    assert!(systemd.contains("restic-backups-daily.service: Main process exited, code=exited"), "{systemd}");
+    assert_application_text_absent(&c, "restic-backups-daily.service", &report, &cfg, &[]);
     assert!(report.steps[2].stdout_excerpt.contains("Result=success"));
     assert!(report.verification.stdout_excerpt.contains("age_hours=0 "), "{}", report.verification.stdout_excerpt);
     c.sh_ok("RESTIC_REPOSITORY=/srv/restic-repo RESTIC_PASSWORD_FILE=/etc/msp/secrets/restic-password restic --no-cache snapshots --json | grep -q /srv/data");

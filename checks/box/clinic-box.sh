@@ -1117,6 +1117,67 @@ service_stop() {
   note "systemctl stop: clean in $(( (t1 - t0) / 1000000 )) ms (TimeoutStopSec=${STOP_TIMEOUT_SEC}s), Result=success"
 }
 
+# ------------------------------------------------------------------ the PHI boundary
+
+# The patient line the EHR logs before it crashes (synthetic: no such patient). Each field
+# is grepped for below; agent/tests/box.rs greps the demo's output for the same strings.
+PHI_NAME='Jane Q. Doe'
+PHI_DOB=1962-03-14
+PHI_MRN=00481516
+PHI_EMAIL=jane.doe@example.com
+PHI_PHONE='(555) 867-5309'
+
+# A second clinic service, the EHR's chart renderer, logs a realistic patient line and
+# crashes (first run only); RB-SERVICE-001 repairs it. Then every file the agent wrote or
+# sent (bundles, signatures, artifacts, receipts and anything else in the evidence store, the
+# agent's state directory with its outbox, the webhook bodies) is grepped for each field of
+# the line, and the new bundle is verified with ssh-keygen and openssl. The box has no S3:
+# what would be uploaded is the evidence store's files (and receipts/outbox in the state
+# directory), which are what is grepped; the demo's packet is grepped by agent/tests/box.rs.
+phi_boundary() {
+  say "PHI boundary: the EHR logs a patient line (name, DOB, MRN, e-mail, phone), then crashes"
+  wait_idle
+  local before b line field hits
+  line="ERROR chart render failed for patient $PHI_NAME, DOB $PHI_DOB, MRN $PHI_MRN, $PHI_EMAIL, $PHI_PHONE"
+  inbox "install -d -m 0755 /usr/local/lib/clinic-box && cat > /usr/local/lib/clinic-box/ehr-chart <<'SCRIPT'
+#!/bin/bash
+# The EHR's chart renderer: logs what it failed on (a patient, as EHRs do), crashes once.
+echo '$line'
+if [ ! -e /var/lib/ehr-chart/crashed-once ]; then
+  install -d /var/lib/ehr-chart && touch /var/lib/ehr-chart/crashed-once
+  sleep 1
+  kill -SEGV \$\$
+fi
+exec sleep infinity
+SCRIPT
+chmod 0755 /usr/local/lib/clinic-box/ehr-chart
+printf '[Unit]\nDescription=EHR chart renderer\n\n[Service]\nExecStart=/usr/local/lib/clinic-box/ehr-chart\n' > /etc/systemd/system/ehr-chart.service
+systemctl daemon-reload"
+  before=$(head_seq)
+  inbox 'systemctl start ehr-chart.service'
+  b=$(wait_bundle RB-SERVICE-001 resolved "$before" 60)
+  jq -e '.incident.details.unit == "ehr-chart.service"' "$b" >/dev/null || die "$b is not the EHR's repair"
+  [ "$(inbox 'systemctl is-active ehr-chart.service' || true)" = active ] || die "ehr-chart.service is not active after RB-SERVICE-001"
+  # The line really is in the EHR's journal (so the greps below can fail) ...
+  inbox "journalctl _SYSTEMD_UNIT=ehr-chart.service --no-pager -o cat | grep -qF '$PHI_MRN'" \
+    || die "the EHR's patient line is not in its journal: the check below would prove nothing"
+  # ... and systemd's account and the counts are in the bundle's artifacts.
+  jq -e '[.artifacts[] | select(.filename == "service-app-output-before.txt" and .scrubbed == true)] | length == 1' "$b" >/dev/null \
+    || die "$b has no scrubbed service-app-output-before.txt artifact"
+  # The evidence store is a host directory; the state directory (outbox, receipts, guard
+  # state) and the webhook sink's bodies are inside the box.
+  for field in "$PHI_NAME" "$PHI_DOB" "$PHI_MRN" "$PHI_EMAIL" "$PHI_PHONE" "${PHI_PHONE#(555) }"; do
+    hits=$(grep -rlF -- "$field" "$BOX/evidence" || true)
+    hits+=$(inbox "grep -rlF -- '$field' /var/lib/msp/state /var/lib/webhook-sink 2>/dev/null || true")
+    [ -z "$hits" ] || die "PHI boundary: '$field' found in: $hits"
+  done
+  ssh-keygen -Y verify -f "$KEYS/allowed_signers" -I msp-evidence -n msp-evidence -s "$b.sshsig" <"$b" >/dev/null \
+    || die "ssh-keygen -Y verify failed for $b"
+  openssl pkeyutl -verify -pubin -inkey "$KEYS/evidence-signing.pub.pem" -rawin -in "$b" -sigfile "$b.sig" >/dev/null \
+    || die "openssl pkeyutl -verify failed for $b"
+  note "PHI boundary: the EHR's patient line (name, DOB, MRN, e-mail, phone) is in no bundle, artifact, receipt, outbox file or webhook body; $(basename "$b") verifies (ssh-keygen, openssl)"
+}
+
 # ------------------------------------------------------------------ proof
 
 verify_evidence() {
@@ -1194,6 +1255,7 @@ run_box() {
   incident_backup_locked
   incident_backup_stale
   incident_cpu_hog
+  phi_boundary
   service_restart_mid_runbook
   service_watchdog
   service_stop

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use chrono::NaiveDate;
 use serde::Serialize;
 
@@ -41,7 +41,8 @@ pub struct Loaded {
 }
 
 fn read(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+    // Invalid UTF-8, a NUL or a BOM is named with its line (yamlutil's text rules).
+    crate::yamlutil::read_text(path)
 }
 
 /// Load and cross-check everything that does not depend on the date. `Err` only for I/O

@@ -384,6 +384,16 @@ pub fn check_dates(clients: &[ClientExceptions], at: NaiveDate, out: &mut Findin
                     ),
                 );
             }
+            // A review dated in the future would push the next review out of reach: the
+            // exception would never become overdue.
+            if let Some(r) = e.last_reviewed.filter(|r| *r > at) {
+                out.error(
+                    file,
+                    e.line_of("last_reviewed"),
+                    &field("last_reviewed"),
+                    format!("{}: last_reviewed {r} is after the check date {at} (a review cannot be dated in the future)", e.id),
+                );
+            }
             if e.expires < at {
                 out.error(
                     file,

@@ -52,8 +52,7 @@ pub fn scan(dir: &Path, out: &mut Findings) -> Result<(HashSet<String>, Vec<Runb
                 continue;
             }
             let shown = path.display().to_string();
-            let text =
-                std::fs::read_to_string(&path).with_context(|| format!("reading {shown}"))?;
+            let text = crate::yamlutil::read_text(&path)?;
             let id = match yaml::parse(&text) {
                 Ok(node) => match node.kind {
                     Kind::Map(entries) => {

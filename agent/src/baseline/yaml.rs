@@ -6,8 +6,6 @@
 //! is deliberately strict: duplicate keys, anchors/aliases, tags, non-string keys and floats are
 //! errors, because a compliance baseline must mean exactly one thing.
 
-use std::fmt;
-
 use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
@@ -48,20 +46,8 @@ pub struct Entry {
     pub value: Node,
 }
 
-/// A YAML syntax or structure error at a line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct YamlError {
-    /// 1-based line.
-    pub line: usize,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for YamlError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}: {}", self.line, self.message)
-    }
-}
+/// A YAML syntax or structure error at a line (the shared front-end's error type).
+pub use crate::yamlutil::YamlError;
 
 impl Kind {
     /// A short name of the kind for error messages ("a string", "a list", ...).
@@ -79,6 +65,9 @@ impl Kind {
 
 /// Parse one YAML document. An empty document is a `Null` node on line 1.
 pub fn parse(text: &str) -> Result<Node, YamlError> {
+    // The shared front-end's text rules (no BOM, no NUL: a NUL ended the event stream
+    // silently, and everything after it vanished).
+    crate::yamlutil::decode(text.as_bytes())?;
     let mut parser = Parser::new_from_str(text);
     let mut builder = Builder {
         stack: Vec::new(),
@@ -108,10 +97,12 @@ pub fn parse(text: &str) -> Result<Node, YamlError> {
             }
             Event::SequenceStart(anchor, tag) => {
                 reject_anchor_tag(mark, anchor, tag.is_some())?;
+                check_depth(&builder, mark)?;
                 builder.stack.push(Open::Seq(mark.line(), Vec::new()));
             }
             Event::MappingStart(anchor, tag) => {
                 reject_anchor_tag(mark, anchor, tag.is_some())?;
+                check_depth(&builder, mark)?;
                 builder.stack.push(Open::Map(mark.line(), Vec::new(), None));
             }
             Event::SequenceEnd => match builder.stack.pop() {
@@ -141,6 +132,15 @@ fn err(mark: Marker, message: &str) -> YamlError {
         line: mark.line(),
         message: message.to_string(),
     }
+}
+
+/// Stop at [`crate::yamlutil::MAX_DEPTH`] before opening another level: the tree (and every
+/// recursive reader of it) stays shallow whatever the file holds.
+fn check_depth(builder: &Builder, mark: Marker) -> Result<(), YamlError> {
+    if builder.stack.len() >= crate::yamlutil::MAX_DEPTH {
+        return Err(err(mark, &format!("nested deeper than {} levels", crate::yamlutil::MAX_DEPTH)));
+    }
+    Ok(())
 }
 
 fn reject_anchor_tag(mark: Marker, anchor: usize, tagged: bool) -> Result<(), YamlError> {
@@ -215,10 +215,13 @@ impl Builder {
                             })
                         }
                     };
-                    if entries.iter().any(|e| e.key == key) {
+                    if let Some(first) = entries.iter().find(|e| e.key == key) {
                         return Err(YamlError {
                             line: node.line,
-                            message: format!("duplicate key `{key}`"),
+                            message: format!(
+                                "duplicate key `{key}` (first on line {}, again on line {})",
+                                first.line, node.line
+                            ),
                         });
                     }
                     *pending = Some((key, node.line));
@@ -258,7 +261,7 @@ mod tests {
         assert_eq!(es[4].value.kind, Kind::Null);
         assert_eq!(
             parse("a: 1\na: 2\n").unwrap_err().to_string(),
-            "line 2: duplicate key `a`"
+            "line 2: duplicate key `a` (first on line 1, again on line 2)"
         );
         assert!(parse("a: &x 1\nb: *x\n")
             .unwrap_err()

@@ -213,6 +213,17 @@ impl Daemon {
             cfg.baseline.as_ref().and_then(|b| b.sha256.as_deref()),
         )?;
         cfg.check_policy(&policy)?;
+        // The PHI filter every excerpt, artifact, detail and alert passes: the baseline's
+        // patterns and excerpt bound (or the config's smaller one), installed for the process.
+        let phi = crate::scrub::PhiFilter::new(
+            &policy.scrub_patterns,
+            crate::scrub::Bounds {
+                excerpt_max_bytes: cfg.evidence_excerpt_max_bytes.unwrap_or(policy.evidence_excerpt_max_bytes),
+                ..crate::scrub::Bounds::default()
+            },
+        )
+        .context("the PHI filter from the baseline's phi.scrub_patterns")?;
+        crate::scrub::install(Arc::new(phi));
         let host = cfg.effective_hostname()?;
         let paths = StatePaths::new(&cfg.state_dir);
         // Ownership and modes first (StrictModes): nothing is read from a directory another
@@ -1088,7 +1099,11 @@ fn run_and_record(
 ) -> Result<(ResolutionStatus, Written)> {
     crate::fsutil::create_dir_all(work_dir, 0o700)?;
     let mut exec = ExecConfig::new(work_dir)?;
-    exec.excerpt_bytes = run.excerpt_bytes;
+    // The installed filter already has the daemon's excerpt bound; a smaller one per run wins.
+    if run.excerpt_bytes < exec.phi.bounds().excerpt_max_bytes {
+        let bounds = crate::scrub::Bounds { excerpt_max_bytes: run.excerpt_bytes, ..exec.phi.bounds() };
+        exec.phi = Arc::new(exec.phi.with_bounds(bounds)?);
+    }
     exec.stop = Some(Arc::clone(&run.stop));
     exec.resume_at = run.resume_at;
     let report = execute(rb, params, incident, &exec)?;

@@ -32,11 +32,15 @@ pub struct RecordContext<'a> {
 }
 
 /// The incident section, with the journal cursor kept so a restart can tell the entry was
-/// handled (see `daemon::recovery`).
+/// handled (see `daemon::recovery`). The detector's details pass the PHI filter; the cursor
+/// is added after it (it is the journal's own id, and the restart must find it unchanged).
 pub fn incident_section(incident: &Incident, hipaa_controls: Vec<String>) -> IncidentSection {
     let mut details = serde_json::Map::new();
+    let phi = crate::scrub::installed();
     for (k, v) in &incident.details {
-        details.insert(k.clone(), v.clone());
+        let mut v = v.clone();
+        phi.scrub_json(&mut v);
+        details.insert(phi.scrub(k), v);
     }
     if let Some(unit) = &incident.unit {
         details.entry("unit").or_insert_with(|| Value::String(unit.clone()));
@@ -116,7 +120,8 @@ pub fn escalation(
     now: DateTime<Utc>,
 ) -> NewBundle {
     let controls = runbook.map(|r| r.hipaa_controls.clone()).unwrap_or_default();
-    let verification = json!({ "decision": "escalated", "reason": reason });
+    // The reason can quote an error or a unit's status: scrubbed and bounded like an alert.
+    let verification = json!({ "decision": "escalated", "reason": crate::scrub::installed().summary(reason) });
     non_execution(ctx, incident_section(incident, controls), runbook_section(runbook), incident.detected_at, now, "escalated", verification)
 }
 
@@ -267,4 +272,39 @@ pub fn store_observation(
         hipaa_controls: controls.iter().map(|c| c.to_string()).collect(),
     };
     observation(ctx, incident, now, json!({ "recorded": event_type }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incident_details_and_escalation_reasons_pass_the_phi_filter_and_the_cursor_stays() {
+        // A hex-only cursor part with a Luhn-valid 16-digit run would be redacted if scrubbed.
+        let cursor = "s=4111111111111111;i=4111111111111111;b=ab;m=1;t=5f2e;x=9";
+        let incident = Incident {
+            incident_id: "INC-20261122-0001".into(),
+            event_type: "service_crash".into(),
+            severity: crate::incident::Severity::High,
+            host: "srv".into(),
+            detected_at: Utc::now(),
+            source: IncidentSource::Journal { cursor: cursor.into(), realtime_usec: 1 },
+            unit: Some("portal.service".into()),
+            details: [
+                ("message".to_string(), json!("chart for MRN 00481516 jane.doe@example.com")),
+                ("lines".to_string(), json!(["DOB 1962-03-14", 3])),
+            ]
+            .into_iter()
+            .collect(),
+        };
+        let s = incident_section(&incident, Vec::new());
+        assert_eq!(s.details["message"], "chart for [mrn×1] [email×1]");
+        assert_eq!(s.details["lines"], json!(["[dob×1]", 3]));
+        assert_eq!(s.details["unit"], "portal.service");
+        assert_eq!(s.details["journal_cursor"], cursor);
+        let prov = Provenance { agent_version: "t".into(), nixos_system: None, baseline_version: None, baseline_sha256: None };
+        let ctx = RecordContext { client_id: "c", hostname: "h", provenance: &prov };
+        let nb = escalation(&ctx, &incident, None, "guard refused: unit status says (555) 867-5309", Utc::now());
+        assert_eq!(nb.verification["reason"], "guard refused: unit status says [phone×1]");
+    }
 }

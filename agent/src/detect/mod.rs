@@ -111,6 +111,12 @@ impl DetectCmd {
     /// incidents; 2 when a journal cannot be read.
     pub fn run(self) -> Result<Exit> {
         let mut files = self.journal_files.clone();
+        for f in &files {
+            // journalctl would block forever on a FIFO; say what the path is instead.
+            if let Some(what) = not_a_regular_file(f) {
+                bail!("journal file {}: {what}", f.display());
+            }
+        }
         for d in &self.journal_dirs {
             let found = journal::journal_files_in(d)?;
             if found.is_empty() {
@@ -139,6 +145,12 @@ impl DetectCmd {
         out.flush().context("writing to stdout")?;
         Ok(Exit::Ok)
     }
+}
+
+/// Why `path` cannot be read as a journal file, or `None` when it is a regular file
+/// (see [`crate::fsutil::not_a_regular_file`]).
+pub fn not_a_regular_file(path: &std::path::Path) -> Option<String> {
+    crate::fsutil::not_a_regular_file(path)
 }
 
 fn journal_pos(inc: &Incident) -> (String, Option<u64>) {

@@ -5,8 +5,13 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Current `bundle_version`.
-pub const BUNDLE_VERSION: &str = "1.0";
+/// Current `bundle_version`. 1.1 added the PHI filter's record on each artifact
+/// (`scrubbed`, `redactions`, `original_size_bytes`); 1.0 bundles still parse and verify
+/// (the fields default to "not scrubbed", see ARCHITECTURE.md, "Bundle versions").
+pub const BUNDLE_VERSION: &str = "1.1";
+
+/// Versions this build reads (and `evidence verify` checks).
+pub const KNOWN_BUNDLE_VERSIONS: [&str; 2] = ["1.0", BUNDLE_VERSION];
 
 /// A complete bundle as written to `EB-YYYYMMDD-NNNN.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,8 +106,41 @@ pub struct Action {
 #[serde(deny_unknown_fields)]
 pub struct Artifact {
     pub filename: String,
+    /// SHA-256 of the stored (scrubbed) file.
     pub sha256: String,
+    /// Size of the stored (scrubbed) file.
     pub size_bytes: u64,
+    /// The file went through the PHI filter before it was stored (absent, i.e. `false`, in
+    /// 1.0 bundles: their artifacts were stored as the step wrote them).
+    #[serde(default)]
+    pub scrubbed: bool,
+    /// What the filter removed, by kind (`email`, `phone`, `ssn`, `mrn`, `dob`, `digits`);
+    /// only non-zero counts.
+    #[serde(default)]
+    pub redactions: std::collections::BTreeMap<String, u64>,
+    /// Size as the step wrote it; larger than `size_bytes` when the artifact bound cut it
+    /// (absent in 1.0 bundles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_size_bytes: Option<u64>,
+}
+
+/// A file to store with a new bundle, and what the PHI filter did to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactFile {
+    /// Where the (already scrubbed) file is.
+    pub path: std::path::PathBuf,
+    /// `None` for a file that did not pass the filter (test fixtures); recorded as
+    /// `scrubbed: false`.
+    pub scrub: Option<ArtifactScrub>,
+}
+
+/// The PHI filter's record of one artifact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactScrub {
+    /// Non-zero counts by kind name.
+    pub redactions: std::collections::BTreeMap<String, u64>,
+    /// Size before scrubbing and bounding.
+    pub original_size_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

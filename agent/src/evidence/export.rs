@@ -203,6 +203,12 @@ pub fn export(
     if pdir.is_dir() {
         copy_tree(&pdir, &ev_out.join(super::prune::PRUNED_DIR), &|_| true)?;
     }
+    // The signed chain head: without it the copy could not show that its newest bundles
+    // are all there (a store holds one host's chain, so the head is this client's).
+    let hdir = evidence_dir.join(super::store::HEAD_DIR);
+    if hdir.is_dir() {
+        copy_tree(&hdir, &ev_out.join(super::store::HEAD_DIR), &|_| true)?;
+    }
     report.key_files = copy_tree(keys_dir, &to.join("keys"), &is_public_key_file)?;
     if !to.join("keys/allowed_signers").is_file() {
         bail!("{}: no allowed_signers; not a key directory", keys_dir.display());
@@ -215,8 +221,9 @@ pub fn export(
 
     // Verify what was exported, from the exported keys, as the recipient will.
     let ring = Keyring::load(&to.join("keys")).context("loading the exported keys")?;
-    let (vfiles, heads) = verify::collect(std::slice::from_ref(&ev_out))?;
+    let (vfiles, mut heads) = verify::collect(std::slice::from_ref(&ev_out))?;
     let (records, mut chain_problems) = super::prune::load_records(std::slice::from_ref(&ev_out), &ring)?;
+    super::prune::mark_pruned(&records, &mut heads);
     let opts = verify::VerifyOptions { keys: ring, partial: !records.is_empty(), ..Default::default() };
     let v = verify::verify_files(&vfiles, &heads, &opts)?;
     if !records.is_empty() {

@@ -124,7 +124,7 @@ fn flag(client_id: &str, hostname: &str, a: &Beat, after: String, after_at: Date
     let gap = (after_at - a.at).num_seconds().max(0) as u64;
     let allowed = match max_gap {
         Some(d) => d.as_secs(),
-        None => MIN_FLAGGED_GAP.as_secs().max(2 * a.interval_seconds),
+        None => MIN_FLAGGED_GAP.as_secs().max(a.interval_seconds.saturating_mul(2)),
     };
     (gap > allowed).then(|| Gap {
         client_id: client_id.to_string(),

@@ -209,13 +209,14 @@ fn run_verify(
         Err(e) => return Err(e.context(format!("loading keys from {}", keys.display()))),
     };
     let runbooks = runbooks.map(|d| verify::runbook_index(&d)).transpose()?;
-    let (files, heads) = verify::collect(&paths)?;
+    let (files, mut heads) = verify::collect(&paths)?;
     if files.is_empty() {
         anyhow::bail!("no evidence bundles (EB-YYYYMMDD-NNNN.json) found in the given paths");
     }
     // A pruned store starts after sequence 1; its signed prune record says where (prune.rs).
     let roots: Vec<PathBuf> = paths.iter().filter(|p| p.is_dir()).cloned().collect();
     let (records, mut prune_problems) = prune::load_records(&roots, &ring)?;
+    prune::mark_pruned(&records, &mut heads);
     let pruned = !partial && !records.is_empty();
     let opts = verify::VerifyOptions {
         keys: ring,

@@ -67,6 +67,9 @@ pub struct PruneRecord {
     pub local_retention_days: u32,
     /// Key id of the signing key.
     pub key_id: String,
+    /// The store root the record was read from (not part of the signed record).
+    #[serde(skip)]
+    pub found_in: PathBuf,
 }
 
 /// What a prune run did.
@@ -277,6 +280,7 @@ pub fn prune(root: &Path, state_dir: &Path, signer: &Signer, local_retention_day
         pruned_at: now,
         local_retention_days,
         key_id: signer.key_id().to_string(),
+        found_in: root.to_path_buf(),
     };
     let dir = root.join(PRUNED_DIR);
     fsutil::create_dir_all(&dir, 0o755)?;
@@ -380,7 +384,7 @@ pub fn load_records(roots: &[PathBuf], keys: &Keyring) -> Result<(Vec<PruneRecor
     for root in roots {
         if let Some((path, rec, bytes)) = latest_record(root)? {
             match verify_record(&path, &rec, &bytes, keys) {
-                Ok(()) => records.push(rec),
+                Ok(()) => records.push(PruneRecord { found_in: root.clone(), ..rec }),
                 Err(e) => problems.push((path.display().to_string(), format!("prune record: {e}; the pruned history counts as deleted"))),
             }
         }
@@ -391,6 +395,14 @@ pub fn load_records(roots: &[PathBuf], keys: &Keyring) -> Result<(Vec<PruneRecor
 /// With valid prune records (verification then ran with `partial`): every chain that starts
 /// after sequence 1 must be covered by its host's record ([`check_pruned_start`]). Returns
 /// the problems as `(bundle or chain, reason)`.
+/// Tell each store root the newest bundle its valid prune record names as pruned, so the
+/// receipt cross-check does not report those bundles as deleted.
+pub fn mark_pruned(records: &[PruneRecord], heads: &mut [super::verify::StoreRoot]) {
+    for h in heads {
+        h.pruned_through = records.iter().find(|r| r.found_in == h.root).map(|r| r.last_pruned_bundle.clone());
+    }
+}
+
 pub fn check_starts(records: &[PruneRecord], files: &[PathBuf], chains: &[super::verify::ChainSummary]) -> Vec<(String, String)> {
     let mut problems = Vec::new();
     for c in chains.iter().filter(|c| c.first_sequence != 1) {
@@ -536,6 +548,7 @@ mod tests {
             pruned_at: Utc::now(),
             local_retention_days: 90,
             key_id: "k".into(),
+            found_in: PathBuf::new(),
         }
     }
 

@@ -82,6 +82,10 @@ pub fn sample_new_bundle(i: u64, artifact_files: Vec<PathBuf>) -> NewBundle {
                 "5e7b9d1f3a9f2c6a4d0b1e3f5a7c9e1b3d5f7a9c1e3b5d7f9a1c3e5b7d9f1a3c".to_string(),
             ),
         },
-        artifact_files,
+        // Sample files did not pass the PHI filter: they are recorded as `scrubbed: false`.
+        artifact_files: artifact_files
+            .into_iter()
+            .map(|path| super::bundle::ArtifactFile { path, scrub: None })
+            .collect(),
     }
 }

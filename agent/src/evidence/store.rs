@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::bundle::{
-    Action, Artifact, Bundle, Chain, ExecutionSection, IncidentSection, Outputs, Provenance,
+    Action, Artifact, ArtifactFile, Bundle, Chain, ExecutionSection, IncidentSection, Outputs, Provenance,
     RunbookSection, Signing, BUNDLE_VERSION, GENESIS_PREV_HASH,
 };
 use crate::fsutil;
@@ -73,8 +73,9 @@ pub struct NewBundle {
     pub verification: serde_json::Value,
     pub outputs: Outputs,
     pub provenance: Provenance,
-    /// Files to store beside the bundle (from `$MSP_ARTIFACTS`); copied, hashed, listed.
-    pub artifact_files: Vec<PathBuf>,
+    /// Files to store beside the bundle (scrubbed copies of `$MSP_ARTIFACTS` files, with the
+    /// PHI filter's record); copied, hashed, listed.
+    pub artifact_files: Vec<ArtifactFile>,
 }
 
 /// What [`EvidenceStore::append`] wrote.
@@ -255,14 +256,32 @@ impl EvidenceStore {
     /// temporaries, and refuses a store whose `head.json` names a bundle that is gone
     /// (evidence deleted).
     pub fn open(root: &Path) -> Result<EvidenceStore> {
-        Self::open_inner(root, None)
+        Self::open_inner(root, None, false)
+    }
+
+    /// Give a chain restored from WORM storage (`worm restore`, which cannot download a head:
+    /// heads are local) its signed head, so the agent can continue it and `evidence verify`
+    /// checks it like any store. Only the signing key's holder can do this, after the restore
+    /// compared the bucket with the receipts; the head then vouches for the restored newest
+    /// bundle. Forks and gaps are refused as by [`EvidenceStore::open`]. Returns the sealed
+    /// sequence, or `None` for a store that already has a head or holds no bundles.
+    pub fn seal_restored(root: &Path, signer: &Signer, now: DateTime<Utc>) -> Result<Option<u64>> {
+        let mut store = Self::open_inner(root, None, true)?;
+        if !matches!(store.head_state, HeadState::None) {
+            return Ok(None);
+        }
+        let Some(head) = store.head.clone() else {
+            return Ok(None);
+        };
+        store.write_head(&head, signer, now)?;
+        Ok(Some(head.sequence))
     }
 
     /// [`EvidenceStore::open`], waiting up to `timeout` for another writer to finish instead
     /// of failing at once. Writers that share a store (the daemon, `runbook run` from a timer
     /// or an operator) hold it only for one append and open it with this.
     pub fn open_waiting(root: &Path, timeout: std::time::Duration) -> Result<EvidenceStore> {
-        Self::open_inner(root, Some(timeout))
+        Self::open_inner(root, Some(timeout), false)
     }
 
     /// The chain head as `head.json` records it (sequence 0 for an empty store), read without
@@ -278,7 +297,7 @@ impl EvidenceStore {
         Ok(0)
     }
 
-    fn open_inner(root: &Path, wait: Option<std::time::Duration>) -> Result<EvidenceStore> {
+    fn open_inner(root: &Path, wait: Option<std::time::Duration>, headless: bool) -> Result<EvidenceStore> {
         fsutil::create_dir_all(root, 0o755)?;
         let lock_path = root.join(LOCK_FILE);
         let lock_file = OpenOptions::new()
@@ -315,7 +334,7 @@ impl EvidenceStore {
         };
         fsutil::remove_stale_tmp_dirs(root, HEAD_DIR)?;
         let names = store.scan_and_clean()?;
-        store.head = store.find_head(&names)?;
+        store.head = store.find_head(&names, headless)?;
         Ok(store)
     }
 
@@ -481,7 +500,9 @@ impl EvidenceStore {
     /// holds exactly `sequence` bundles. Otherwise every bundle's chain section is read: two
     /// bundles with one sequence (a fork, anywhere in the chain) or a missing sequence make
     /// `open` refuse, and the highest sequence is the head.
-    fn find_head(&mut self, names: &[BundleName]) -> Result<Option<Head>> {
+    /// `headless`: a store restored from WORM storage, which has no head yet
+    /// ([`EvidenceStore::seal_restored`]); every other check still applies.
+    fn find_head(&mut self, names: &[BundleName], headless: bool) -> Result<Option<Head>> {
         let hint = self.read_head_record()?;
         let head_path = self.root.join(match self.head_state {
             HeadState::Legacy => LEGACY_HEAD_FILE,
@@ -502,7 +523,7 @@ impl EvidenceStore {
             return Ok(None);
         };
         let (seq, prev, sha, at) = self.read_chain(last)?;
-        if hint.is_none() && !(names.len() == 1 && seq == 1) {
+        if hint.is_none() && !headless && !(names.len() == 1 && seq == 1) {
             // Only a crash right after the very first bundle leaves bundles without a head.
             bail!(
                 "evidence store {} holds {} bundle(s) but no chain head ({}): the head and perhaps the newest bundles were deleted; refusing to continue the chain",
@@ -521,8 +542,12 @@ impl EvidenceStore {
             None => true,
         };
         // Sequences count from 1 with no gaps, so a whole store has exactly `seq` bundles;
-        // any other count is a fork or a deletion somewhere in the middle.
-        if fast && names.len() as u64 == seq {
+        // any other count is a fork or a deletion somewhere in the middle. A pruned store
+        // starts at the first sequence its newest prune record retained (`evidence prune`;
+        // that record's signature, and that the retained bundle links to the pruned one, are
+        // checked by `evidence verify`; the pruned bundles are in WORM storage).
+        let floor = super::prune::latest_record(&self.root)?.map_or(1, |(_, r, _)| r.first_retained_sequence.max(1));
+        if fast && names.len() as u64 == (seq + 1).saturating_sub(floor) {
             return Ok(Some(Head { name: *last, sequence: seq, sha256: sha, generated_at: at }));
         }
         // Slow path (no hint, names out of chain order after the clock went backwards under
@@ -554,7 +579,7 @@ impl EvidenceStore {
             }
         }
         if let Some(b) = &best {
-            if let Some(missing) = (1..=b.sequence).find(|s| !by_seq.contains_key(s)) {
+            if let Some(missing) = (floor..=b.sequence).find(|s| !by_seq.contains_key(s)) {
                 bail!(
                     "evidence store {} has no bundle with sequence {missing} (the head {} is sequence {}, {} bundle(s) present): evidence was deleted; refusing to continue the chain",
                     self.root.display(),
@@ -816,12 +841,13 @@ impl EvidenceStore {
     }
 
     /// Copy artifact files into `EB-….artifacts/`, returning their listing (sorted by name).
-    fn store_artifacts(&self, name: &BundleName, files: &[PathBuf]) -> Result<Vec<Artifact>> {
+    fn store_artifacts(&self, name: &BundleName, files: &[ArtifactFile]) -> Result<Vec<Artifact>> {
         if files.is_empty() {
             return Ok(Vec::new());
         }
-        let mut by_name: BTreeMap<String, &PathBuf> = BTreeMap::new();
-        for f in files {
+        let mut by_name: BTreeMap<String, &ArtifactFile> = BTreeMap::new();
+        for af in files {
+            let f = &af.path;
             let fname = f
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -829,10 +855,10 @@ impl EvidenceStore {
             if !valid_artifact_name(&fname) {
                 bail!("artifact {}: file name {fname:?} is not allowed (plain name, no leading dot, no control characters)", f.display());
             }
-            if let Some(other) = by_name.insert(fname.clone(), f) {
+            if let Some(other) = by_name.insert(fname.clone(), af) {
                 bail!(
                     "artifacts {} and {} have the same file name {fname:?}",
-                    other.display(),
+                    other.path.display(),
                     f.display()
                 );
             }
@@ -840,7 +866,8 @@ impl EvidenceStore {
         let adir = self.artifacts_dir(name);
         fs::create_dir(&adir).with_context(|| format!("creating {}", adir.display()))?;
         let mut out = Vec::with_capacity(by_name.len());
-        for (fname, src) in by_name {
+        for (fname, af) in by_name {
+            let src = &af.path;
             let bytes = fsutil::read_regular(src, fsutil::limits::ARTIFACT)
                 .with_context(|| format!("reading artifact {}", src.display()))?;
             fsutil::write_once(&adir.join(&fname), &bytes, EVIDENCE_FILE_MODE)?;
@@ -848,6 +875,9 @@ impl EvidenceStore {
                 filename: fname,
                 sha256: sha256_hex(&bytes),
                 size_bytes: bytes.len() as u64,
+                scrubbed: af.scrub.is_some(),
+                redactions: af.scrub.as_ref().map(|s| s.redactions.clone()).unwrap_or_default(),
+                original_size_bytes: af.scrub.as_ref().map(|s| s.original_size_bytes),
             });
         }
         if let Some(parent) = adir.parent() {

@@ -97,6 +97,9 @@ pub struct StoreRoot {
     /// `Some("YYYY/MM")`: only this month was verified (the packet), so the head is checked
     /// only when it names a bundle of the month, and only the month's receipts are checked.
     pub month: Option<String>,
+    /// The newest bundle id a valid signed prune record of this store names as pruned
+    /// (`evidence::prune`): receipts of bundles up to it name evidence kept in WORM only.
+    pub pruned_through: Option<String>,
 }
 
 /// The last bundle of each chain (for the gap after the last heartbeat).
@@ -146,7 +149,7 @@ pub fn collect(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<StoreRoot>)> {
         let meta = fs::metadata(p).with_context(|| format!("reading {}", p.display()))?;
         if meta.is_dir() {
             if super::storecheck::is_store_root(p) {
-                heads.push(StoreRoot { root: p.clone(), month: None });
+                heads.push(StoreRoot { root: p.clone(), month: None, pruned_through: None });
             }
             walk(p, &mut files)?;
         } else {
@@ -573,8 +576,7 @@ pub(super) fn prepare_sshsig(
     msg: &[u8],
     key: &ed25519_dalek::VerifyingKey,
 ) -> std::result::Result<SigCheck, String> {
-    let sig =
-        SshSig::from_pem(armoured).map_err(|e| format!("is not a valid SSH signature: {e}"))?;
+    let sig = crate::keys::sshsig_from_canonical_pem(armoured)?;
     if sig.namespace() != NAMESPACE {
         return Err(format!(
             "has namespace {:?}, expected {NAMESPACE:?}",

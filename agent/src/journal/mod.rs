@@ -216,8 +216,8 @@ impl JournalSource {
         }
         if let Input::Files(fs) = &cfg.input {
             for f in fs {
-                if !f.is_file() {
-                    bail!("journal file {} does not exist", f.display());
+                if let Some(what) = crate::detect::not_a_regular_file(f) {
+                    bail!("journal file {}: {what}", f.display());
                 }
             }
         }

@@ -78,7 +78,7 @@ pub fn load_month(root: &Path, month: &Month, keys: &Keyring) -> Result<MonthEvi
     all.sort();
     // The chain head only speaks for this month when it names a bundle of this month
     // (otherwise the successor link does the job); the month's upload receipts are checked.
-    let heads = vec![verify::StoreRoot { root: root.to_path_buf(), month: Some(month.dir_string()) }];
+    let heads = vec![verify::StoreRoot { root: root.to_path_buf(), month: Some(month.dir_string()), pruned_through: None }];
     let opts = VerifyOptions {
         keys: keys.clone(),
         runbooks: None,

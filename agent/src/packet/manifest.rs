@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use ed25519_dalek::Signature;
 use serde::{Deserialize, Serialize};
-use ssh_key::SshSig;
 
 use crate::evidence::keyring::Keyring;
 use crate::evidence::store::{sha256_hex, BundleName};
@@ -173,7 +172,7 @@ pub fn verify(
             match crate::fsutil::read_regular(&companion(manifest_path, ".sshsig"), crate::fsutil::limits::SSHSIG) {
                 Err(e) => problems.push((name.clone(), format!("{name}.sshsig: {e:#}"))),
                 Ok(armoured) => {
-                    let ok = SshSig::from_pem(&armoured).ok().is_some_and(|sig| {
+                    let ok = crate::keys::sshsig_from_canonical_pem(&armoured).ok().is_some_and(|sig| {
                         crate::keys::ssh_public_key(&k.key)
                             .verify(NAMESPACE, &bytes, &sig)
                             .is_ok()

@@ -16,6 +16,7 @@ pub mod manifest;
 pub mod pdf;
 pub mod period;
 pub mod sample;
+pub mod phi;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -149,6 +150,8 @@ pub struct Generated {
     pub invalid: usize,
     /// PDF pages.
     pub pages: usize,
+    /// The PHI check over the month's evidence (shown in the packet and the manifest).
+    pub phi: phi::PhiCheck,
 }
 
 impl PacketCmd {
@@ -184,7 +187,7 @@ impl PacketCmd {
             println!("{}", g.out_dir.join(f).display());
         }
         eprintln!(
-            "packet: {} {}: {} of {} controls passing, {} incident(s), {} bundle(s) ({} invalid), {} PDF page(s)",
+            "packet: {} {}: {} of {} controls passing, {} incident(s), {} bundle(s) ({} invalid), {} PDF page(s), PHI check: {} identifier(s) found",
             g.client_id,
             opts.month.label(),
             s.controls_passing,
@@ -192,7 +195,8 @@ impl PacketCmd {
             s.incidents,
             g.bundles,
             g.invalid,
-            g.pages
+            g.pages,
+            g.phi.total()
         );
         Ok(Exit::Ok)
     }
@@ -323,7 +327,12 @@ pub fn generate(o: &Options) -> Result<Generated> {
         key_dir: &public.to_string_lossy(),
         hosts: hosts.into_iter().collect(),
     };
-    let document = doc::build(&meta, &assessment, &bundles, &ev.edge_problems);
+    let mut document = doc::build(&meta, &assessment, &bundles, &ev.edge_problems);
+    // The no-PHI statement, backed by the agent's own filter built from this baseline.
+    let phi_filter = crate::scrub::PhiFilter::from_baseline(&baseline)
+        .with_context(|| format!("the PHI filter of {}", o.baseline.name))?;
+    let phi_check = phi::check(&o.evidence_dir, &bundles, &phi_filter);
+    phi::add_to_document(&mut document, &phi_check);
 
     let html = html::render(&document);
     let html_path = out_dir.join("packet.html");
@@ -362,6 +371,7 @@ pub fn generate(o: &Options) -> Result<Generated> {
         "restore_tests_passed": s.restore_tests_passed,
         "heartbeats": s.heartbeats,
         "evidence_gaps": assessment.gaps.len(),
+        "phi_check": phi_check.to_json(),
     });
     let invalid = bundles.iter().filter(|l| l.problem.is_some()).count();
     let m = manifest::Manifest {
@@ -405,6 +415,7 @@ pub fn generate(o: &Options) -> Result<Generated> {
         bundles: bundles.len(),
         invalid,
         pages,
+        phi: phi_check,
     })
 }
 

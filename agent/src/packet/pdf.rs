@@ -194,15 +194,7 @@ impl Layout {
         self.y -= 13.0;
         self.text(MARGIN_X, Font::Bold, 12.5, black(), text);
         self.y -= 4.0;
-        let y = self.y;
-        self.ops().push(Op::Line {
-            x1: MARGIN_X,
-            y1: y,
-            x2: PAGE_W - MARGIN_X,
-            y2: y,
-            color: grey(),
-            width: 0.6,
-        });
+        self.rule(grey(), 0.6);
         self.y -= 6.0;
     }
 
@@ -211,9 +203,12 @@ impl Layout {
         let lead = BODY * 1.35;
         for (k, v, t) in figs {
             let lines = wrap(Font::Regular, BODY, v, WIDTH - label_w);
-            self.ensure(lead * lines.len() as f32);
-            self.y -= lead;
-            self.text(MARGIN_X, Font::Bold, BODY, black(), k);
+            let total = lead * lines.len() as f32;
+            // Together when it fits on a page; a value taller than a page continues on the
+            // next (it used to run off the bottom, like a tall table row).
+            if total < TOP - BOTTOM {
+                self.ensure(total);
+            }
             let (font, color) = match t {
                 Tone::Good => (Font::Bold, green()),
                 Tone::Bad => (Font::Bold, red()),
@@ -221,8 +216,10 @@ impl Layout {
                 Tone::Normal => (Font::Regular, black()),
             };
             for (i, l) in lines.iter().enumerate() {
-                if i > 0 {
-                    self.y -= lead;
+                self.ensure(lead);
+                self.y -= lead;
+                if i == 0 {
+                    self.text(MARGIN_X, Font::Bold, BODY, black(), k);
                 }
                 self.text(MARGIN_X + label_w, font, BODY, color, l);
             }
@@ -255,54 +252,82 @@ impl Layout {
                 .zip(&widths)
                 .map(|(c, w)| wrap(Font::Regular, TABLE, c, w - 2.0 * pad))
                 .collect();
-            let h = wrapped.iter().map(Vec::len).max().unwrap_or(1) as f32 * lead + 2.0 * pad;
+            let n_lines = wrapped.iter().map(Vec::len).max().unwrap_or(1);
+            let h = n_lines as f32 * lead + 2.0 * pad;
             if self.y - h < BOTTOM {
                 self.new_page();
                 self.table_header(&header, &widths, header_h, lead, pad);
             }
-            let top = self.y;
-            if *tone == Tone::Bad {
-                self.ops().push(Op::Rect {
-                    x: MARGIN_X,
-                    y: top - h,
-                    w: WIDTH,
-                    h,
-                    color: Color::rgb(253, 236, 236),
-                });
-            }
-            let mut x = MARGIN_X;
-            for (i, (lines, w)) in wrapped.iter().zip(&widths).enumerate() {
-                let (font, color) = match (Some(i) == tone_col, tone) {
-                    (true, Tone::Good) => (Font::Bold, green()),
-                    (true, Tone::Bad) => (Font::Bold, red()),
-                    (_, Tone::Muted) => (Font::Regular, grey()),
-                    _ => (Font::Regular, black()),
-                };
-                for (j, l) in lines.iter().enumerate() {
-                    let y = top - pad - (j as f32 + 1.0) * lead + 1.5;
-                    self.ops().push(Op::Text {
-                        x: x + pad,
-                        y,
-                        font,
-                        size: TABLE,
-                        color,
-                        text: l.clone(),
-                    });
+            // A row taller than a whole page is split across pages (the header repeated on
+            // each): before, everything below the page's bottom was silently cut off.
+            let mut from = 0;
+            while from < n_lines {
+                let fit = ((self.y - BOTTOM - 2.0 * pad) / lead).floor().max(1.0) as usize;
+                let to = n_lines.min(from + fit);
+                self.table_row_slice(&wrapped, &widths, *tone, tone_col, from..to, lead, pad);
+                from = to;
+                if from < n_lines {
+                    self.new_page();
+                    self.table_header(&header, &widths, header_h, lead, pad);
                 }
-                x += w;
             }
-            self.y = top - h;
-            let y = self.y;
-            self.ops().push(Op::Line {
-                x1: MARGIN_X,
-                y1: y,
-                x2: PAGE_W - MARGIN_X,
-                y2: y,
-                color: gray(200),
-                width: 0.4,
-            });
         }
         self.y -= 8.0;
+    }
+
+    /// Draw lines `range` of one row's wrapped cells below `self.y`, with the row's tone.
+    #[allow(clippy::too_many_arguments)]
+    fn table_row_slice(
+        &mut self,
+        wrapped: &[Vec<String>],
+        widths: &[f32],
+        tone: Tone,
+        tone_col: Option<usize>,
+        range: std::ops::Range<usize>,
+        lead: f32,
+        pad: f32,
+    ) {
+        let h = range.len() as f32 * lead + 2.0 * pad;
+        let top = self.y;
+        if tone == Tone::Bad {
+            self.ops().push(Op::Rect {
+                x: MARGIN_X,
+                y: top - h,
+                w: WIDTH,
+                h,
+                color: Color::rgb(253, 236, 236),
+            });
+        }
+        let mut x = MARGIN_X;
+        for (i, (lines, w)) in wrapped.iter().zip(widths).enumerate() {
+            let (font, color) = match (Some(i) == tone_col, tone) {
+                (true, Tone::Good) => (Font::Bold, green()),
+                (true, Tone::Bad) => (Font::Bold, red()),
+                (_, Tone::Muted) => (Font::Regular, grey()),
+                _ => (Font::Regular, black()),
+            };
+            let shown = lines.iter().enumerate().skip(range.start).take(range.len());
+            for (j, l) in shown {
+                let y = top - pad - ((j - range.start) as f32 + 1.0) * lead + 1.5;
+                self.ops().push(Op::Text {
+                    x: x + pad,
+                    y,
+                    font,
+                    size: TABLE,
+                    color,
+                    text: l.clone(),
+                });
+            }
+            x += w;
+        }
+        self.y = top - h;
+        self.rule(gray(200), 0.4);
+    }
+
+    /// A horizontal line across the text width at the current position.
+    fn rule(&mut self, color: Color, width: f32) {
+        let y = self.y;
+        self.ops().push(Op::Line { x1: MARGIN_X, y1: y, x2: PAGE_W - MARGIN_X, y2: y, color, width });
     }
 
     fn table_header(&mut self, header: &[Vec<String>], widths: &[f32], h: f32, lead: f32, pad: f32) {

@@ -16,7 +16,13 @@
 //! * stdout and stderr are captured in memory up to [`ExecConfig::output_cap`] bytes each; a
 //!   step that writes more is killed and failed (large outputs belong in `$MSP_ARTIFACTS`), so
 //!   `output_hash` always covers the complete output.
+//! * Everything that reaches the bundle passes the PHI filter ([`ExecConfig::phi`]): excerpts
+//!   are scrubbed and bounded by the baseline's `phi.evidence_excerpt_max_bytes`; artifacts
+//!   are scrubbed and bounded (per artifact and per bundle) into a copy under `scrubbed/`,
+//!   which is what the store keeps; the step's own `$MSP_ARTIFACTS` files stay as written,
+//!   so later steps read what earlier ones wrote.
 
+use std::cell::Cell;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -38,7 +44,7 @@ use super::params::Params;
 use crate::evidence::bundle::{Action, ExecutionSection, IncidentSection, Outputs, Provenance, RunbookSection};
 use crate::evidence::store::NewBundle;
 use crate::incident::{Incident, IncidentSource};
-use crate::scrub;
+use crate::scrub::PhiFilter;
 
 /// `PATH` given to scripts: NixOS system paths first, then the FHS ones (any systemd host).
 pub const SCRIPT_PATH: &str =
@@ -58,8 +64,9 @@ pub struct ExecConfig {
     pub kill_grace: Duration,
     /// Per stream, in bytes.
     pub output_cap: usize,
-    /// Excerpt size per stream, in bytes.
-    pub excerpt_bytes: usize,
+    /// The PHI filter every excerpt, error message and artifact passes; its bounds are the
+    /// excerpt size per stream and the artifact limits.
+    pub phi: Arc<PhiFilter>,
     /// Set when the agent is stopping: the running step finishes (or times out), the next
     /// steps are not started, and the run ends [`ResolutionStatus::Interrupted`].
     pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
@@ -70,7 +77,8 @@ pub struct ExecConfig {
 
 impl ExecConfig {
     /// Defaults for a run in `work_dir`: bash found on this host, 2 s grace, 4 MiB output
-    /// cap per stream, 4 KiB excerpts.
+    /// cap per stream, the process-wide PHI filter ([`crate::scrub::installed`]: the
+    /// embedded baseline's patterns and 2048-byte excerpts unless the host installed its own).
     pub fn new(work_dir: &Path) -> Result<ExecConfig> {
         Ok(ExecConfig {
             bash: find_bash()?,
@@ -78,7 +86,7 @@ impl ExecConfig {
             path_env: SCRIPT_PATH.to_string(),
             kill_grace: Duration::from_secs(2),
             output_cap: 4 << 20,
-            excerpt_bytes: 4096,
+            phi: crate::scrub::installed(),
             stop: None,
             resume_at: 0,
         })
@@ -87,6 +95,11 @@ impl ExecConfig {
     /// `$MSP_ARTIFACTS` of this run.
     pub fn artifacts_dir(&self) -> PathBuf {
         self.work_dir.join("artifacts")
+    }
+
+    /// Where the scrubbed, bounded copies of collected artifacts go (what the store keeps).
+    pub fn scrubbed_dir(&self) -> PathBuf {
+        self.work_dir.join("scrubbed")
     }
 }
 
@@ -127,17 +140,23 @@ impl StepResult {
     }
 }
 
-/// An artifact collected after a step.
+/// An artifact collected after a step: the scrubbed, bounded copy the bundle stores.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ArtifactRecord {
-    /// Name in `$MSP_ARTIFACTS`.
+    /// Name in `$MSP_ARTIFACTS` (and of the copy).
     pub filename: String,
-    /// Full path (what `NewBundle::artifact_files` receives).
+    /// Full path of the scrubbed copy (what `NewBundle::artifact_files` receives).
     pub path: PathBuf,
-    /// SHA-256 (hex) when collected.
+    /// SHA-256 (hex) of the scrubbed copy.
     pub sha256: String,
-    /// Size when collected.
+    /// Size of the scrubbed copy.
     pub size_bytes: u64,
+    /// Size of the file as the step wrote it.
+    pub original_size_bytes: u64,
+    /// What the PHI filter removed, by kind (non-zero counts only).
+    pub redactions: std::collections::BTreeMap<String, u64>,
+    /// Whether a bound (per artifact or the bundle's remaining budget) cut it.
+    pub truncated: bool,
 }
 
 /// What happened in one step.
@@ -255,16 +274,38 @@ impl ExecutionReport {
         self.steps.iter().filter(|s| s.result != StepResult::Skipped).count() as u32
     }
 
-    /// Unique artifact files collected during the run, in collection order.
+    /// Unique artifact files collected during the run (the scrubbed copies), in collection
+    /// order.
     pub fn artifact_files(&self) -> Vec<PathBuf> {
-        let mut out: Vec<PathBuf> = Vec::new();
+        self.artifact_records().into_iter().map(|a| a.path.clone()).collect()
+    }
+
+    /// The last record of each unique artifact file, in first-collection order (a file
+    /// captured twice is stored once, as last collected).
+    fn artifact_records(&self) -> Vec<&ArtifactRecord> {
+        let mut out: Vec<&ArtifactRecord> = Vec::new();
         let all = self.steps.iter().chain(self.rollback.iter()).chain(std::iter::once(&self.verification));
         for a in all.flat_map(|s| s.artifacts.iter()) {
-            if !out.contains(&a.path) {
-                out.push(a.path.clone());
+            match out.iter_mut().find(|o| o.path == a.path) {
+                Some(o) => *o = a,
+                None => out.push(a),
             }
         }
         out
+    }
+
+    /// What the store receives: each file with the PHI filter's record.
+    pub fn artifact_sources(&self) -> Vec<crate::evidence::bundle::ArtifactFile> {
+        self.artifact_records()
+            .into_iter()
+            .map(|a| crate::evidence::bundle::ArtifactFile {
+                path: a.path.clone(),
+                scrub: Some(crate::evidence::bundle::ArtifactScrub {
+                    redactions: a.redactions.clone(),
+                    original_size_bytes: a.original_size_bytes,
+                }),
+            })
+            .collect()
     }
 }
 
@@ -275,10 +316,11 @@ impl ExecutionReport {
 /// failed step in the report.
 pub fn execute(runbook: &Runbook, params: &Params, incident: &Incident, cfg: &ExecConfig) -> Result<ExecutionReport> {
     let artifacts = cfg.artifacts_dir();
-    for d in [&artifacts, &cfg.work_dir.join("tmp")] {
+    for d in [&artifacts, &cfg.work_dir.join("tmp"), &cfg.scrubbed_dir()] {
         crate::fsutil::create_dir_all(d, 0o700)?;
     }
-    let ctx = RunCtx { runbook, params, incident, cfg };
+    let artifact_budget = Cell::new(cfg.phi.bounds().bundle_artifacts_max_bytes);
+    let ctx = RunCtx { runbook, params, incident, cfg, artifact_budget };
     let started_at = Utc::now();
     let mut steps = Vec::new();
     let mut failed_at = None;
@@ -376,6 +418,8 @@ struct RunCtx<'a> {
     params: &'a Params,
     incident: &'a Incident,
     cfg: &'a ExecConfig,
+    /// Bytes the run's artifacts may still take (the PHI filter's per-bundle bound).
+    artifact_budget: Cell<usize>,
 }
 
 /// What the process did, before criteria.
@@ -413,7 +457,7 @@ impl RunCtx<'_> {
                 }
             }
         };
-        let (artifacts, artifact_problems) = collect_artifacts(&self.cfg.artifacts_dir(), step);
+        let (artifacts, artifact_problems) = self.collect_artifacts(step);
         if !artifact_problems.is_empty() {
             let joined = artifact_problems.join("; ");
             error_message = Some(match error_message {
@@ -430,11 +474,11 @@ impl RunCtx<'_> {
             exit_code: out.exit_code,
             started_at,
             duration_ms,
-            stdout_excerpt: scrub::excerpt(&out.stdout, self.cfg.excerpt_bytes),
-            stderr_excerpt: scrub::excerpt(&out.stderr, self.cfg.excerpt_bytes),
+            stdout_excerpt: self.cfg.phi.excerpt(&out.stdout),
+            stderr_excerpt: self.cfg.phi.excerpt(&out.stderr),
             output_hash: hex::encode(output_hasher.finalize()),
-            // Error messages can quote output (criteria text, file names): scrub them too.
-            error_message: error_message.map(|m| scrub::scrub(&m)),
+            // Error messages can quote output (criteria text, file names): scrub and bound them.
+            error_message: error_message.map(|m| self.cfg.phi.excerpt(m.as_bytes())),
             artifacts,
         }
     }
@@ -466,6 +510,10 @@ impl RunCtx<'_> {
 
     fn spawn_and_wait(&self, step: &Step) -> Outcome {
         let fail = |msg: String| Outcome { exit_code: None, stdout: Vec::new(), stderr: Vec::new(), problem: Some((StepResult::Failed, msg)) };
+        // Path parameters were resolved at bind time; refuse one that became a symlink since.
+        if let Err(m) = self.params.recheck_paths() {
+            return fail(m);
+        }
         let mut child = match self.command(step).spawn() {
             Ok(c) => c,
             Err(e) => return fail(format!("could not start {}: {e}", self.cfg.bash.display())),
@@ -589,24 +637,56 @@ fn read_capped(mut r: impl Read, cap: usize, overflow: &AtomicBool) -> Vec<u8> {
     buf
 }
 
-/// Hash the step's `evidence_capture` files. Refuses symlinks and anything that is not a
-/// regular file directly inside the artifacts directory; problems are returned as text for
-/// the step's `error_message` (a missing artifact does not change the step's result).
-fn collect_artifacts(dir: &Path, step: &Step) -> (Vec<ArtifactRecord>, Vec<String>) {
-    let mut found = Vec::new();
-    let mut problems = Vec::new();
-    for name in &step.evidence_capture {
-        let name = &name.0;
-        let path = dir.join(name);
-        match hash_regular_file(&path) {
-            Ok((sha256, size_bytes)) => found.push(ArtifactRecord { filename: name.clone(), path, sha256, size_bytes }),
-            Err(e) => problems.push(format!("evidence {name}: {e}")),
+impl RunCtx<'_> {
+    /// Collect the step's `evidence_capture` files: each is read (regular files directly
+    /// inside the artifacts directory only, no symlinks), passed through the PHI filter,
+    /// bounded by the per-artifact limit and what is left of the bundle's budget, and written
+    /// to the scrubbed copy the store keeps. Problems are returned as text for the step's
+    /// `error_message` (a missing artifact does not change the step's result).
+    fn collect_artifacts(&self, step: &Step) -> (Vec<ArtifactRecord>, Vec<String>) {
+        let dir = self.cfg.artifacts_dir();
+        let mut found = Vec::new();
+        let mut problems = Vec::new();
+        for name in &step.evidence_capture {
+            let name = &name.0;
+            match self.scrub_artifact(&dir.join(name), name) {
+                Ok(rec) => found.push(rec),
+                Err(e) => problems.push(format!("evidence {name}: {e}")),
+            }
         }
+        (found, problems)
     }
-    (found, problems)
+
+    fn scrub_artifact(&self, src: &Path, name: &str) -> std::result::Result<ArtifactRecord, String> {
+        let phi = &self.cfg.phi;
+        let limit = phi.bounds().artifact_max_bytes.min(self.artifact_budget.get());
+        // Read a little more than the bound: what is past it is cut anyway, and a step's file
+        // can be far larger than anything evidence should hold.
+        let (head, original_size) = read_regular_file_head(src, limit.saturating_mul(2).max(4096))?;
+        let scrubbed = phi.artifact_head(&head, original_size, limit);
+        let dest = self.cfg.scrubbed_dir().join(name);
+        // A file captured by two steps is collected twice: the later copy replaces the earlier.
+        match std::fs::remove_file(&dest) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("not collected: replacing the earlier copy: {e}")),
+        }
+        crate::fsutil::write_once(&dest, &scrubbed.bytes, 0o600).map_err(|e| format!("not collected: writing the scrubbed copy: {e:#}"))?;
+        self.artifact_budget.set(self.artifact_budget.get().saturating_sub(scrubbed.bytes.len()));
+        Ok(ArtifactRecord {
+            filename: name.to_string(),
+            path: dest,
+            sha256: sha256_hex(&scrubbed.bytes),
+            size_bytes: scrubbed.bytes.len() as u64,
+            original_size_bytes: original_size,
+            redactions: scrubbed.redactions.to_map(),
+            truncated: scrubbed.truncated,
+        })
+    }
 }
 
-fn hash_regular_file(path: &Path) -> std::result::Result<(String, u64), String> {
+/// The first `max` bytes of a regular file (no symlinks, `O_NOFOLLOW`) and its full size.
+fn read_regular_file_head(path: &Path, max: usize) -> std::result::Result<(Vec<u8>, u64), String> {
     use std::os::unix::fs::OpenOptionsExt;
     let meta = std::fs::symlink_metadata(path).map_err(|e| format!("not collected: {e}"))?;
     if meta.file_type().is_symlink() {
@@ -621,9 +701,11 @@ fn hash_regular_file(path: &Path) -> std::result::Result<(String, u64), String> 
         .custom_flags(nix::libc::O_NOFOLLOW)
         .open(path)
         .map_err(|e| format!("not collected: {e}"))?;
-    let mut h = Sha256::new();
-    let size = std::io::copy(&mut f, &mut h).map_err(|e| format!("not collected: reading: {e}"))?;
-    Ok((hex::encode(h.finalize()), size))
+    let size = f.metadata().map_err(|e| format!("not collected: {e}"))?.len();
+    let mut head = Vec::new();
+    (&mut f).take(max as u64).read_to_end(&mut head).map_err(|e| format!("not collected: reading: {e}"))?;
+    let size = size.max(head.len() as u64);
+    Ok((head, size))
 }
 
 /// SHA-256 as lower-case hex.
@@ -689,6 +771,8 @@ pub fn to_new_bundle(report: &ExecutionReport, incident: &Incident, runbook: &Ru
     if let Some(unit) = &incident.unit {
         details.entry("unit").or_insert_with(|| serde_json::Value::String(unit.clone()));
     }
+    let mut details = serde_json::Value::Object(details);
+    crate::scrub::installed().scrub_json(&mut details);
     NewBundle {
         client_id: ctx.client_id.clone(),
         hostname: ctx.hostname.clone(),
@@ -698,7 +782,7 @@ pub fn to_new_bundle(report: &ExecutionReport, incident: &Incident, runbook: &Ru
             severity: incident.severity.to_string(),
             detected_at: rfc3339(incident.detected_at),
             source: source_label(&incident.source),
-            details: serde_json::Value::Object(details),
+            details,
             hipaa_controls: runbook.hipaa_controls.clone(),
         },
         runbook: RunbookSection {
@@ -722,6 +806,6 @@ pub fn to_new_bundle(report: &ExecutionReport, incident: &Incident, runbook: &Ru
         verification: serde_json::to_value(report.verification.to_action()).unwrap_or(serde_json::Value::Null),
         outputs: Outputs { resolution_status: report.status.as_str().to_string() },
         provenance: ctx.provenance.clone(),
-        artifact_files: report.artifact_files(),
+        artifact_files: report.artifact_sources(),
     }
 }

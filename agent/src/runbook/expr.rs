@@ -89,7 +89,7 @@ impl Criteria {
         let expr = if tokens.is_empty() {
             Expr::ExitCmp(CmpOp::Eq, 0)
         } else {
-            let mut p = Parser { tokens: &tokens, pos: 0, end_col: source.chars().count() + 1 };
+            let mut p = Parser { tokens: &tokens, pos: 0, end_col: source.chars().count() + 1, depth: 0, tests: 0 };
             let e = p.or()?;
             if let Some(t) = p.peek() {
                 return Err(ParseError {
@@ -289,11 +289,23 @@ fn lex(src: &str) -> Result<Vec<Token>, ParseError> {
 
 // ---- parser ----
 
+/// Deepest nesting of `not` and parentheses an expression may use. The parser, `eval` and
+/// the tree's drop all recurse once per level; a 10,000-deep expression overflowed the stack
+/// (`runbook lint` and the daemon aborted), so the bound is checked while parsing.
+pub const MAX_NESTING: usize = 32;
+/// Most tests (`exit_code ...`, `stdout ...`) in one expression: a chain of `or`s is as deep
+/// a tree as it is long.
+pub const MAX_TESTS: usize = 256;
+
 struct Parser<'t> {
     tokens: &'t [Token],
     pos: usize,
     /// Column reported for "unexpected end of expression".
     end_col: usize,
+    /// Current nesting of `not` and `(`.
+    depth: usize,
+    /// Tests parsed so far.
+    tests: usize,
 }
 
 impl Parser<'_> {
@@ -341,20 +353,44 @@ impl Parser<'_> {
         const START: &str = "`not`, `(`, `exit_code`, `stdout` or `stderr`";
         let t = self.next(START)?;
         match &t.kind {
-            Tok::Ident(w) if w == "not" => Ok(Expr::Not(Box::new(self.unary()?))),
+            Tok::Ident(w) if w == "not" => {
+                self.enter(&t)?;
+                let e = Expr::Not(Box::new(self.unary()?));
+                self.depth -= 1;
+                Ok(e)
+            }
             Tok::LParen => {
+                self.enter(&t)?;
                 let e = self.or()?;
                 let close = self.next("`)`")?;
                 if close.kind != Tok::RParen {
                     return Self::unexpected(&close, "`)` or `and`/`or`");
                 }
+                self.depth -= 1;
                 Ok(e)
             }
-            Tok::Ident(w) if w == "exit_code" => self.exit_test(),
-            Tok::Ident(w) if w == "stdout" => self.stream_test(Stream::Stdout),
-            Tok::Ident(w) if w == "stderr" => self.stream_test(Stream::Stderr),
+            Tok::Ident(w) if w == "exit_code" || w == "stdout" || w == "stderr" => {
+                self.tests += 1;
+                if self.tests > MAX_TESTS {
+                    return Err(ParseError { column: t.col, message: format!("more than {MAX_TESTS} tests in one expression") });
+                }
+                match w.as_str() {
+                    "exit_code" => self.exit_test(),
+                    "stdout" => self.stream_test(Stream::Stdout),
+                    _ => self.stream_test(Stream::Stderr),
+                }
+            }
             _ => Self::unexpected(&t, START),
         }
+    }
+
+    /// One more level of `not` / `(` at token `t`, refused past [`MAX_NESTING`].
+    fn enter(&mut self, t: &Token) -> Result<(), ParseError> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return Err(ParseError { column: t.col, message: format!("nested deeper than {MAX_NESTING} levels of `not` and parentheses") });
+        }
+        Ok(())
     }
 
     fn exit_test(&mut self) -> Result<Expr, ParseError> {

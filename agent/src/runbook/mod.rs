@@ -7,6 +7,7 @@ pub mod exec;
 pub mod expr;
 pub mod model;
 pub mod params;
+pub mod phi_lint;
 
 use std::path::{Path, PathBuf};
 
@@ -84,33 +85,37 @@ impl RunbookCmd {
 /// `runbook lint`: prints every error; see [`RunbookCmd::Lint`] for the exit codes.
 fn lint(paths: &[PathBuf]) -> Result<Exit> {
     let mut errors: Vec<LoadError> = Vec::new();
+    let mut warnings: Vec<String> = Vec::new();
     let mut checked = 0usize;
+    // Warnings (not errors): a step that would store an application's raw output.
+    let mut warn = |rb: &Runbook| {
+        let text = std::fs::read_to_string(&rb.source).unwrap_or_default();
+        warnings.extend(phi_lint::raw_output_warnings(rb, &text));
+    };
     for p in paths {
         if p.is_dir() {
             let (books, errs) = model::load_dir(p).with_context(|| format!("reading directory {}", p.display()))?;
             checked += books.len() + errs.len();
             errors.extend(errs);
+            books.iter().for_each(&mut warn);
         } else {
-            // A FIFO or device given as a runbook would block the read: refused by type
-            // (symlinks are followed: runbooks are often links into the Nix store).
-            let meta = std::fs::metadata(p).with_context(|| format!("reading {}", p.display()))?;
-            if !meta.is_file() {
-                bail!("{} is not a regular file", p.display());
-            }
-            if meta.len() > crate::fsutil::limits::RUNBOOK {
-                bail!("{} is {} bytes, more than the {} allowed for a runbook", p.display(), meta.len(), crate::fsutil::limits::RUNBOOK);
-            }
-            let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+            // Regular files only (a FIFO would block the lint forever), bounded; symlinks are
+            // followed: runbooks are often links into the Nix store.
+            let bytes = crate::fsutil::read_config_file(p, crate::fsutil::limits::RUNBOOK)?;
             checked += 1;
-            if let Err(e) = Runbook::from_bytes(p, &bytes) {
-                errors.push(e);
+            match Runbook::from_bytes(p, &bytes) {
+                Ok(rb) => warn(&rb),
+                Err(e) => errors.push(e),
             }
         }
     }
     for e in &errors {
         println!("{e}");
     }
-    eprintln!("runbook lint: {checked} file(s) checked, {} invalid", errors.len());
+    for w in &warnings {
+        println!("{w}");
+    }
+    eprintln!("runbook lint: {checked} file(s) checked, {} invalid, {} warning(s)", errors.len(), warnings.len());
     Ok(if errors.is_empty() { Exit::Ok } else { Exit::CheckFailed })
 }
 

@@ -92,7 +92,7 @@ pub struct TriggerConditions {
 struct RawRunbook {
     id: RunbookId,
     name: String,
-    version: String,
+    version: RunbookVersion,
     description: String,
     hipaa_controls: NonEmpty<String>,
     severity: Severity,
@@ -178,6 +178,33 @@ checked_newtype!(
         if ok { Ok(()) } else { Err(format!("invalid runbook id {s:?}: expected RB-<AREA>-<NNN>, e.g. RB-DISK-001")) }
     }
 );
+
+/// The runbook's version: a quoted string like `1.0.0`. An unquoted `1.0` is a YAML number
+/// and is rejected rather than turned into text (the template says so, and `1.10` would
+/// otherwise become `1.1`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunbookVersion(pub String);
+
+impl<'de> Deserialize<'de> for RunbookVersion {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = RunbookVersion;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a quoted version string such as \"1.0.0\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RunbookVersion, E> {
+                if crate::config::valid_version(v) {
+                    Ok(RunbookVersion(v.to_string()))
+                } else {
+                    Err(E::custom(format!("invalid version {v:?}: 1-32 characters of 0-9 A-Z a-z . + -, starting with a digit")))
+                }
+            }
+        }
+        // `deserialize_any`: serde_yaml_ng then reports a plain `1.0` as the number it is.
+        d.deserialize_any(V)
+    }
+}
 
 checked_newtype!(
     /// A step id: `[a-z0-9][a-z0-9_-]*`, at most 64 bytes.
@@ -288,7 +315,7 @@ impl<'de> Deserialize<'de> for Criteria {
                 f.write_str("a success-criteria expression string")
             }
             fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Criteria, E> {
-                Criteria::parse(s).map_err(|e| E::custom(format!("invalid success criteria {s:?}: {e}")))
+                Criteria::parse(s).map_err(|e| E::custom(format!("invalid success criteria {}: {e}", excerpt(s))))
             }
         }
         d.deserialize_str(V)
@@ -296,6 +323,15 @@ impl<'de> Deserialize<'de> for Criteria {
 }
 
 // ---- errors ----
+
+/// `s` quoted for an error message, cut after 80 characters (a hostile expression can be
+/// megabytes long).
+fn excerpt(s: &str) -> String {
+    match s.char_indices().nth(80) {
+        Some((i, _)) => format!("{:?}... ({} characters)", &s[..i], s.chars().count()),
+        None => format!("{s:?}"),
+    }
+}
 
 /// A load error: `FILE:LINE: FIELD: message` (LINE omitted when unknown).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -338,23 +374,32 @@ fn yaml_error(file: &Path, e: &serde_yaml_ng::Error) -> LoadError {
 impl Runbook {
     /// Load and check one runbook file.
     pub fn load_file(path: &Path) -> Result<Runbook, LoadError> {
-        let bytes = std::fs::read(path).map_err(|e| LoadError { file: path.to_path_buf(), line: None, message: format!("reading: {e}") })?;
+        // A regular file of bounded size only: a FIFO in the runbooks directory would block
+        // `runbook lint` and the daemon's start forever.
+        let bytes = crate::fsutil::read_config_file(path, crate::fsutil::limits::RUNBOOK)
+            .map_err(|e| {
+                let msg = format!("{e:#}");
+                // The error names the path; LoadError puts it in front already.
+                let shown = path.display().to_string();
+                let message = msg.strip_prefix(&format!("{shown} is ")).or_else(|| msg.strip_prefix(&format!("{shown}: "))).unwrap_or(&msg).to_string();
+                LoadError { file: path.to_path_buf(), line: None, message }
+            })?;
         Runbook::from_bytes(path, &bytes)
     }
 
     /// Parse and check runbook text; `file` is used for error messages and `source`.
     pub fn from_bytes(file: &Path, bytes: &[u8]) -> Result<Runbook, LoadError> {
-        let text = std::str::from_utf8(bytes).map_err(|e| LoadError {
-            file: file.to_path_buf(),
-            line: Some(1 + bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count()),
-            message: "not valid UTF-8".into(),
-        })?;
+        // The shared strict front-end first: encoding, nesting depth, duplicate keys at
+        // every depth (serde's maps would keep the last of two `parameters` entries).
+        let located = |e: crate::yamlutil::YamlError| LoadError { file: file.to_path_buf(), line: Some(e.line), message: e.message };
+        let text = crate::yamlutil::decode(bytes).map_err(located)?;
+        crate::yamlutil::scan(text).map_err(located)?;
         let raw: RawRunbook = serde_yaml_ng::from_str(text).map_err(|e| yaml_error(file, &e))?;
         check_unique_step_ids(file, text, &raw)?;
         Ok(Runbook {
             id: raw.id.0,
             name: raw.name,
-            version: raw.version,
+            version: raw.version.0,
             description: raw.description,
             hipaa_controls: raw.hipaa_controls.0,
             severity: raw.severity,
@@ -467,7 +512,9 @@ pub fn load_dir(dir: &Path) -> std::io::Result<(Vec<Runbook>, Vec<LoadError>)> {
     for entry in std::fs::read_dir(dir)? {
         let p = entry?.path();
         let is_yaml = p.extension().is_some_and(|e| e == "yaml" || e == "yml");
-        if is_yaml && p.is_file() {
+        // Not `is_file()`: a FIFO or device named *.yaml is reported by load_file, not
+        // skipped without a word.
+        if is_yaml && !p.is_dir() {
             files.push(p);
         }
     }

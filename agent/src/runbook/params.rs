@@ -349,21 +349,106 @@ impl ParamSpec {
 /// default, nothing bound) are absent and their variable is not set. Only [`bind`] (or
 /// `Default`, which is empty) makes one, so a `Params` always holds validated values.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Params(BTreeMap<String, String>);
+pub struct Params {
+    values: BTreeMap<String, String>,
+    /// Names of the path parameters among `values` (resolved, symlink-free at bind time).
+    paths: std::collections::BTreeSet<String>,
+}
 
 impl Params {
     /// `(MSP_PARAM_<NAME>, value)` pairs for the step environment.
     pub fn env(&self) -> Vec<(String, String)> {
-        self.0.iter().map(|(k, v)| (env_name(k), v.clone())).collect()
+        self.values.iter().map(|(k, v)| (env_name(k), v.clone())).collect()
     }
     /// One value.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str)
+        self.values.get(name).map(String::as_str)
     }
     /// All values, by name.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.values.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
+
+    /// Check again, right before a step starts, that no existing component of a path
+    /// parameter is a symlink (`O_NOFOLLOW` semantics, one `lstat` per component). Binding
+    /// resolved every path to its symlink-free form inside an allowed root; a symlink that
+    /// appeared since (someone swapped a directory for a link) is refused here instead of
+    /// being followed by the script. See [`resolve_in_roots`] for what remains.
+    pub fn recheck_paths(&self) -> Result<(), String> {
+        for name in &self.paths {
+            if let Some(v) = self.values.get(name) {
+                no_symlink_components(Path::new(v))
+                    .map_err(|m| format!("parameter `{name}`: {m} (changed since the parameters were bound)"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Resolve `p` through the file system: the longest existing prefix is canonicalised
+/// (symlinks followed, as the kernel would), the part that does not exist yet is appended
+/// as written. Errors other than "does not exist" (no permission, a loop) are refused.
+fn resolve_existing_prefix(p: &Path) -> Result<PathBuf, String> {
+    let mut existing = p.to_path_buf();
+    let mut rest: Vec<std::ffi::OsString> = Vec::new();
+    loop {
+        match std::fs::canonicalize(&existing) {
+            Ok(mut out) => {
+                for r in rest.iter().rev() {
+                    out.push(r);
+                }
+                return Ok(out);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match existing.file_name() {
+                Some(n) => {
+                    rest.push(n.to_owned());
+                    existing.pop();
+                }
+                None => return Ok(p.to_path_buf()),
+            },
+            Err(e) => return Err(format!("cannot resolve {}: {e}", existing.display())),
+        }
+    }
+}
+
+/// `Err` naming the first existing component of `p` that is a symlink.
+fn no_symlink_components(p: &Path) -> Result<(), String> {
+    let mut prefix = PathBuf::new();
+    for c in p.components() {
+        prefix.push(c);
+        match std::fs::symlink_metadata(&prefix) {
+            Ok(m) if m.file_type().is_symlink() => return Err(format!("{} is a symlink", prefix.display())),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(format!("cannot check {}: {e}", prefix.display())),
+        }
+    }
+    Ok(())
+}
+
+/// Resolve a lexically valid path value (see [`ParamSpec::validate`]) through the file system
+/// and check the result against the allowed roots, themselves resolved (on NixOS `/etc/...`
+/// roots are often symlinks into the store). The lexical check alone let a symlink inside a
+/// root (`/var/tmp/x -> /etc`) reach outside it.
+///
+/// Time of check and time of use: the value handed to the script is the resolved,
+/// symlink-free path, and [`Params::recheck_paths`] repeats the no-symlink check right before
+/// every step. What is left is the moment between that check and the script's own `open`,
+/// which only someone who can write to a directory on the path can use; the allowed roots
+/// name directories only root writes (keys, secrets, certificates, restic caches).
+pub fn resolve_in_roots(spec: &ParamSpec, value: &str) -> Result<String, String> {
+    let resolved = resolve_existing_prefix(Path::new(value))?;
+    let inside = spec.allowed_roots.iter().any(|r| {
+        let root = resolve_existing_prefix(r).unwrap_or_else(|_| r.clone());
+        resolved.starts_with(&root)
+    });
+    if !inside {
+        let roots: Vec<_> = spec.allowed_roots.iter().map(|r| r.display().to_string()).collect();
+        return Err(format!("{value} resolves to {}, outside the allowed roots ({})", resolved.display(), roots.join(", ")));
+    }
+    // A dangling symlink in the part that does not exist yet could be created later.
+    no_symlink_components(&resolved)?;
+    resolved.to_str().map(str::to_string).ok_or_else(|| "path is not UTF-8".to_string())
 }
 
 /// Why binding failed. Each message names the parameter and where the value came from.
@@ -449,7 +534,15 @@ pub fn bind_with_host(
             return Err(BindError { name: name.clone(), source_of: "binding".into(), message: "is required and has no value".into() });
         }
     }
-    Ok(Params(out))
+    // Path values are resolved last, whatever their source (default, host, incident,
+    // override): only here does the file system get a say.
+    let mut paths = std::collections::BTreeSet::new();
+    for (name, v) in out.iter_mut() {
+        let Some(spec) = specs.get(name).filter(|s| s.kind == ParamType::Path) else { continue };
+        *v = resolve_in_roots(spec, v).map_err(|message| BindError { name: name.clone(), source_of: "path resolution".into(), message })?;
+        paths.insert(name.clone());
+    }
+    Ok(Params { values: out, paths })
 }
 
 /// Split `name=value` (the CLI's `--param`).
@@ -533,9 +626,9 @@ mod tests {
         let host: BTreeMap<String, String> =
             [("renew", "cert-renew.service"), ("days", "30"), ("unit", "other.service")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let p = bind_with_host(&specs, Some(&host), Some(&incident), &[]).unwrap();
-        assert_eq!(p.0["renew"], "cert-renew.service");
-        assert_eq!(p.0["days"], "30");
-        assert_eq!(p.0["unit"], "portal.service", "the incident names the target");
+        assert_eq!(p.values["renew"], "cert-renew.service");
+        assert_eq!(p.values["days"], "30");
+        assert_eq!(p.values["unit"], "portal.service", "the incident names the target");
         // Without the host setting the required parameter has no value.
         assert!(bind(&specs, Some(&incident), &[]).unwrap_err().to_string().contains("renew"));
         // Host values are validated and unknown names refused, naming the source.

@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 /// Default retention of uploaded objects: 2555 days (7 years), the usual HIPAA documentation
 /// retention (§164.316(b)(2)(i) asks for 6 years; 7 covers a year of audit lag).
 pub const DEFAULT_RETENTION_DAYS: u32 = 2555;
+/// Shortest retention `worm.retention_days` / `--retention-days` accept.
+pub const MIN_RETENTION_DAYS: u64 = 1;
+/// Longest retention accepted: 100 years (S3 itself stops at 100 years of retention too).
+pub const MAX_RETENTION_DAYS: u64 = 36_500;
 /// Default: alert when uploads have failed for an hour.
 pub const DEFAULT_OUTAGE_ALERT_AFTER_SECONDS: u64 = 3600;
 /// Default object key prefix.
@@ -117,8 +121,20 @@ impl WormConfig {
         if self.region.is_empty() {
             bail!("worm.region: must not be empty");
         }
-        if self.retention_days == 0 {
-            bail!("worm.retention_days: must be at least 1");
+        // Upper bounds keep `now + retention` inside chrono's calendar (99,999,999 days
+        // panicked) and the timeouts inside what `Instant` arithmetic can hold.
+        for (key, value, range) in [
+            ("retention_days", u64::from(self.retention_days), MIN_RETENTION_DAYS..=MAX_RETENTION_DAYS),
+            ("outage_alert_after_seconds", self.outage_alert_after_seconds, 0..=365 * 86_400),
+            ("request_timeout_seconds", self.request_timeout_seconds, 0..=3600),
+        ] {
+            if !range.contains(&value) {
+                bail!(
+                    "worm.{key}: {value} is outside the allowed range {}..={}",
+                    range.start(),
+                    range.end()
+                );
+            }
         }
         for (name, v) in [
             ("prefix", &self.prefix),
@@ -204,8 +220,8 @@ impl Credentials {
     /// Parse an AWS shared-credentials style file: the `[default]` section, or the only
     /// section, or key lines without any section.
     pub fn from_file(path: &Path) -> Result<Credentials> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading S3 credentials file {}", path.display()))?;
+        // Regular file, UTF-8, no NUL (a NUL would end up inside a header value).
+        let text = crate::yamlutil::read_text(path).context("reading the S3 credentials file")?;
         Credentials::parse(&text).with_context(|| format!("S3 credentials file {}", path.display()))
     }
 

@@ -151,8 +151,9 @@ pub struct ConnArgs {
     /// Host name in object keys (default: from the bundles).
     #[arg(long, value_name = "NAME")]
     pub host: Option<String>,
-    /// COMPLIANCE retention in days.
-    #[arg(long, value_name = "DAYS")]
+    /// COMPLIANCE retention in days (1-36500).
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(
+        config::MIN_RETENTION_DAYS as i64..=config::MAX_RETENTION_DAYS as i64))]
     pub retention_days: Option<u32>,
     /// AWS-style credentials file instead of the environment.
     #[arg(long, value_name = "FILE")]
@@ -205,14 +206,8 @@ impl ConnArgs {
 
 /// Read the `worm:` section of an agent config file (other sections are other modules').
 pub fn load_config_section(path: &Path) -> Result<WormConfig> {
-    let text = std::fs::read_to_string(path).with_context(|| {
-        format!(
-            "reading {} (or pass --bucket and --endpoint)",
-            path.display()
-        )
-    })?;
-    let doc: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let text = crate::yamlutil::read_text(path).context("(or pass --bucket and --endpoint)")?;
+    let doc: serde_yaml_ng::Value = crate::yamlutil::from_str(path, &text)?;
     let Some(section) = doc.get("worm") else {
         bail!("{}: no `worm:` section", path.display());
     };
@@ -379,7 +374,10 @@ fn run_restore(conn: ConnArgs, to: PathBuf, month: Option<String>, keys: PathBuf
     sync::check_bucket(&client, &cfg)?;
     let local = conn.evidence_dir.exists().then_some(conn.evidence_dir.as_path());
     let state = local.map(|_| conn.state_dir.as_path());
-    let r = restore::restore(&client, &cfg, &client_id, &host, &to, month.as_deref(), local, state, &ring)?;
+    // With the private key in --keys (the operator on the host), the restored chain gets a
+    // signed head; with public keys only it stays a headless copy.
+    let signer = keys.join(crate::keys::PRIVATE_KEY_FILE).exists().then(|| crate::keys::Signer::load(&keys)).transpose()?;
+    let r = restore::restore(&client, &cfg, &client_id, &host, &to, month.as_deref(), local, state, &ring, signer.as_ref())?;
     if json {
         println!("{}", serde_json::to_string_pretty(&r).context("serialising the report")?);
     } else {
@@ -390,6 +388,14 @@ fn run_restore(conn: ConnArgs, to: PathBuf, month: Option<String>, keys: PathBuf
         }
         if let Some(p) = &r.verify_problem {
             println!("restored store does not verify: {p}");
+        }
+        match r.head_sealed {
+            Some(seq) => println!("signed chain head written for the restored chain (sequence {seq})"),
+            None if month.is_none() => println!(
+                "no chain head written (no signing key in {}, or something is missing or tampered): `evidence verify` reports the copy as headless",
+                keys.display()
+            ),
+            None => {}
         }
     }
     eprintln!(

@@ -580,6 +580,8 @@ impl Config {
             ("alert.timeout_seconds", self.alert.timeout_seconds, 0..=600),
             ("heartbeat.interval_seconds", self.heartbeat.interval_seconds.unwrap_or(900), 1..=DAY),
             ("drift.settle_millis", self.drift.settle_millis, 0..=500),
+            ("keys.max_age_days", u64::from(self.keys.max_age_days), 1..=3650),
+            ("keys.end_of_life_days", u64::from(self.keys.end_of_life_days), 1..=3650),
         ]
     }
 

@@ -263,3 +263,54 @@ fn export_carries_the_revocation_and_the_recipient_sees_the_same_split() {
     let (code, out) = verify(&to.join("keys"), &[&to.join("evidence/2026/11/EB-20261110-0001.json")]);
     assert_eq!(code, 0, "{out}");
 }
+
+#[test]
+fn the_packet_marks_bundles_after_the_compromise_unverified_and_keeps_the_earlier_ones() {
+    use msp_agent::packet::period::Month;
+    use msp_agent::packet::sample::{write_month, MonthSpec};
+    let tmp = tempfile::tempdir().unwrap();
+    let keys_dir = tmp.path().join("keys");
+    let evidence = tmp.path().join("evidence");
+    let month = Month::parse("2026-10").unwrap();
+    keys::generate(&keys_dir, month.start() - chrono::Duration::days(30)).unwrap();
+    let signer = Signer::load(&keys_dir).unwrap();
+    let text = msp_agent::packet::EMBEDDED_BASELINE.1;
+    let mut findings = msp_agent::baseline::report::Findings::default();
+    let b = msp_agent::baseline::model::load("b", text, &mut findings).unwrap();
+    let spec = MonthSpec::new(month, &b.version, &msp_agent::baseline::model::sha256_hex(text.as_bytes()));
+    write_month(&evidence, &spec, &signer).unwrap();
+    let (code, out) = run(Command::new(BIN)
+        .args(["key", "revoke", "--key-dir"])
+        .arg(&keys_dir)
+        .args(["--compromised-since", "2026-10-20T00:00:00Z"]));
+    assert_eq!(code, 0, "{out}");
+    let packet = tmp.path().join("packet");
+    let (code, out) = run(Command::new(BIN)
+        .args(["packet", "--month", "2026-10", "--at", "2026-11-05T00:00:00Z", "--evidence-dir"])
+        .arg(&evidence)
+        .arg("--key-dir")
+        .arg(&keys_dir)
+        .arg("--out")
+        .arg(&packet));
+    assert_eq!(code, 0, "{out}");
+    let m: serde_json::Value = serde_json::from_slice(&fs::read(packet.join("manifest.json")).unwrap()).unwrap();
+    let listed = m["bundles"].as_array().unwrap();
+    let (mut before, mut after) = (0, 0);
+    let since = t(2026, 10, 20, 0, 0);
+    let key_id = signer.key_id().to_string();
+    for e in listed {
+        let path = evidence.join(e["path"].as_str().unwrap());
+        let b: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        let at = DateTime::parse_from_rfc3339(b["generated_at"].as_str().unwrap()).unwrap().with_timezone(&Utc);
+        if at > since {
+            assert_eq!(e["verified"], false, "{} dated after the compromise still verified", path.display());
+            let why = e["problem"].as_str().unwrap_or_default();
+            assert!(why.contains(&format!("signed by key {key_id} after its compromise at 2026-10-20T00:00:00Z")), "{why}");
+            after += 1;
+        } else {
+            assert_eq!(e["verified"], true, "{} before the compromise no longer verifies: {e}", path.display());
+            before += 1;
+        }
+    }
+    assert!(before > 100 && after > 50, "before {before}, after {after}");
+}

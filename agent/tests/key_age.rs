@@ -16,17 +16,22 @@ use std::time::Duration;
 use chrono::Utc;
 use common::agent_fixture::{sigterm_and_wait, wait_until, Fixture};
 
-/// A daemon whose key was created `age_days` ago, every other probe off.
-fn run_with_key_age(age_days: i64, want_event: &str) -> (Fixture, Vec<serde_json::Value>) {
-    let f = Fixture::new(0, 300);
-    fs::remove_dir_all(&f.keys).unwrap();
-    msp_agent::keys::generate(&f.keys, Utc::now() - chrono::Duration::days(age_days)).unwrap();
+/// Policy rounds every second, every other policy probe off.
+fn only_key_age_checks(f: &Fixture) {
     let cfg = fs::read_to_string(&f.config).unwrap().replacen(
         "probes:\n",
         "probes:\n  policy_interval_seconds: 1\n  clock: {enabled: false}\n  system_age: {enabled: false}\n  backup_age: {enabled: false}\n  tls: {enabled: false}\n",
         1,
     );
     fs::write(&f.config, cfg).unwrap();
+}
+
+/// A daemon whose key was created `age_days` ago, every other probe off.
+fn run_with_key_age(age_days: i64, want_event: &str) -> (Fixture, Vec<serde_json::Value>) {
+    let f = Fixture::new(0, 300);
+    fs::remove_dir_all(&f.keys).unwrap();
+    msp_agent::keys::generate(&f.keys, Utc::now() - chrono::Duration::days(age_days)).unwrap();
+    only_key_age_checks(&f);
     f.add_config("heartbeat:\n  interval_seconds: 1\nkeys:\n  max_age_days: 330\n  end_of_life_days: 365\n");
     let agent = f.spawn();
     wait_until(&f, "the key age incident and a heartbeat showing it", Duration::from_secs(60), || {
@@ -66,12 +71,7 @@ fn a_key_past_its_end_of_life_is_a_critical_incident() {
 #[test]
 fn a_young_key_holds() {
     let f = Fixture::new(0, 300);
-    let cfg = fs::read_to_string(&f.config).unwrap().replacen(
-        "probes:\n",
-        "probes:\n  policy_interval_seconds: 1\n  clock: {enabled: false}\n  system_age: {enabled: false}\n  backup_age: {enabled: false}\n  tls: {enabled: false}\n",
-        1,
-    );
-    fs::write(&f.config, cfg).unwrap();
+    only_key_age_checks(&f);
     f.add_config("heartbeat:\n  interval_seconds: 1\n");
     let agent = f.spawn();
     wait_until(&f, "a heartbeat with the key age holding", Duration::from_secs(60), || {

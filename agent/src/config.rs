@@ -86,10 +86,33 @@ pub struct Config {
     /// The LLM advisor the planner may consult when it is unsure (default: off).
     #[serde(default)]
     pub advisor: AdvisorConfig,
+    /// Age limits of the active signing key (`keys.max_age_days`, `keys.end_of_life_days`).
+    #[serde(default)]
+    pub keys: KeysConfig,
     /// The file this configuration was read from (set by [`Config::load`]; the drift watcher
     /// governs it).
     #[serde(skip)]
     pub source_path: Option<PathBuf>,
+}
+
+/// `keys:` section: the age of the active evidence signing key (check `signing_key_age`,
+/// [`crate::checks::key_age`]; no baseline rule, so not a packet claim).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    /// Whether the daemon checks the key's age on each `probes.policy_interval_seconds` round.
+    pub check_age: bool,
+    /// Older than this: an alert and a signed `signing_key_old` incident (rotate).
+    pub max_age_days: u32,
+    /// Older than this (or past the key's `valid_until`): a signed `signing_key_end_of_life`
+    /// incident, critical.
+    pub end_of_life_days: u32,
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        KeysConfig { check_age: true, max_age_days: 330, end_of_life_days: 365 }
+    }
 }
 
 /// `heartbeat:` section.
@@ -659,6 +682,8 @@ impl Config {
             ("alert.timeout_seconds", self.alert.timeout_seconds, 0..=600),
             ("heartbeat.interval_seconds", self.heartbeat.interval_seconds.unwrap_or(900), 1..=DAY),
             ("drift.settle_millis", self.drift.settle_millis, 0..=500),
+            ("keys.max_age_days", u64::from(self.keys.max_age_days), 1..=3650),
+            ("keys.end_of_life_days", u64::from(self.keys.end_of_life_days), 1..=3650),
         ]
     }
 

@@ -72,6 +72,11 @@ pub mod event_type {
     pub const EVIDENCE_PRUNED: &str = "evidence_pruned";
     /// Record (not an incident): the evidence file system passed its usage threshold.
     pub const EVIDENCE_DISK_HIGH: &str = "evidence_disk_high";
+    /// The active signing key is older than `keys.max_age_days`: rotate it.
+    pub const SIGNING_KEY_OLD: &str = "signing_key_old";
+    /// The active signing key is past its end of life (`keys.end_of_life_days`, or a
+    /// `valid_until` in its `key-info.json`).
+    pub const SIGNING_KEY_END_OF_LIFE: &str = "signing_key_end_of_life";
 }
 
 /// Where an incident came from: a journal entry or a periodic probe.

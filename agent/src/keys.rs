@@ -42,6 +42,8 @@ pub const ALLOWED_SIGNERS_FILE: &str = "allowed_signers";
 pub const KEY_INFO_FILE: &str = "key-info.json";
 /// Sub-directory holding retired public keys.
 pub const ARCHIVE_DIR: &str = "archive";
+/// Sub-directory holding signed revocation records (`REV-<safe-id>.json` + `.sig` + `.sshsig`).
+pub const REVOCATIONS_DIR: &str = "revocations";
 /// Principal in `allowed_signers` and the `-I` argument of `ssh-keygen -Y verify`.
 pub const PRINCIPAL: &str = "msp-evidence";
 /// SSHSIG namespace (`-n` of `ssh-keygen -Y`).
@@ -62,6 +64,20 @@ pub enum KeyCmd {
         #[arg(long, value_name = "DIR", default_value = crate::paths::KEY_DIR)]
         key_dir: PathBuf,
     },
+    /// Mark a key as compromised since TIME: its window ends at TIME, every bundle it signed
+    /// after TIME is untrusted. Revoking the active key (the default) rotates first, so a new
+    /// key keeps signing; the record is signed by that successor.
+    Revoke {
+        #[arg(long, value_name = "DIR", default_value = crate::paths::KEY_DIR)]
+        key_dir: PathBuf,
+        /// RFC 3339 time from which the key is suspected stolen (not in the future, not
+        /// before the key's own `valid_from`).
+        #[arg(long, value_name = "TIME")]
+        compromised_since: String,
+        /// The key to revoke (`SHA256:...`); default: the active key.
+        #[arg(long, value_name = "ID")]
+        key_id: Option<String>,
+    },
 }
 
 impl KeyCmd {
@@ -81,6 +97,22 @@ impl KeyCmd {
                     old.key_id,
                     old.valid_until.as_deref().unwrap_or("?"),
                     new.key_id
+                );
+            }
+            KeyCmd::Revoke { key_dir, compromised_since, key_id } => {
+                let since = parse_time(&compromised_since)
+                    .context("--compromised-since")?;
+                let out = revoke(&key_dir, key_id.as_deref(), since, now)?;
+                if let Some(new) = &out.rotated_to {
+                    println!("rotated {}: new active key {}", key_dir.display(), new.key_id);
+                }
+                println!(
+                    "revoked {}: compromised since {}; bundles it signed after that are untrusted \
+                     (record {}, signed by {}). Restart the daemon now.",
+                    out.record.key_id,
+                    out.record.compromised_since,
+                    out.record_path.display(),
+                    out.record.signed_by
                 );
             }
         }
@@ -105,6 +137,11 @@ pub struct KeyInfo {
     pub valid_from: String,
     /// Last second at which the key may sign; `null` for the current key.
     pub valid_until: Option<String>,
+    /// Set by `key revoke`: the key is suspected stolen from this second on, and its window
+    /// ends here (`valid_until` equals it). A signed record in `revocations/` must back it
+    /// (see [`crate::evidence::keyring`]); absent for a key never revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compromised_since: Option<String>,
 }
 
 impl KeyInfo {
@@ -213,6 +250,7 @@ fn new_key_info(vk: &VerifyingKey, now: DateTime<Utc>) -> Result<KeyInfo> {
         created: rfc3339(now),
         valid_from: rfc3339(now),
         valid_until: None,
+        compromised_since: None,
     })
 }
 
@@ -355,6 +393,156 @@ pub fn rotate(dir: &Path, now: DateTime<Utc>) -> Result<(KeyInfo, KeyInfo)> {
     Ok((old, new))
 }
 
+/// `record_type` of a [`Revocation`].
+pub const REVOCATION_RECORD_TYPE: &str = "key_revocation";
+
+/// A signed revocation record, `revocations/REV-<safe-id>.json` with `.sig` (raw Ed25519)
+/// and `.sshsig` (`ssh-keygen -Y verify`, namespace `msp-evidence`), signed by the key that
+/// was active when the revocation was made, which is never the revoked key (revoking the
+/// active key rotates first). Someone holding only the stolen key can therefore neither
+/// forge nor move such a record; see ARCHITECTURE.md "Key windows and rotation".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Revocation {
+    /// Always [`REVOCATION_RECORD_TYPE`].
+    pub record_type: String,
+    /// The revoked key.
+    pub key_id: String,
+    /// RFC 3339: the key is untrusted for anything signed after this second.
+    pub compromised_since: String,
+    /// RFC 3339: when `key revoke` ran.
+    pub revoked_at: String,
+    /// The key that signed this record (the active key at `revoked_at`).
+    pub signed_by: String,
+}
+
+/// `revocations/REV-<safe-id>.json` for a key id.
+pub fn revocation_path(dir: &Path, key_id: &str) -> PathBuf {
+    dir.join(REVOCATIONS_DIR).join(format!("REV-{}.json", key_id_file_stem(key_id)))
+}
+
+/// What [`revoke`] did.
+#[derive(Debug, Clone)]
+pub struct Revoked {
+    /// The record written.
+    pub record: Revocation,
+    /// Where it was written.
+    pub record_path: PathBuf,
+    /// The new active key, when the revoked key was the active one.
+    pub rotated_to: Option<KeyInfo>,
+}
+
+/// Revoke `key_id` (default: the active key) of the key directory `dir` as compromised since
+/// `since`, at `now`:
+/// 1. revoking the active key first rotates at `now` ([`rotate`]), so a new key keeps signing
+///    and signs the record;
+/// 2. the signed record is written to `revocations/` (write-once);
+/// 3. the key's archived info gets `compromised_since = since` and `valid_until = since`
+///    (the earlier of it and its old end), and `allowed_signers` is rewritten, so the key's
+///    `valid-before` is `since` for `ssh-keygen -Y verify -Overify-time` too.
+///
+/// A crash between 2 and 3 leaves a record the archive does not match: `Keyring::load`
+/// refuses that loudly and running the same `key revoke --key-id` again completes it.
+pub fn revoke(dir: &Path, key_id: Option<&str>, since: DateTime<Utc>, now: DateTime<Utc>) -> Result<Revoked> {
+    check_key_dir(dir)?;
+    let now = now.trunc_subsecs(0);
+    let since = since.trunc_subsecs(0);
+    if since > now {
+        bail!("--compromised-since {} is in the future (now {})", rfc3339(since), rfc3339(now));
+    }
+    let current = read_key_info(&dir.join(KEY_INFO_FILE))?;
+    let target = key_id.unwrap_or(&current.key_id).to_string();
+    let mut rotated_to = None;
+    if target == current.key_id {
+        if since < current.valid_from_time()? {
+            bail!(
+                "key {target} is valid from {}, after --compromised-since {}: nothing it signed can be before that",
+                current.valid_from,
+                rfc3339(since)
+            );
+        }
+        let (_, new) = rotate(dir, now)?;
+        rotated_to = Some(new);
+    }
+    let stem = key_id_file_stem(&target);
+    let info_path = dir.join(ARCHIVE_DIR).join(format!("{stem}.json"));
+    if !info_path.exists() {
+        bail!("key {target} is neither the active key nor in {}", dir.join(ARCHIVE_DIR).display());
+    }
+    let mut info = read_key_info(&info_path)?;
+    if since < info.valid_from_time()? {
+        bail!("key {target} is valid from {}, after --compromised-since {}", info.valid_from, rfc3339(since));
+    }
+    let since = match info.compromised_since.as_deref().map(parse_time).transpose()? {
+        Some(earlier) if earlier <= since => {
+            eprintln!("key {target} is already revoked since {}; keeping the earlier time", rfc3339(earlier));
+            earlier
+        }
+        _ => since,
+    };
+    let signer = Signer::load(dir)?;
+    if signer.key_id() == target {
+        bail!("key {target} is the loaded signing key; a key never signs its own revocation");
+    }
+    let record = Revocation {
+        record_type: REVOCATION_RECORD_TYPE.to_string(),
+        key_id: target.clone(),
+        compromised_since: rfc3339(since),
+        revoked_at: rfc3339(now),
+        signed_by: signer.key_id().to_string(),
+    };
+    let record_path = revocation_path(dir, &target);
+    let existing = read_revocation(&record_path).ok();
+    if existing.as_ref().map(|r| &r.compromised_since) != Some(&record.compromised_since) {
+        let mut bytes = serde_json::to_vec_pretty(&record).context("serialising the revocation")?;
+        bytes.push(b'\n');
+        let raw = signer.sign_raw(&bytes);
+        let ssh = signer.sign_sshsig(&bytes)?;
+        fsutil::create_dir_all(&dir.join(REVOCATIONS_DIR), 0o755)?;
+        let sig_path = companion(&record_path, ".sig");
+        let ssh_path = companion(&record_path, ".sshsig");
+        for p in [&record_path, &sig_path, &ssh_path] {
+            match fs::remove_file(p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).with_context(|| format!("removing {}", p.display())),
+            }
+        }
+        fsutil::write_once_all(
+            &[(&record_path, &bytes), (&sig_path, &raw), (&ssh_path, ssh.as_bytes())],
+            0o644,
+        )?;
+    }
+    info.compromised_since = Some(rfc3339(since));
+    let until = match info.valid_until_time()? {
+        Some(u) if u < since => u,
+        _ => since,
+    };
+    info.valid_until = Some(rfc3339(until));
+    fsutil::replace(&info_path, &info_json(&info)?, 0o644)?;
+    let mut all = read_archive(dir)?;
+    all.push(read_key_info(&dir.join(KEY_INFO_FILE))?);
+    write_allowed_signers(dir, &all)?;
+    fsutil::sync_dir(dir)?;
+    Ok(Revoked { record, record_path, rotated_to })
+}
+
+fn companion(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// Parse a revocation record (not its signatures: [`crate::evidence::keyring`] checks those).
+pub fn read_revocation(path: &Path) -> Result<Revocation> {
+    let bytes = fsutil::read_regular(path, fsutil::limits::SMALL)?;
+    let r: Revocation = serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))?;
+    if r.record_type != REVOCATION_RECORD_TYPE {
+        bail!("{}: record_type {:?}, expected {REVOCATION_RECORD_TYPE:?}", path.display(), r.record_type);
+    }
+    Ok(r)
+}
+
 /// Refuse a key directory another user could change (StrictModes, as OpenSSH checks
 /// `~/.ssh`): the directory, its `archive/` and every public file in it must be owned by this
 /// user or root and not writable by group or others. Otherwise another user could swap in a
@@ -364,6 +552,7 @@ pub fn check_key_dir(dir: &Path) -> Result<()> {
     use fsutil::Strictness::NoGroupOrOtherWrite as Strict;
     fsutil::check_owner_and_mode(dir, "key directory", Strict)?;
     fsutil::check_owner_and_mode(&dir.join(ARCHIVE_DIR), "key archive directory", Strict)?;
+    fsutil::check_owner_and_mode(&dir.join(REVOCATIONS_DIR), "key revocations directory", Strict)?;
     for f in [PUBLIC_PEM_FILE, PUBLIC_SSH_FILE, ALLOWED_SIGNERS_FILE, KEY_INFO_FILE] {
         fsutil::check_owner_and_mode(&dir.join(f), "key file", Strict)?;
     }

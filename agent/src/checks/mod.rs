@@ -13,6 +13,7 @@
 
 pub mod backup_age;
 pub mod clock;
+pub mod key_age;
 pub mod system_age;
 pub mod tls;
 
@@ -87,7 +88,13 @@ pub mod id {
     pub const SLA_CLOCK: &str = "sla_clock";
     pub const ESCALATION: &str = "escalation";
     pub const HEARTBEAT: &str = "heartbeat";
+    /// Not a baseline rule's check (see [`super::UNBASELINED`]).
+    pub const SIGNING_KEY_AGE: &str = "signing_key_age";
 }
+
+/// Checks the agent runs and records on the heartbeat board that enforce no baseline rule
+/// (the baseline has none for them), so no packet control rests on them.
+pub const UNBASELINED: &[&str] = &[id::SIGNING_KEY_AGE];
 
 use Enforcement::*;
 
@@ -123,9 +130,9 @@ pub fn for_rule(rule: &str) -> Option<&'static Check> {
 /// Distinct check ids, in registry order.
 pub fn ids() -> Vec<&'static str> {
     let mut out: Vec<&'static str> = Vec::new();
-    for c in REGISTRY {
-        if !out.contains(&c.id) {
-            out.push(c.id);
+    for c in REGISTRY.iter().map(|c| c.id).chain(UNBASELINED.iter().copied()) {
+        if !out.contains(&c) {
+            out.push(c);
         }
     }
     out

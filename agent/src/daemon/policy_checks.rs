@@ -189,6 +189,41 @@ impl Daemon {
                 }
             }
         }
+        self.check_key_age(now)?;
+        Ok(())
+    }
+
+    /// The active signing key's age ([`crate::checks::key_age`]; no baseline rule): Medium
+    /// `signing_key_old` past `keys.max_age_days`, Critical `signing_key_end_of_life` past
+    /// `keys.end_of_life_days` or the key's `valid_until`. Each is a signed incident and an
+    /// alert (no runbook answers them: a person rotates the key).
+    fn check_key_age(&mut self, now: chrono::DateTime<Utc>) -> Result<()> {
+        let k = self.cfg.keys.clone();
+        if !k.check_age {
+            self.board.set(id::SIGNING_KEY_AGE, Status::Disabled, now, json!("keys.check_age is false"));
+            return Ok(());
+        }
+        let key_file = self.cfg.effective_signing_key_file();
+        let dir = key_file.parent().unwrap_or(std::path::Path::new("."));
+        match crate::checks::key_age::measure(dir, self.signer.key_id(), now, k.max_age_days, k.end_of_life_days) {
+            Err(e) => self.check_error(id::SIGNING_KEY_AGE, &e),
+            Ok(a) => {
+                let detail = serde_json::to_value(&a).unwrap_or(Value::Null);
+                let (event, severity) = match a.verdict {
+                    crate::checks::key_age::Verdict::Fresh => {
+                        self.board.set(id::SIGNING_KEY_AGE, Status::Holds, now, detail);
+                        self.cleared(id::SIGNING_KEY_AGE, "signing_key");
+                        return Ok(());
+                    }
+                    crate::checks::key_age::Verdict::Old => (ev::SIGNING_KEY_OLD, Severity::Medium),
+                    crate::checks::key_age::Verdict::EndOfLife => (ev::SIGNING_KEY_END_OF_LIFE, Severity::Critical),
+                };
+                self.board.set(id::SIGNING_KEY_AGE, Status::Violated, now, detail.clone());
+                let inc = self.check_incident(event, id::SIGNING_KEY_AGE, severity, None, to_map(detail));
+                // One target per verdict: reaching end of life raises again although `old` stood.
+                self.violation(id::SIGNING_KEY_AGE, event, inc)?;
+            }
+        }
         Ok(())
     }
 

@@ -76,8 +76,15 @@ fn copy_tree(from: &Path, to: &Path, keep: &dyn Fn(&Path) -> bool) -> Result<usi
 /// Public key material only: the private key (`*.key`) never leaves.
 fn is_public_key_file(p: &Path) -> bool {
     let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    // A revocation record's signatures (`revocations/REV-*.json.sig`, `.sshsig`) go too:
+    // without them the recipient's keyring refuses the record (keyring.rs).
+    let revocation_sig = name.starts_with("REV-") && (name.ends_with(".json.sig") || name.ends_with(".json.sshsig"));
     !name.ends_with(".key")
-        && (name == "allowed_signers" || name.ends_with(".json") || name.ends_with(".pub") || name.ends_with(".pem"))
+        && (name == "allowed_signers"
+            || name.ends_with(".json")
+            || name.ends_with(".pub")
+            || name.ends_with(".pem")
+            || revocation_sig)
 }
 
 fn all_files(root: &Path) -> Result<Vec<PathBuf>> {

@@ -198,8 +198,16 @@ fn run_verify(
     max_heartbeat_gap: Option<std::time::Duration>,
     paths: Vec<PathBuf>,
 ) -> Result<Exit> {
-    let ring = keyring::Keyring::load(&keys)
-        .with_context(|| format!("loading keys from {}", keys.display()))?;
+    let ring = match keyring::Keyring::load(&keys) {
+        Ok(r) => r,
+        // A revocation record that does not match the keys: nothing can be vouched for, and
+        // it is an integrity failure (exit 1, so the scheduled verify alerts), not a usage error.
+        Err(e) if e.downcast_ref::<keyring::RevocationProblem>().is_some() => {
+            println!("FAILED: key directory {}: {e:#}", keys.display());
+            return Ok(Exit::CheckFailed);
+        }
+        Err(e) => return Err(e.context(format!("loading keys from {}", keys.display()))),
+    };
     let runbooks = runbooks.map(|d| verify::runbook_index(&d)).transpose()?;
     let (files, mut heads) = verify::collect(&paths)?;
     if files.is_empty() {

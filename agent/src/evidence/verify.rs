@@ -477,6 +477,12 @@ fn check_bundle(
             "signed by unknown key {} (not in the key directory)",
             bundle.signing.key_id
         )),
+        (Some(k), Some(t)) if k.compromised_since.is_some_and(|c| t > c) => bad(format!(
+            "signed by key {} after its compromise at {}: generated_at {} (key revoked; untrusted)",
+            k.info.key_id,
+            k.info.compromised_since.as_deref().unwrap_or("?"),
+            bundle.generated_at
+        )),
         (Some(k), Some(t)) if !k.covers(t) => bad(format!(
             "signed by key {} outside its validity window ({} to {}): generated_at {}",
             k.info.key_id,
@@ -816,6 +822,7 @@ fn check_chains(
                 _ => newest = Some((k, key.valid_from)),
             }
         }
+        compromised_after(&kept, opts, problems);
         if let (Some(first), Some(last)) = (chain.first(), chain.last()) {
             summaries.push(ChainSummary {
                 client_id,
@@ -828,4 +835,34 @@ fn check_chains(
         }
     }
     Ok(summaries)
+}
+
+/// A revoked key's bundles after its compromise, judged by chain position rather than by the
+/// `generated_at` the signer chose: once the chain holds a bundle dated after the compromise
+/// time (by any key), every later bundle signed by the revoked key is untrusted, whatever date
+/// it claims. (A bundle it dates after the time is named by the window check; one it dates
+/// before the time but places after a later-dated bundle is also "time goes backwards".)
+fn compromised_after(kept: &BTreeMap<u64, &Link>, opts: &VerifyOptions, problems: &mut Vec<Problem>) {
+    for key in opts.keys.keys.values() {
+        let Some(since) = key.compromised_since else { continue };
+        let mut first_after: Option<&Link> = None;
+        for l in kept.values() {
+            if let Some(f) = first_after {
+                if l.key_id == key.info.key_id && l.generated_at.is_some_and(|t| t <= since) {
+                    problems.push(problem(
+                        &l.path,
+                        format!(
+                            "signed by key {} after its compromise at {}: it follows {} (sequence {}, dated after the compromise) in the chain",
+                            key.info.key_id,
+                            key.info.compromised_since.as_deref().unwrap_or("?"),
+                            f.file_name,
+                            f.sequence
+                        ),
+                    ));
+                }
+            } else if l.generated_at.is_some_and(|t| t > since) {
+                first_after = Some(l);
+            }
+        }
+    }
 }

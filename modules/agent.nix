@@ -637,7 +637,8 @@ in
         exec ${agentExe} runbook run RB-RESTORE-001 \
           --runbooks ${lib.escapeShellArg cfg.settings.runbooks_dir} \
           --evidence-dir ${lib.escapeShellArg cfg.settings.evidence_dir} \
-          ${keyDirArg} --client-id ${lib.escapeShellArg cfg.clientId}
+          ${keyDirArg} --client-id ${lib.escapeShellArg cfg.clientId} \
+          --alert-config /etc/msp/agent.yaml
       ''
     );
     systemd.timers.msp-agent-restore-test = lib.mkIf cfg.restoreTest.enable {

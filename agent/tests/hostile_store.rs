@@ -554,6 +554,10 @@ struct Dirs {
 }
 
 fn runbook_run(d: &Dirs, id: &str) -> (i32, String, String) {
+    runbook_run_with(d, id, &[])
+}
+
+fn runbook_run_with(d: &Dirs, id: &str, extra: &[&std::ffi::OsStr]) -> (i32, String, String) {
     run_timeout(
         Command::new(BIN)
             .args(["runbook", "run", id, "--host", "test-host", "--client-id", "clinic-test", "--runbooks"])
@@ -563,7 +567,8 @@ fn runbook_run(d: &Dirs, id: &str) -> (i32, String, String) {
             .arg("--key-dir")
             .arg(&d.keys)
             .arg("--state-dir")
-            .arg(&d.state),
+            .arg(&d.state)
+            .args(extra),
         120,
     )
 }
@@ -721,8 +726,17 @@ fn item_12_a_full_disk_during_runbook_run_keeps_the_record_and_says_the_repair_r
 
     // 2. The step itself fills the disk: the repair ran, its evidence cannot be written.
     // Exit 3 says so, the record is kept, and retries leave nothing behind in the store.
+    // The last attempt names an agent config: the lost record is also an alert (journal at
+    // crit; here, without a journal, on stderr with its priority prefix).
+    let alert_cfg = f.dir.join("agent.yaml");
+    fs::write(&alert_cfg, "client_id: clinic-test\nalert: {}\n").unwrap();
     for attempt in 1..=3 {
-        let (code, out, err) = runbook_run(&d, "RB-FILL-001");
+        let (code, out, err) = if attempt == 3 {
+            runbook_run_with(&d, "RB-FILL-001", &["--alert-config".as_ref(), alert_cfg.as_os_str()])
+        } else {
+            runbook_run(&d, "RB-FILL-001")
+        };
+        assert_eq!(err.contains("<2>ALERT evidence_unrecorded: runbook RB-FILL-001 ran ("), attempt == 3, "attempt {attempt}: {err}");
         assert_eq!(code, 3, "attempt {attempt}: {out}{err}");
         assert!(err.contains("RB-FILL-001: RAN (") && err.contains("evidence could not be written"), "{err}");
         assert!(err.contains("the repair ran but its evidence bundle could not be written; the unsigned record follows"), "journal record missing:\n{err}");

@@ -67,7 +67,9 @@ pub fn check(evidence_root: &Path, bundles: &[Loaded], filter: &PhiFilter) -> Ph
     for l in bundles {
         out.bundles_scanned += 1;
         let mut found = Redactions::default();
-        match std::fs::read(&l.path) {
+        // Regular files only, bounded: a FIFO or a huge sparse file named like a bundle must
+        // not hang or exhaust the packet (such a bundle is already shown invalid by load).
+        match crate::fsutil::read_regular(&l.path, crate::fsutil::limits::BUNDLE) {
             Ok(bytes) => {
                 out.bytes_scanned += bytes.len() as u64;
                 match serde_json::from_slice::<Value>(&bytes) {
@@ -76,7 +78,7 @@ pub fn check(evidence_root: &Path, bundles: &[Loaded], filter: &PhiFilter) -> Ph
                     Err(_) => found.merge(&filter.find(&String::from_utf8_lossy(&bytes))),
                 }
             }
-            Err(e) => tracing::warn!(file = %l.path.display(), error = %e, "PHI check: cannot read bundle"),
+            Err(e) => tracing::warn!(file = %l.path.display(), error = %format!("{e:#}"), "PHI check: cannot read bundle"),
         }
         if found.total() > 0 {
             out.findings.push((l.rel_path.clone(), found));
@@ -90,7 +92,7 @@ pub fn check(evidence_root: &Path, bundles: &[Loaded], filter: &PhiFilter) -> Ph
         let mut files: Vec<_> = rd.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect();
         files.sort();
         for f in files {
-            let Ok(bytes) = std::fs::read(&f) else { continue };
+            let Ok(bytes) = crate::fsutil::read_regular(&f, crate::fsutil::limits::ARTIFACT) else { continue };
             out.artifacts_scanned += 1;
             out.bytes_scanned += bytes.len() as u64;
             let found = filter.find(&String::from_utf8_lossy(&bytes));

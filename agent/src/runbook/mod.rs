@@ -65,6 +65,11 @@ pub enum RunbookCmd {
         /// so that both write one chain. Default: the kernel host name.
         #[arg(long, value_name = "NAME", env = "MSP_HOST")]
         host: Option<String>,
+        /// Agent config whose `alert:` section (journal at crit, webhook if set) is told when
+        /// the repair ran but its evidence could not be written (exit 3); the NixOS module's
+        /// scheduled runs pass /etc/msp/agent.yaml.
+        #[arg(long, value_name = "FILE")]
+        alert_config: Option<PathBuf>,
     },
 }
 
@@ -73,10 +78,13 @@ impl RunbookCmd {
     pub fn run(self) -> Result<Exit> {
         match self {
             RunbookCmd::Lint { paths } => lint(&paths),
-            RunbookCmd::Run { id, params, runbooks, evidence_dir, key_dir, state_dir, client_id, host } => {
+            RunbookCmd::Run { id, params, runbooks, evidence_dir, key_dir, state_dir, client_id, host, alert_config } => {
                 let host = host.unwrap_or_else(hostname);
                 let dirs = ManualDirs { evidence: &evidence_dir, keys: &key_dir, state: &state_dir };
-                run_manual(&id, &params, &runbooks, &dirs, &client_id, &host)
+                // Read before anything runs: a bad alert config must not surface only after
+                // the repair, when the alert is needed.
+                let alert = alert_config.map(|p| crate::evidence::prune::alert_config(&p)).transpose()?;
+                run_manual(&id, &params, &runbooks, &dirs, &client_id, &host, alert.as_ref())
             }
         }
     }
@@ -191,7 +199,15 @@ pub struct ManualDirs<'a> {
     pub state: &'a Path,
 }
 
-fn run_manual(id: &str, raw_params: &[String], dir: &Path, dirs: &ManualDirs<'_>, client_id: &str, host: &str) -> Result<Exit> {
+fn run_manual(
+    id: &str,
+    raw_params: &[String],
+    dir: &Path,
+    dirs: &ManualDirs<'_>,
+    client_id: &str,
+    host: &str,
+    alert: Option<&crate::config::AlertConfig>,
+) -> Result<Exit> {
     let overrides = raw_params
         .iter()
         .map(|s| params::parse_override(s))
@@ -214,6 +230,20 @@ fn run_manual(id: &str, raw_params: &[String], dir: &Path, dirs: &ManualDirs<'_>
                 "runbook {id}: RAN ({}) but its evidence could not be written: {error:#}; {kept}",
                 report.status.as_str()
             );
+            if let Some(cfg) = alert {
+                let alerter = crate::alert::Alerter::new(cfg)?;
+                alerter.raise(crate::alert::Alert {
+                    kind: "evidence_unrecorded".into(),
+                    client_id: client_id.to_string(),
+                    host: host.to_string(),
+                    incident_id: Some(report.incident_id.clone()),
+                    runbook_id: Some(id.to_string()),
+                    bundle_id: None,
+                    summary: format!("runbook {id} ran ({}) but its evidence could not be written; {kept}", report.status.as_str()),
+                    at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                });
+                alerter.shutdown();
+            }
             Ok(Exit::RanUnrecorded)
         }
     }

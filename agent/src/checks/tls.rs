@@ -57,7 +57,11 @@ fn old_protocols(min: (u8, u8)) -> Vec<(&'static str, &'static str)> {
 /// One handshake; `Some(protocol)` when it completed.
 fn handshake(endpoint: &str, server_name: Option<&str>, flag: Option<&str>, timeout: Duration) -> Result<Option<String>> {
     let mut cmd = Command::new("openssl");
-    cmd.arg("s_client").arg("-connect").arg(endpoint);
+    // -brief: "Protocol version: X" on stderr as soon as the handshake completes. Without it
+    // the protocol is only in the SSL-Session block, which for TLS 1.3 s_client prints only
+    // if the server's session ticket arrives before stdin's EOF ends the connection (a race
+    // that a loaded machine loses).
+    cmd.arg("s_client").arg("-brief").arg("-connect").arg(endpoint);
     if let Some(n) = server_name {
         cmd.arg("-servername").arg(n);
     }
@@ -69,11 +73,13 @@ fn handshake(endpoint: &str, server_name: Option<&str>, flag: Option<&str>, time
     if !out.status.success() {
         return Ok(None);
     }
-    let text = String::from_utf8_lossy(&out.stdout);
-    // "    Protocol  : TLSv1.1" in the SSL-Session block.
+    // "Protocol version: TLSv1.1" (-brief, stderr), or "    Protocol  : TLSv1.1" in the
+    // SSL-Session block (stdout).
+    let text = format!("{}\n{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
     Ok(text.lines().find_map(|l| {
         let l = l.trim();
-        l.strip_prefix("Protocol")
+        l.strip_prefix("Protocol version")
+            .or_else(|| l.strip_prefix("Protocol"))
             .map(str::trim_start)
             .and_then(|r| r.strip_prefix(':'))
             .map(|p| p.trim().to_string())

@@ -461,3 +461,108 @@ fn export_for_offboarding_is_signed_complete_and_checks_with_stock_tools() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
+
+/// #14 must-show, the bucket side: an application logs a realistic patient line; a repair
+/// records what it did (the application's log as a count and a SHA-256, as the shipped
+/// runbooks do, plus output that echoes identifiers, which the PHI filter must catch), the real
+/// uploader puts everything in the Object Lock bucket, and no object there (bundle, signature,
+/// artifact) holds any field of the patient line. Receipts and the local store are grepped too.
+#[test]
+fn patient_text_never_reaches_the_bucket() {
+    let m = Moto::start();
+    let e = env();
+    let k = Command::new(BIN).args(["key", "generate", "--out"]).arg(&e.keys).output().unwrap();
+    assert_eq!(k.status.code(), Some(0), "{}", text(&k));
+    let name = "Jane Q Doe";
+    let dob = "03/14/1962";
+    let mrn = "00481516";
+    let email = "jane.doe@example.com";
+    let phone = "(555) 867-5309";
+    let app_log = e.dir.path().join("ehr.log");
+    std::fs::write(&app_log, format!("chart opened for {name} DOB {dob} MRN {mrn} {email} {phone}\nsaving chart\n")).unwrap();
+    let runbooks = e.dir.path().join("runbooks");
+    std::fs::create_dir_all(&runbooks).unwrap();
+    let script = format!(
+        "log={log}\n      \
+         printf 'lines=%s sha256=%s\\n' \"$(wc -l < \"$log\")\" \"$(sha256sum < \"$log\" | cut -d' ' -f1)\" > \"$MSP_ARTIFACTS/app-log-summary.txt\"\n      \
+         echo \"contact on file: MRN {mrn} {email} {phone} DOB {dob}\"\n      \
+         echo \"callback {phone}\" >&2\n      \
+         echo \"note: DOB {dob} MRN {mrn}\" > \"$MSP_ARTIFACTS/note.txt\"",
+        log = app_log.display()
+    );
+    std::fs::write(
+        runbooks.join("RB-PHI-001.yaml"),
+        format!(
+            r#"id: RB-PHI-001
+name: PHI boundary test
+version: "1.0.0"
+description: Summarises an application log as metadata; its output echoes identifiers.
+hipaa_controls: ["§164.308(a)(1)(ii)(D)"]
+severity: low
+sla_minutes: 15
+parameters: {{}}
+trigger_conditions:
+  event_types: [service_crash]
+steps:
+  - id: summarise
+    action: Record the application's log as a count and a hash
+    timeout_seconds: 30
+    script: |
+      {script}
+    evidence_capture: [app-log-summary.txt, note.txt]
+rollback: []
+verification:
+  id: check
+  action: Nothing to check
+  timeout_seconds: 10
+  script: "true"
+"#
+        ),
+    )
+    .unwrap();
+    let o = Command::new(BIN)
+        .args(["runbook", "run", "RB-PHI-001", "--client-id", "clinic-001", "--host", "clinic-001-srv-primary", "--runbooks"])
+        .arg(&runbooks)
+        .arg("--evidence-dir")
+        .arg(&e.evidence)
+        .arg("--key-dir")
+        .arg(&e.keys)
+        .arg("--state-dir")
+        .arg(&e.state)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = worm(&m, &e, BUCKET, &["worm", "sync", "--key-dir", e.keys.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    let client = m.client_for(BUCKET);
+    let objects = client.list_object_versions(HOST_PREFIX).unwrap();
+    assert!(objects.iter().any(|v| v.key.ends_with(".json")), "no bundle uploaded: {objects:?}");
+    assert!(objects.iter().any(|v| v.key.ends_with("note.txt")), "no artifact uploaded: {objects:?}");
+    let mut scanned = 0;
+    let mut texts: Vec<(String, Vec<u8>)> = Vec::new();
+    for v in objects.iter().filter(|v| !v.delete_marker) {
+        let got = client.get_object(&v.key, Some(&v.version_id)).unwrap();
+        texts.push((format!("s3://{BUCKET}/{}", v.key), got.body));
+        scanned += 1;
+    }
+    for p in files_under(&e.evidence) {
+        texts.push((p.display().to_string(), std::fs::read(&p).unwrap()));
+    }
+    assert!(scanned >= 4, "{scanned} objects");
+    for (where_, body) in &texts {
+        let body = String::from_utf8_lossy(body);
+        for s in [name, dob, mrn, email, phone, "555", "867-5309"] {
+            assert!(!body.contains(s), "{s:?} found in {where_}");
+        }
+    }
+    // What was recorded instead: the log as metadata, the identifiers as typed placeholders.
+    let bundle = texts.iter().find(|(w, _)| w.starts_with("s3://") && w.ends_with(".json") && !w.contains(".artifacts")).unwrap();
+    let b: serde_json::Value = serde_json::from_slice(&bundle.1).unwrap();
+    let out = b["actions_taken"][0]["stdout_excerpt"].as_str().unwrap();
+    assert!(out.contains("[mrn×1]") && out.contains("[email×1]") && out.contains("[phone×1]") && out.contains("[dob×1]"), "{out}");
+    let note = b["artifacts"].as_array().unwrap().iter().find(|a| a["filename"].as_str().unwrap().ends_with("note.txt")).unwrap();
+    assert_eq!(note["scrubbed"], true, "{note}");
+    // The uploaded evidence still verifies with the stock tools.
+    assert!(stock::verify_all_with_stock_tools(&e.keys, &e.evidence) >= 1);
+}

@@ -339,7 +339,11 @@ fn job_failing_for_lack_of_space_is_disk_full_with_a_retry_not_a_crash() {
     let det = &got[0].details;
     assert_eq!(det["mount"], "/var/log");
     assert_eq!(det["mount_from"], "path_in_message");
-    assert_eq!(det["path"], "/var/log/export/report.csv");
+    // The application's words never reach the incident: the path and the line as hashes.
+    assert_eq!(det["path_sha256"], sha256_hex(b"/var/log/export/report.csv"));
+    assert!(det.get("path").is_none() && det.get("no_space_message").is_none(), "{det:?}");
+    assert_eq!(det["no_space_message_sha256"].as_str().map(str::len), Some(64), "{det:?}");
+    assert!(!serde_json::to_string(det).unwrap().contains("report.csv"), "{det:?}");
     assert_eq!(det["retry_unit"], "nightly-export.service");
     assert_eq!(det["unit"], "nightly-export.service");
     // Planned as the daemon plans it: RB-DISK-001 with the mount and the job to retry.
@@ -406,4 +410,9 @@ fn real_forgeries_of_a_local_user_from_the_box_raise_nothing() {
     let export = box_fixture("box-forged.export");
     assert_eq!(String::from_utf8_lossy(&export).matches("\n_UID=1001\n").count(), 4, "four forged lines, all the user's");
     assert_eq!(events(&detect(d.path(), "box-forged", &export)), Vec::<&str>::new());
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(b))
 }

@@ -177,11 +177,14 @@ impl Detector {
         details.insert("rule".into(), json!("unit-failed-no-space"));
         details.insert("unit".into(), json!(unit));
         details.insert("retry_unit".into(), json!(unit));
-        details.insert("no_space_message".into(), json!(line.message));
+        // Metadata only: the application's line as a hash and a length, the path it named
+        // as a hash (a file name can name a patient); the mount is what the repair needs.
+        details.insert("no_space_message_sha256".into(), json!(line.message_sha256));
+        details.insert("no_space_message_bytes".into(), json!(line.message_bytes));
         let table = self.mount_table();
         let by_path = line.paths.iter().find_map(|p| mounts::mount_of_path(&table, p).map(|m| (m, p)));
         let (mount, from) = if let Some((m, p)) = by_path {
-            details.insert("path".into(), json!(clean(p.as_os_str().as_encoded_bytes(), MAX_FIELD_CHARS)));
+            details.insert("path_sha256".into(), json!(crate::evidence::store::sha256_hex(p.as_os_str().as_encoded_bytes())));
             (Some(m.point.clone()), "path_in_message")
         } else {
             let configured: Vec<&Mount> = self

@@ -10,7 +10,6 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use super::text::clean;
 use super::trust;
 use super::unit_name::is_valid_unit_name;
 use crate::journal::Entry;
@@ -28,9 +27,10 @@ const MAX_UNITS: usize = 1024;
 pub struct NoSpaceLine {
     /// Realtime (µs) of the line.
     pub realtime: u64,
-    /// The line, cleaned and bounded (it may name a path; never PHI beyond what the scrubber
-    /// leaves).
-    pub message: String,
+    /// SHA-256 of the line as the application wrote it, and its length: the line is the
+    /// application's own text (it may name a file after a patient), so it is never kept.
+    pub message_sha256: String,
+    pub message_bytes: usize,
     /// Absolute paths the line names (see [`super::mounts::paths_in`]).
     pub paths: Vec<PathBuf>,
 }
@@ -54,9 +54,9 @@ impl NoSpaceLines {
         if self.by_unit.len() >= MAX_UNITS && !self.by_unit.contains_key(unit) {
             self.by_unit.clear();
         }
-        let message = clean(msg, 512);
+        let message_sha256 = crate::evidence::store::sha256_hex(msg);
         let paths = super::mounts::paths_in(&String::from_utf8_lossy(msg));
-        self.by_unit.insert(unit.to_string(), NoSpaceLine { realtime, message, paths });
+        self.by_unit.insert(unit.to_string(), NoSpaceLine { realtime, message_sha256, message_bytes: msg.len(), paths });
     }
 
     /// The unit's out-of-space line when it is at most [`NO_SPACE_WINDOW_SECS`] before

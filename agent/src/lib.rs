@@ -21,7 +21,6 @@ pub mod detect;
 pub mod drift;
 pub mod evidence;
 pub mod exit;
-pub mod fsutil;
 pub mod glob;
 pub mod guard;
 pub mod incident;
@@ -34,7 +33,9 @@ pub mod policy;
 pub mod runbook;
 pub mod scrub;
 pub mod worm;
-pub mod yamlutil;
+
+// Shared with the fleet view through the evidence contract crate.
+pub use msp_evidence::{fsutil, yamlutil};
 
 /// The agent's version, recorded in every evidence bundle's `provenance.agent_version`.
-pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const AGENT_VERSION: &str = msp_evidence::VERSION;

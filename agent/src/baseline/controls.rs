@@ -5,7 +5,9 @@
 //! `control_id,title,kind,requirement,baseline_keys,runbooks,evidence_type,evidence_location,status,freshness_hours,evidence_rule,notes`
 //! `baseline_keys` and `runbooks` are `;`-separated (may be empty); `freshness_hours` is empty
 //! or a positive integer; `evidence_rule` ([`EvidenceRule`]) says which signed bundles count as
-//! evidence for the control in the monthly packet. A control the server implements (in part)
+//! evidence for the control in the monthly packet; further `;`-separated `RULE@HOURS` terms
+//! ([`FurtherRule`]) are rules the control also requires, each with its own freshness. A
+//! control the server implements (in part)
 //! must have both; an organisational control must have neither, because the server cannot
 //! assess it.
 
@@ -32,97 +34,7 @@ pub const HEADER: &[&str] = &[
     "notes",
 ];
 
-/// How the monthly packet recognises a control's evidence among the signed bundles
-/// (column `evidence_rule`). Only bundles that verify (signature and chain) ever count.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum EvidenceRule {
-    /// `heartbeat`: an agent heartbeat record (`incident.event_type = "heartbeat"`).
-    Heartbeat,
-    /// `provenance`: a heartbeat that names the running NixOS system
-    /// (`details.current_system` not null) and was built from the baseline the packet is made
-    /// against (`details.baseline_sha256` equal to its SHA-256): the settings the NixOS
-    /// assertions enforce were in force.
-    Provenance,
-    /// `backup_completed`: a backup-completed record (`incident.event_type = "backup_completed"`).
-    BackupCompleted,
-    /// `runbook:ID:STATUS`: a bundle of runbook ID with `outputs.resolution_status` STATUS,
-    /// e.g. `runbook:RB-RESTORE-001:resolved` (a passed restore test).
-    Runbook {
-        /// Runbook id (must exist in the runbooks directory).
-        id: String,
-        /// `outputs.resolution_status` required.
-        status: String,
-    },
-    /// `any_bundle`: any bundle at all (the agent is signing and chaining evidence).
-    AnyBundle,
-    /// `worm_restore_test`: a passed WORM restore test record (`incident.event_type =
-    /// "worm_restore_test"`, `details.result = "passed"`, written by `worm restore-test`).
-    WormRestoreTest,
-}
-
-/// `outputs.resolution_status` values a `runbook:ID:STATUS` rule may name.
-pub const RESOLUTION_STATUSES: &[&str] = &[
-    "resolved",
-    "failed",
-    "rolled_back",
-    "interrupted",
-    "escalated",
-    "suppressed",
-    "recorded",
-];
-
-impl EvidenceRule {
-    /// Parse the CSV spelling; the error says what is accepted.
-    pub fn parse(s: &str) -> Result<EvidenceRule, String> {
-        let accepted = "heartbeat, provenance, backup_completed, any_bundle, worm_restore_test, runbook:RB-ID:STATUS";
-        match s {
-            "heartbeat" => Ok(EvidenceRule::Heartbeat),
-            "provenance" => Ok(EvidenceRule::Provenance),
-            "backup_completed" => Ok(EvidenceRule::BackupCompleted),
-            "any_bundle" => Ok(EvidenceRule::AnyBundle),
-            "worm_restore_test" => Ok(EvidenceRule::WormRestoreTest),
-            _ => {
-                let Some(rest) = s.strip_prefix("runbook:") else {
-                    return Err(format!("`{s}` is not an evidence rule (one of {accepted})"));
-                };
-                let Some((id, status)) = rest.split_once(':') else {
-                    return Err(format!("`{s}`: a runbook rule is runbook:RB-ID:STATUS"));
-                };
-                let id_ok = id.starts_with("RB-")
-                    && id.len() > 3
-                    && id
-                        .bytes()
-                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-');
-                if !id_ok {
-                    return Err(format!("`{s}`: `{id}` is not a runbook id (RB-NAME-NNN)"));
-                }
-                if !RESOLUTION_STATUSES.contains(&status) {
-                    return Err(format!(
-                        "`{s}`: `{status}` is not a resolution status (one of {})",
-                        RESOLUTION_STATUSES.join(", ")
-                    ));
-                }
-                Ok(EvidenceRule::Runbook {
-                    id: id.to_string(),
-                    status: status.to_string(),
-                })
-            }
-        }
-    }
-}
-
-impl std::fmt::Display for EvidenceRule {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            EvidenceRule::Heartbeat => f.write_str("heartbeat"),
-            EvidenceRule::Provenance => f.write_str("provenance"),
-            EvidenceRule::BackupCompleted => f.write_str("backup_completed"),
-            EvidenceRule::AnyBundle => f.write_str("any_bundle"),
-            EvidenceRule::WormRestoreTest => f.write_str("worm_restore_test"),
-            EvidenceRule::Runbook { id, status } => write!(f, "runbook:{id}:{status}"),
-        }
-    }
-}
+pub use msp_evidence::controls::{parse_rules, EvidenceRule, FurtherRule, RESOLUTION_STATUSES};
 
 /// How far the server itself implements a control.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -171,6 +83,9 @@ pub struct Row {
     pub freshness_hours: Option<u32>,
     /// Which bundles are the control's evidence (`None`: organisational, not assessed).
     pub evidence_rule: Option<EvidenceRule>,
+    /// Further rules the control also requires, each with its own freshness (the
+    /// `;`-separated `RULE@HOURS` terms after the first: [`FurtherRule`]).
+    pub further_rules: Vec<FurtherRule>,
     /// Notes (required for partial and organisational).
     pub notes: String,
 }
@@ -342,14 +257,14 @@ pub fn load(file: &str, text: &str, out: &mut Findings) -> Vec<Row> {
             }
         };
         let rule_text = col("evidence_rule");
-        let evidence_rule = if rule_text.is_empty() {
-            None
+        let (evidence_rule, further_rules) = if rule_text.is_empty() {
+            (None, Vec::new())
         } else {
-            match EvidenceRule::parse(&rule_text) {
-                Ok(r) => Some(r),
+            match parse_rules(&rule_text) {
+                Ok((r, more)) => (Some(r), more),
                 Err(e) => {
                     out.error(file, Some(line), "evidence_rule", format!("{control_id}: {e}"));
-                    None
+                    (None, Vec::new())
                 }
             }
         };
@@ -381,6 +296,7 @@ pub fn load(file: &str, text: &str, out: &mut Findings) -> Vec<Row> {
                 status,
                 freshness_hours,
                 evidence_rule,
+                further_rules,
                 notes,
             });
         }
@@ -427,9 +343,12 @@ pub fn check_references(
                 }
             }
         }
-        if let (Some(ids), Some(EvidenceRule::Runbook { id, .. })) =
-            (runbook_ids, &row.evidence_rule)
-        {
+        let rules = row.evidence_rule.iter().chain(row.further_rules.iter().map(|f| &f.rule));
+        for id in rules.filter_map(|r| match r {
+            EvidenceRule::Runbook { id, .. } => Some(id),
+            _ => None,
+        }) {
+            let Some(ids) = runbook_ids else { break };
             if !ids.contains(id) {
                 out.error(
                     file,

@@ -14,7 +14,7 @@ use crate::runbook::exec::{rfc3339, source_label};
 use crate::runbook::model::Runbook;
 
 /// `runbook_id` of a record about an incident no runbook was chosen for.
-pub const NO_RUNBOOK_ID: &str = "none";
+pub use msp_evidence::bundle::NO_RUNBOOK_ID;
 
 /// `execution.resolution_type` and `outputs.resolution_status` of an observation record.
 pub const RECORDED: &str = "recorded";

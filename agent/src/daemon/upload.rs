@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 
 use crate::alert::{Alert, Alerter};
 use crate::keys::Signer;
-use crate::worm::config::{Credentials, WormConfig};
+use crate::worm::config::WormConfig;
 use crate::worm::outbox::Backoff;
 use crate::worm::sync::Uploader;
 
@@ -29,7 +29,7 @@ pub fn start(
     alerter: Arc<Alerter>,
     stop: Arc<AtomicBool>,
 ) -> Result<JoinHandle<()>> {
-    let creds = Credentials::load(&cfg).context("worm: loading S3 credentials")?;
+    let creds = cfg.credentials().context("worm: loading S3 credentials")?;
     let mut up = Uploader::new(cfg.clone(), creds, evidence_dir, state_dir, signer)?;
     let raise = move |kind: &str, summary: String| {
         alerter.raise(Alert {

@@ -1,17 +1,15 @@
-//! Evidence bundles: the types ([`bundle`]), the write-once hash-chained store ([`store`]),
-//! the trusted keys ([`keyring`]), verification ([`verify`]) with batched signature checks
-//! ([`batch`]), and a synthetic bundle for tests and benchmarks ([`sample`]).
+//! `msp-agent evidence ...`: verify, prune, export, and a synthetic bundle for tests and
+//! benchmarks ([`sample`]). The bundle types ([`bundle`]), the write-once hash-chained store
+//! ([`store`]), the trusted keys ([`keyring`]) and verification ([`verify`], with batched
+//! signature checks in [`batch`]) are the evidence contract, in the `msp-evidence` crate.
 
-pub mod batch;
-pub mod bundle;
-pub mod heartbeat;
 pub mod export;
-pub mod keyring;
 pub mod prune;
 pub mod sample;
-pub mod store;
-pub mod storecheck;
-pub mod verify;
+
+// The format, store, keyring and verification are the evidence contract (`msp-evidence`,
+// shared with the fleet view); re-exported so `crate::evidence::...` names them here.
+pub use msp_evidence::{batch, bundle, heartbeat, keyring, store, storecheck, verify};
 
 use std::path::PathBuf;
 

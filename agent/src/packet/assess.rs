@@ -398,34 +398,7 @@ pub struct ExceptionRow {
     pub state: String,
 }
 
-/// Does bundle `b` count as evidence under `rule`?
-pub fn qualifies(rule: &EvidenceRule, b: &Bundle, baseline_sha256: &str) -> bool {
-    match rule {
-        EvidenceRule::AnyBundle => true,
-        EvidenceRule::Heartbeat => b.incident.event_type == HEARTBEAT,
-        EvidenceRule::BackupCompleted => b.incident.event_type == BACKUP_COMPLETED,
-        EvidenceRule::WormRestoreTest => {
-            b.incident.event_type == crate::incident::event_type::WORM_RESTORE_TEST
-                && b.incident.details.get("result").and_then(|v| v.as_str()) == Some("passed")
-        }
-        EvidenceRule::Provenance => {
-            b.incident.event_type == HEARTBEAT
-                && b.incident
-                    .details
-                    .get("current_system")
-                    .and_then(|v| v.as_str())
-                    .is_some_and(|s| !s.is_empty())
-                && b.incident
-                    .details
-                    .get("baseline_sha256")
-                    .and_then(|v| v.as_str())
-                    == Some(baseline_sha256)
-        }
-        EvidenceRule::Runbook { id, status } => {
-            &b.runbook.runbook_id == id && &b.outputs.resolution_status == status
-        }
-    }
-}
+pub use msp_evidence::controls::qualifies;
 
 /// Whether a bundle is a record (heartbeat, backup completed), not an incident.
 pub fn is_record(b: &Bundle) -> bool {
@@ -495,7 +468,13 @@ pub fn assess(evs: &[Ev<'_>], ctx: &Context<'_>) -> Assessment {
             control_id: row.control_id.clone(),
             title: row.title.clone(),
             map_status,
-            rule: row.evidence_rule.as_ref().map(|r| r.to_string()),
+            rule: row.evidence_rule.as_ref().map(|r| {
+                let mut text = r.to_string();
+                for f in &row.further_rules {
+                    text.push_str(&format!(";{}@{}", f.rule, f.freshness_hours));
+                }
+                text
+            }),
             freshness_hours: row.freshness_hours,
             verdict: Verdict::FailingNoRule,
             evidence_count: 0,
@@ -511,26 +490,54 @@ pub fn assess(evs: &[Ev<'_>], ctx: &Context<'_>) -> Assessment {
         }
         summary.controls_assessed += 1;
         if let (Some(rule), Some(hours)) = (&row.evidence_rule, row.freshness_hours) {
-            let key = (rule.to_string(), hours);
-            let entry = per_rule.entry(key).or_insert_with(|| {
-                let times: Vec<DateTime<Utc>> = evs
-                    .iter()
-                    .filter(|e| qualifies(rule, e.b, ctx.baseline_sha256))
-                    .map(|e| e.t)
-                    .collect();
-                let gaps = gaps_for(&times, hours, start, ctx.as_of).len();
-                (times, gaps)
-            });
-            let (times, gaps) = (&entry.0, entry.1);
-            cs.evidence_count = times.len();
-            cs.last_verified = times.last().copied();
-            cs.gaps = gaps;
-            cs.verdict = match times.last() {
+            let mut rule_evidence = |rule: &EvidenceRule, hours: u32| -> RuleEvidence {
+                per_rule
+                    .entry((rule.to_string(), hours))
+                    .or_insert_with(|| {
+                        let times: Vec<DateTime<Utc>> = evs
+                            .iter()
+                            .filter(|e| qualifies(rule, e.b, ctx.baseline_sha256))
+                            .map(|e| e.t)
+                            .collect();
+                        let gaps = gaps_for(&times, hours, start, ctx.as_of).len();
+                        (times, gaps)
+                    })
+                    .clone()
+            };
+            let verdict_of = |times: &[DateTime<Utc>], gaps: usize, hours: u32| match times.last() {
                 None => Verdict::FailingNoEvidence,
                 Some(&t) if ctx.as_of - t > Duration::hours(hours as i64) => Verdict::FailingStale,
                 Some(_) if gaps > 0 => Verdict::FailingGap,
                 Some(_) => Verdict::Passing,
             };
+            let (times, gaps) = rule_evidence(rule, hours);
+            cs.evidence_count = times.len();
+            cs.last_verified = times.last().copied();
+            cs.gaps = gaps;
+            cs.verdict = verdict_of(&times, gaps, hours);
+            // Every further rule must hold too; the first that does not decides the verdict
+            // and is named (the counts above stay those of the first rule).
+            if cs.verdict == Verdict::Passing {
+                for f in &row.further_rules {
+                    let (times, gaps) = rule_evidence(&f.rule, f.freshness_hours);
+                    let v = verdict_of(&times, gaps, f.freshness_hours);
+                    if v != Verdict::Passing {
+                        cs.verdict = v;
+                        cs.gaps = gaps;
+                        cs.reason = Some(match times.last() {
+                            None => format!("also requires {} (within {} h): no such evidence in the month", f.rule, f.freshness_hours),
+                            Some(t) => format!(
+                                "also requires {} within {} h: newest at {}, {} gap(s) in the month",
+                                f.rule,
+                                f.freshness_hours,
+                                t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                                gaps
+                            ),
+                        });
+                        break;
+                    }
+                }
+            }
         }
         // Claims follow checks: an agent rule nobody checks, or a check with no record in the
         // month, fails the control whatever the other evidence says.

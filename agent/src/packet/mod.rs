@@ -12,7 +12,7 @@ pub mod assess;
 pub mod doc;
 pub mod html;
 pub mod load;
-pub mod manifest;
+pub use msp_evidence::manifest;
 pub mod pdf;
 pub mod period;
 pub mod sample;

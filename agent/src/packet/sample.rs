@@ -1,6 +1,7 @@
 //! TEST AND BENCHMARK AID, not used by the agent: a month of realistic evidence for one host —
 //! heartbeats (every 15 minutes by default, with one outage), a backup record every day but
-//! one (that night's backup failed and was escalated), a weekly restore test, incidents of
+//! one (that night's backup failed and was escalated), a weekly restore test, the monthly WORM
+//! restore test, incidents of
 //! every runbook with MTTR and SLA (some escalated, some suppressed, some missing their SLA),
 //! a NixOS upgrade mid-month and a configuration drift.
 //!
@@ -82,6 +83,8 @@ pub struct Tally {
     pub backup_days: usize,
     /// Restore tests (all passed).
     pub restore_tests: usize,
+    /// Monthly WORM restore test records (`worm restore-test`, all passing).
+    pub worm_restore_tests: usize,
     /// Incidents (not records, not restore tests).
     pub incidents: usize,
     /// Automatic and resolved.
@@ -303,6 +306,30 @@ pub fn write_month(root: &Path, spec: &MonthSpec, signer: &Signer) -> Result<Tal
         });
         tally.restore_tests += 1;
         d += Duration::days(7);
+    }
+
+    // The monthly WORM restore test (the module's timer), on the 2nd, passing.
+    {
+        let t = start + Duration::days(1) + Duration::hours(4) + Duration::minutes(30);
+        let details = json!({
+            "bundles_in_bucket": 0,
+            "sampled": [],
+            "objects": 24,
+            "bytes": 61_440,
+            "failures": [],
+            "result": "passed",
+            "sample_requested": 8,
+            "bucket": "clinic-evidence",
+        });
+        events.push(record(
+            t,
+            format!("WRT-{}", t.format("%Y%m%d-%H%M%S")),
+            crate::incident::event_type::WORM_RESTORE_TEST,
+            "agent",
+            details,
+            &crate::daemon::records::WORM_RESTORE_TEST_CONTROLS,
+        ));
+        tally.worm_restore_tests += 1;
     }
 
     // Incidents during the day.

@@ -32,7 +32,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use nix::sys::signal::{killpg, Signal};
 use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
@@ -714,9 +714,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// RFC 3339 UTC with milliseconds, as every timestamp in a bundle.
-pub fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
+pub use msp_evidence::rfc3339;
 
 /// Who ran it: the bundle's `execution.resolution_type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

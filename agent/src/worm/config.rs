@@ -1,7 +1,7 @@
 //! WORM configuration (`worm:` section of the agent config, or `worm sync` flags) and
 //! credentials.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -167,106 +167,26 @@ pub(crate) fn check_key_part(v: &str) -> Result<()> {
     Ok(())
 }
 
-/// Access key, secret and optional session token.
-#[derive(Clone)]
-pub struct Credentials {
-    /// `AWS_ACCESS_KEY_ID`.
-    pub access_key_id: String,
-    /// `AWS_SECRET_ACCESS_KEY`.
-    pub secret_access_key: String,
-    /// `AWS_SESSION_TOKEN` (temporary credentials only).
-    pub session_token: Option<String>,
-}
+pub use msp_evidence::s3::Credentials;
 
-impl std::fmt::Debug for Credentials {
-    // Never print the secret.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &"<redacted>")
-            .field(
-                "session_token",
-                &self.session_token.as_ref().map(|_| "<redacted>"),
-            )
-            .finish()
-    }
-}
-
-impl Credentials {
-    /// From the credentials file if the config names one, otherwise from the environment.
-    pub fn load(config: &WormConfig) -> Result<Credentials> {
-        match &config.credentials_file {
+impl WormConfig {
+    /// The credentials: from `worm.credentials_file` if set, otherwise from the environment.
+    pub fn credentials(&self) -> Result<Credentials> {
+        match &self.credentials_file {
             Some(p) => Credentials::from_file(p),
             None => Credentials::from_env(),
         }
     }
 
-    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, optional `AWS_SESSION_TOKEN`.
-    pub fn from_env() -> Result<Credentials> {
-        let get = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
-        let Some(access_key_id) = get("AWS_ACCESS_KEY_ID") else {
-            bail!("no S3 credentials: AWS_ACCESS_KEY_ID is not set (and no worm.credentials_file configured)");
-        };
-        let Some(secret_access_key) = get("AWS_SECRET_ACCESS_KEY") else {
-            bail!("no S3 credentials: AWS_SECRET_ACCESS_KEY is not set");
-        };
-        Ok(Credentials {
-            access_key_id,
-            secret_access_key,
-            session_token: get("AWS_SESSION_TOKEN"),
-        })
-    }
-
-    /// Parse an AWS shared-credentials style file: the `[default]` section, or the only
-    /// section, or key lines without any section.
-    pub fn from_file(path: &Path) -> Result<Credentials> {
-        // Regular file, UTF-8, no NUL (a NUL would end up inside a header value).
-        let text = crate::yamlutil::read_text(path).context("reading the S3 credentials file")?;
-        Credentials::parse(&text).with_context(|| format!("S3 credentials file {}", path.display()))
-    }
-
-    fn parse(text: &str) -> Result<Credentials> {
-        // (section name, [(key, value, line number)]); the unnamed section first.
-        type Section = (String, Vec<(String, String, usize)>);
-        let mut sections: Vec<Section> = vec![(String::new(), vec![])];
-        for (i, raw) in text.lines().enumerate() {
-            let line = raw.trim();
-            if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-                continue;
-            }
-            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-                sections.push((name.trim().to_string(), vec![]));
-                continue;
-            }
-            let Some((k, v)) = line.split_once('=') else {
-                bail!("line {}: expected `key = value` or `[section]`", i + 1);
-            };
-            if let Some(last) = sections.last_mut() {
-                last.1
-                    .push((k.trim().to_ascii_lowercase(), v.trim().to_string(), i + 1));
-            }
-        }
-        sections.retain(|(name, kv)| !(name.is_empty() && kv.is_empty()));
-        let chosen = match sections.iter().find(|(n, _)| n == "default") {
-            Some(s) => s,
-            None if sections.len() == 1 => &sections[0],
-            None => bail!("no [default] section and more than one section"),
-        };
-        let get = |key: &str| {
-            chosen
-                .1
-                .iter()
-                .find(|(k, _, _)| k == key)
-                .map(|(_, v, _)| v.clone())
-        };
-        let access_key_id =
-            get("aws_access_key_id").context("field aws_access_key_id is missing")?;
-        let secret_access_key =
-            get("aws_secret_access_key").context("field aws_secret_access_key is missing")?;
-        Ok(Credentials {
-            access_key_id,
-            secret_access_key,
-            session_token: get("aws_session_token"),
+    /// The bucket connection the S3 client needs, after [`WormConfig::validate`].
+    pub fn s3_endpoint(&self) -> Result<msp_evidence::s3::Endpoint> {
+        self.validate()?;
+        Ok(msp_evidence::s3::Endpoint {
+            url: self.endpoint_url(),
+            bucket: self.bucket.clone(),
+            region: self.region.clone(),
+            path_style: self.path_style,
+            request_timeout_seconds: self.request_timeout_seconds,
         })
     }
 }

@@ -18,7 +18,7 @@ pub mod local;
 pub mod outbox;
 pub mod receipt;
 pub mod restore;
-pub mod s3;
+pub use msp_evidence::s3;
 pub mod sync;
 pub mod verify;
 
@@ -221,7 +221,7 @@ impl WormCmd {
         match self {
             WormCmd::Sync { conn, key_dir } => {
                 let cfg = conn.config()?;
-                let creds = Credentials::load(&cfg)?;
+                let creds = cfg.credentials()?;
                 let signer = crate::keys::Signer::load(&key_dir)?;
                 let mut up = Uploader::new(
                     cfg,
@@ -254,8 +254,8 @@ impl WormCmd {
             WormCmd::RestoreTest { conn, sample, key_dir } => run_restore_test(conn, sample, key_dir),
             WormCmd::Verify { conn, json, objects_only } => {
                 let cfg = conn.config()?;
-                let creds = Credentials::load(&cfg)?;
-                let client = s3::S3Client::new(&cfg, creds)?;
+                let creds = cfg.credentials()?;
+                let client = s3::S3Client::new(&cfg.s3_endpoint()?, creds)?;
                 sync::check_bucket(&client, &cfg)?;
                 let settings = if objects_only {
                     None
@@ -327,8 +327,8 @@ fn run_init(
             cfg.retention_days
         );
     }
-    let creds = Credentials::load(&cfg)?;
-    let client = s3::S3Client::new(&cfg, creds)?;
+    let creds = cfg.credentials()?;
+    let client = s3::S3Client::new(&cfg.s3_endpoint()?, creds)?;
     let report = if check {
         bucket::check_settings(&client, floor).with_context(|| format!("checking bucket {:?}", cfg.bucket))?
     } else {
@@ -369,8 +369,8 @@ fn run_restore(conn: ConnArgs, to: PathBuf, month: Option<String>, keys: PathBuf
     let (client_id, host) = owner_of(&cfg, &conn.evidence_dir)?;
     let ring = crate::evidence::keyring::Keyring::load(&keys)
         .with_context(|| format!("loading keys from {}", keys.display()))?;
-    let creds = Credentials::load(&cfg)?;
-    let client = s3::S3Client::new(&cfg, creds)?;
+    let creds = cfg.credentials()?;
+    let client = s3::S3Client::new(&cfg.s3_endpoint()?, creds)?;
     sync::check_bucket(&client, &cfg)?;
     let local = conn.evidence_dir.exists().then_some(conn.evidence_dir.as_path());
     let state = local.map(|_| conn.state_dir.as_path());
@@ -419,8 +419,8 @@ fn run_restore_test(conn: ConnArgs, sample: usize, key_dir: PathBuf) -> Result<E
     let signer = crate::keys::Signer::load(&key_dir)?;
     let ring = crate::evidence::keyring::Keyring::load(&key_dir)
         .with_context(|| format!("loading keys from {}", key_dir.display()))?;
-    let creds = Credentials::load(&cfg)?;
-    let client = s3::S3Client::new(&cfg, creds)?;
+    let creds = cfg.credentials()?;
+    let client = s3::S3Client::new(&cfg.s3_endpoint()?, creds)?;
     let scratch = tempfile::Builder::new()
         .prefix("msp-restore-test-")
         .tempdir()

@@ -67,7 +67,7 @@ impl Uploader {
         state_dir: &Path,
         signer: Arc<Signer>,
     ) -> Result<Uploader> {
-        let client = S3Client::new(&cfg, creds)?;
+        let client = S3Client::new(&cfg.s3_endpoint()?, creds)?;
         let outbox = Outbox::open(state_dir)?;
         Ok(Uploader {
             cfg,
@@ -372,17 +372,9 @@ pub fn check_bucket(client: &S3Client, cfg: &WormConfig) -> Result<()> {
     Ok(())
 }
 
-/// `PREFIX/CLIENT/HOST/`: everything of one host lives below it.
-pub fn host_prefix(prefix: &str, client: &str, host: &str) -> String {
-    let prefix = prefix.trim_matches('/');
-    if prefix.is_empty() {
-        format!("{client}/{host}/")
-    } else {
-        format!("{prefix}/{client}/{host}/")
-    }
-}
+pub use msp_evidence::layout::host_prefix;
 
-/// `PREFIX/CLIENT/HOST/YYYY/MM/FILE`.
+/// `PREFIX/CLIENT/HOST/YYYY/MM/FILE` for a file of a local bundle.
 pub fn object_key(
     prefix: &str,
     client: &str,
@@ -390,12 +382,7 @@ pub fn object_key(
     bundle: &LocalBundle,
     rel: &str,
 ) -> String {
-    format!(
-        "{}{}/{}/{rel}",
-        host_prefix(prefix, client, host),
-        bundle.year,
-        bundle.month
-    )
+    msp_evidence::layout::object_key(prefix, client, host, &bundle.year, &bundle.month, rel)
 }
 
 /// Checksums of a local file, in the forms S3 uses.

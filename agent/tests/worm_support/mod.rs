@@ -165,7 +165,7 @@ impl Moto {
     pub fn client_for(&self, bucket: &str) -> S3Client {
         let mut c = self.config();
         c.bucket = bucket.into();
-        S3Client::new(&c, self.creds.clone()).unwrap()
+        S3Client::new(&c.s3_endpoint().unwrap(), self.creds.clone()).unwrap()
     }
 
     fn pid(&self) -> nix::unistd::Pid {

@@ -22,11 +22,11 @@ use ed25519_dalek::Signature;
 use serde::Serialize;
 use ssh_key::{HashAlg, SshSig};
 
-use super::batch::{verify_all, SigCheck};
-use super::bundle::{Bundle, GENESIS_PREV_HASH};
-use super::heartbeat::{Beat, Gap};
-use super::keyring::Keyring;
-use super::store::{
+use crate::batch::{verify_all, SigCheck};
+use crate::bundle::{Bundle, GENESIS_PREV_HASH};
+use crate::heartbeat::{Beat, Gap};
+use crate::keyring::Keyring;
+use crate::store::{
     sha256_hex, BundleName, ARTIFACTS_SUFFIX, SIG_SUFFIX, SSHSIG_SUFFIX,
 };
 use crate::fsutil::{self, TMP_PREFIX};
@@ -44,7 +44,7 @@ pub struct VerifyOptions {
     /// Worker threads for the per-bundle checks (0 = one per core).
     pub threads: usize,
     /// Heartbeat gaps longer than this are errors (`--max-heartbeat-gap`); without it they
-    /// are warnings (see [`super::heartbeat`]).
+    /// are warnings (see [`crate::heartbeat`]).
     pub max_heartbeat_gap: Option<std::time::Duration>,
 }
 
@@ -83,14 +83,14 @@ pub struct Report {
     /// Every problem found, first bad bundle first.
     pub problems: Vec<Problem>,
     pub chains: Vec<ChainSummary>,
-    /// Gaps between heartbeats longer than the rule (see [`super::heartbeat`]).
+    /// Gaps between heartbeats longer than the rule (see [`crate::heartbeat`]).
     pub heartbeat_gaps: Vec<Gap>,
     /// Things worth saying that are not integrity failures (an older agent's unsigned head).
     pub warnings: Vec<String>,
 }
 
 /// A store root among the verified directories: its chain head and upload receipts are
-/// checked (see [`super::storecheck`]).
+/// checked (see [`crate::storecheck`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreRoot {
     pub root: PathBuf,
@@ -103,7 +103,7 @@ pub struct StoreRoot {
 }
 
 /// The last bundle of each chain (for the gap after the last heartbeat).
-fn chain_ends(links: &[Link]) -> Vec<super::heartbeat::ChainEnd> {
+fn chain_ends(links: &[Link]) -> Vec<crate::heartbeat::ChainEnd> {
     let mut ends: BTreeMap<(String, String), &Link> = BTreeMap::new();
     for l in links {
         let e = ends.entry(l.chain_key.clone()).or_insert(l);
@@ -113,7 +113,7 @@ fn chain_ends(links: &[Link]) -> Vec<super::heartbeat::ChainEnd> {
     }
     ends.into_values()
         .filter_map(|l| {
-            Some(super::heartbeat::ChainEnd {
+            Some(crate::heartbeat::ChainEnd {
                 chain_key: l.chain_key.clone(),
                 sequence: l.sequence,
                 bundle_id: l.file_name.trim_end_matches(".json").to_string(),
@@ -141,14 +141,14 @@ struct Link {
 
 /// Collect bundle files from files and directories (recursive). Returns the files and the
 /// store roots among the directories (whose chain head and upload receipts are checked, see
-/// [`super::storecheck`]). A named path that does not exist is an error.
+/// [`crate::storecheck`]). A named path that does not exist is an error.
 pub fn collect(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<StoreRoot>)> {
     let mut files = Vec::new();
     let mut heads = Vec::new();
     for p in paths {
         let meta = fs::metadata(p).with_context(|| format!("reading {}", p.display()))?;
         if meta.is_dir() {
-            if super::storecheck::is_store_root(p) {
+            if crate::storecheck::is_store_root(p) {
                 heads.push(StoreRoot { root: p.clone(), month: None, pruned_through: None });
             }
             walk(p, &mut files)?;
@@ -277,19 +277,19 @@ pub fn verify_files(files: &[PathBuf], heads: &[StoreRoot], opts: &VerifyOptions
         links.extend(l);
     }
     let beats: Vec<Beat> = links.iter().filter_map(|l| l.beat.clone()).collect();
-    let mut heartbeat_gaps = super::heartbeat::gaps(beats.clone(), opts.max_heartbeat_gap);
-    let ends: Vec<super::heartbeat::ChainEnd> = chain_ends(&links);
-    heartbeat_gaps.extend(super::heartbeat::tail_gaps(&beats, &ends, opts.max_heartbeat_gap));
-    let seen: Vec<super::storecheck::Seen> = links
+    let mut heartbeat_gaps = crate::heartbeat::gaps(beats.clone(), opts.max_heartbeat_gap);
+    let ends: Vec<crate::heartbeat::ChainEnd> = chain_ends(&links);
+    heartbeat_gaps.extend(crate::heartbeat::tail_gaps(&beats, &ends, opts.max_heartbeat_gap));
+    let seen: Vec<crate::storecheck::Seen> = links
         .iter()
-        .map(|l| super::storecheck::Seen { file_name: l.file_name.clone(), path: l.path.clone(), sha256: l.sha256.clone(), sequence: l.sequence, chain_key: l.chain_key.clone() })
+        .map(|l| crate::storecheck::Seen { file_name: l.file_name.clone(), path: l.path.clone(), sha256: l.sha256.clone(), sequence: l.sequence, chain_key: l.chain_key.clone() })
         .collect();
-    for (path, reason) in super::heartbeat::position_problems(&beats, &seen) {
+    for (path, reason) in crate::heartbeat::position_problems(&beats, &seen) {
         problems.push(problem(&path, reason));
     }
     let chains = check_chains(links, opts, &mut problems)?;
     let mut warnings = Vec::new();
-    for (path, reason) in super::storecheck::check(heads, &seen, &beats, &chains, &opts.keys, &mut warnings)? {
+    for (path, reason) in crate::storecheck::check(heads, &seen, &beats, &chains, &opts.keys, &mut warnings)? {
         problems.push(problem(&path, reason));
     }
     problems.sort_by(|a, b| a.order.cmp(&b.order));
@@ -539,7 +539,7 @@ fn check_bundle(
         // Records that ran no runbook (escalations, suppressions, heartbeats, backup records)
         // name the runbook "none"; there is no file to compare with, but they must not claim
         // to have executed anything.
-        let ran_nothing = rb.runbook_id == crate::daemon::records::NO_RUNBOOK_ID;
+        let ran_nothing = rb.runbook_id == crate::bundle::NO_RUNBOOK_ID;
         match idx.get(&rb.runbook_id) {
             None if ran_nothing && rb.steps_executed == 0 && bundle.actions_taken.is_empty() => {}
             None => bad(format!(
@@ -571,7 +571,7 @@ fn check_bundle(
 
 /// Check an armoured SSHSIG's envelope (namespace, key, hash) and prepare the check of its
 /// Ed25519 signature over the SSHSIG signed data for `msg`.
-pub(super) fn prepare_sshsig(
+pub fn prepare_sshsig(
     armoured: &[u8],
     msg: &[u8],
     key: &ed25519_dalek::VerifyingKey,
@@ -631,7 +631,7 @@ fn check_artifacts(path: &Path, bundle: &Bundle, bad: &mut impl FnMut(String)) -
         Err(e) => return Err(e).with_context(|| format!("reading {}", adir.display())),
     };
     for a in &bundle.artifacts {
-        if !super::store::valid_artifact_name(&a.filename) {
+        if !crate::store::valid_artifact_name(&a.filename) {
             bad(format!(
                 "artifact name {:?} is not a plain file name",
                 a.filename
@@ -780,8 +780,8 @@ fn check_chains(
                                     &l.path,
                                     format!(
                                         "time goes backwards: generated_at {} is before {} of {} (sequence {pseq})",
-                                        crate::runbook::exec::rfc3339(b),
-                                        crate::runbook::exec::rfc3339(a),
+                                        crate::rfc3339(b),
+                                        crate::rfc3339(a),
                                         named.file_name
                                     ),
                                 ));

@@ -1,5 +1,5 @@
 //! Checks of a store root beyond its bundles, for `evidence verify` and the packet: the
-//! signed chain head (`head/head.json` with `.sig`/`.sshsig`, see [`super::store`]) and the
+//! signed chain head (`head/head.json` with `.sig`/`.sshsig`, see [`crate::store`]) and the
 //! upload receipts (`receipts/YYYY/MM/EB-….receipt.json`).
 //!
 //! * The head must be signed by a trusted key (raw Ed25519 and SSHSIG, like a bundle), and
@@ -18,11 +18,11 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use ed25519_dalek::Signature;
 
-use super::batch::verify_all;
-use super::heartbeat::Beat;
-use super::keyring::Keyring;
-use super::store::{HeadRecord, LegacyHead, HEAD_DIR, HEAD_FILE, LEGACY_HEAD_FILE, LOCK_FILE, SIG_SUFFIX, SSHSIG_SUFFIX};
-use super::verify::{ChainSummary, StoreRoot};
+use crate::batch::verify_all;
+use crate::heartbeat::Beat;
+use crate::keyring::Keyring;
+use crate::store::{HeadRecord, LegacyHead, HEAD_DIR, HEAD_FILE, LEGACY_HEAD_FILE, LOCK_FILE, SIG_SUFFIX, SSHSIG_SUFFIX};
+use crate::verify::{ChainSummary, StoreRoot};
 use crate::fsutil;
 
 /// What the per-bundle pass saw of one bundle.
@@ -87,7 +87,7 @@ fn check_signatures(path: &Path, bytes: &[u8], key_id: &str, keys: &Keyring, pro
     let Some(armoured) = read(Path::new(&ssh_path), fsutil::limits::SSHSIG, problems)? else {
         return Ok(Some(format!("missing {name}{SSHSIG_SUFFIX}")));
     };
-    match super::verify::prepare_sshsig(&armoured, bytes, &key.key) {
+    match crate::verify::prepare_sshsig(&armoured, bytes, &key.key) {
         Err(why) => Ok(Some(format!("SSH signature ({name}{SSHSIG_SUFFIX}) {why}"))),
         Ok(check) => Ok((!verify_all(&[check]).first().copied().unwrap_or(false))
             .then(|| format!("SSH signature ({name}{SSHSIG_SUFFIX}) does not verify: rewritten"))),

@@ -15,7 +15,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::bundle::Bundle;
+use crate::bundle::Bundle;
 
 /// `incident.event_type` of a heartbeat bundle.
 pub const EVENT_TYPE: &str = "heartbeat";
@@ -130,9 +130,9 @@ fn flag(client_id: &str, hostname: &str, a: &Beat, after: String, after_at: Date
         client_id: client_id.to_string(),
         hostname: hostname.to_string(),
         before: a.bundle_id.clone(),
-        before_at: crate::runbook::exec::rfc3339(a.at),
+        before_at: crate::rfc3339(a.at),
         after,
-        after_at: crate::runbook::exec::rfc3339(after_at),
+        after_at: crate::rfc3339(after_at),
         gap_seconds: gap,
         allowed_seconds: allowed,
         error: max_gap.is_some(),
@@ -160,7 +160,7 @@ pub fn tail_gaps(beats: &[Beat], ends: &[ChainEnd], max_gap: Option<Duration>) -
 /// Heartbeats whose recorded chain position does not match the chain: the position must be
 /// before the heartbeat itself, and the bundle at that sequence (when verified) must have
 /// that hash. Returned as (heartbeat path, reason).
-pub fn position_problems(beats: &[Beat], seen: &[super::storecheck::Seen]) -> Vec<(std::path::PathBuf, String)> {
+pub fn position_problems(beats: &[Beat], seen: &[crate::storecheck::Seen]) -> Vec<(std::path::PathBuf, String)> {
     let mut out = Vec::new();
     for b in beats {
         let Some((seq, sha)) = &b.position else { continue };
@@ -169,7 +169,7 @@ pub fn position_problems(beats: &[Beat], seen: &[super::storecheck::Seen]) -> Ve
             out.push((me.path.clone(), format!("heartbeat records chain head sequence {seq}, not before its own sequence {}", b.sequence)));
             continue;
         }
-        let at: Vec<&super::storecheck::Seen> = seen.iter().filter(|s| s.sequence == *seq && s.chain_key == b.chain_key).collect();
+        let at: Vec<&crate::storecheck::Seen> = seen.iter().filter(|s| s.sequence == *seq && s.chain_key == b.chain_key).collect();
         if !at.is_empty() && !at.iter().any(|s| s.sha256 == *sha) {
             out.push((me.path.clone(), format!("heartbeat records chain head sequence {seq} with sha256 {sha}, but {} (sequence {seq}) has sha256 {}", at[0].file_name, at[0].sha256)));
         }

@@ -34,7 +34,7 @@ pub struct Bundle {
     /// The closed-loop verification step's outcome (empty object when the runbook has none).
     pub verification: serde_json::Value,
     /// How the runbook was chosen, present only when the advisor was consulted
-    /// (`crate::advisor::planner_section`); absent bundles were planned deterministically.
+    /// (the agent's `advisor::planner_section`); absent bundles were planned deterministically.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub planner: Option<serde_json::Value>,
     pub outputs: Outputs,
@@ -185,3 +185,7 @@ pub struct Signing {
 /// `prev_bundle_sha256` of the first bundle in a chain.
 pub const GENESIS_PREV_HASH: &str =
     "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// `runbook.runbook_id` of records that ran no runbook (escalations, suppressions, heartbeats,
+/// backup records): there is no runbook file behind them, and they claim no executed step.
+pub const NO_RUNBOOK_ID: &str = "none";

@@ -4,7 +4,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use anyhow::{Context, Result};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
 use aws_sigv4::http_request::{
     sign, PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
     UriPathNormalizationMode,
@@ -17,7 +19,6 @@ use reqwest::header::HeaderMap;
 use reqwest::Url;
 use sha2::{Digest, Sha256};
 
-use super::config::{Credentials, WormConfig};
 
 /// Characters kept as they are in a key segment or query value (RFC 3986 unreserved).
 const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
@@ -142,6 +143,22 @@ struct Response {
     body: Vec<u8>,
 }
 
+/// Where the bucket is: what [`S3Client::new`] needs (the agent builds it from its `worm:`
+/// config, the fleet view from its `source.s3`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `https://s3.REGION.amazonaws.com` or an S3-compatible endpoint, without a trailing `/`.
+    pub url: String,
+    /// Bucket name.
+    pub bucket: String,
+    /// SigV4 region.
+    pub region: String,
+    /// Path-style addressing (`URL/BUCKET/KEY`, for MinIO, moto and other local servers).
+    pub path_style: bool,
+    /// Per-request timeout.
+    pub request_timeout_seconds: u64,
+}
+
 /// The client. One per uploader thread; cheap to keep.
 pub struct S3Client {
     http: reqwest::blocking::Client,
@@ -154,25 +171,23 @@ pub struct S3Client {
 }
 
 impl S3Client {
-    /// Build a client for `config.bucket` at `config.endpoint`.
-    pub fn new(config: &WormConfig, creds: Credentials) -> Result<S3Client> {
-        config.validate()?;
-        let endpoint_s = config.endpoint_url();
-        let endpoint = Url::parse(&endpoint_s)
-            .with_context(|| format!("worm.endpoint: {endpoint_s:?} is not a URL"))?;
-        let timeout = Duration::from_secs(config.request_timeout_seconds.max(1));
+    /// Build a client for the bucket at `ep`.
+    pub fn new(ep: &Endpoint, creds: Credentials) -> Result<S3Client> {
+        let endpoint = Url::parse(&ep.url)
+            .with_context(|| format!("S3 endpoint {:?} is not a URL", ep.url))?;
+        let timeout = Duration::from_secs(ep.request_timeout_seconds.max(1));
         let http = reqwest::blocking::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("msp-agent/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("msp-evidence/", env!("CARGO_PKG_VERSION")))
             .build()
             .context("building the HTTP client")?;
         Ok(S3Client {
             http,
             endpoint,
-            bucket: config.bucket.clone(),
-            region: config.region.clone(),
-            path_style: config.path_style,
+            bucket: ep.bucket.clone(),
+            region: ep.region.clone(),
+            path_style: ep.path_style,
             creds,
             requests: AtomicU64::new(0),
         })
@@ -729,14 +744,110 @@ fn parse_error(status: u16, body: &[u8]) -> (String, String) {
     )
 }
 
+/// Access key, secret and optional session token.
+#[derive(Clone)]
+pub struct Credentials {
+    /// `AWS_ACCESS_KEY_ID`.
+    pub access_key_id: String,
+    /// `AWS_SECRET_ACCESS_KEY`.
+    pub secret_access_key: String,
+    /// `AWS_SESSION_TOKEN` (temporary credentials only).
+    pub session_token: Option<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    // Never print the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+impl Credentials {
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, optional `AWS_SESSION_TOKEN`.
+    pub fn from_env() -> Result<Credentials> {
+        let get = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
+        let Some(access_key_id) = get("AWS_ACCESS_KEY_ID") else {
+            bail!("no S3 credentials: AWS_ACCESS_KEY_ID is not set (and no worm.credentials_file configured)");
+        };
+        let Some(secret_access_key) = get("AWS_SECRET_ACCESS_KEY") else {
+            bail!("no S3 credentials: AWS_SECRET_ACCESS_KEY is not set");
+        };
+        Ok(Credentials {
+            access_key_id,
+            secret_access_key,
+            session_token: get("AWS_SESSION_TOKEN"),
+        })
+    }
+
+    /// Parse an AWS shared-credentials style file: the `[default]` section, or the only
+    /// section, or key lines without any section.
+    pub fn from_file(path: &Path) -> Result<Credentials> {
+        // Regular file, UTF-8, no NUL (a NUL would end up inside a header value).
+        let text = crate::yamlutil::read_text(path).context("reading the S3 credentials file")?;
+        Credentials::parse(&text).with_context(|| format!("S3 credentials file {}", path.display()))
+    }
+
+    /// Parse the text of a credentials file (see [`Credentials::from_file`]).
+    pub fn parse(text: &str) -> Result<Credentials> {
+        // (section name, [(key, value, line number)]); the unnamed section first.
+        type Section = (String, Vec<(String, String, usize)>);
+        let mut sections: Vec<Section> = vec![(String::new(), vec![])];
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+                continue;
+            }
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                sections.push((name.trim().to_string(), vec![]));
+                continue;
+            }
+            let Some((k, v)) = line.split_once('=') else {
+                bail!("line {}: expected `key = value` or `[section]`", i + 1);
+            };
+            if let Some(last) = sections.last_mut() {
+                last.1
+                    .push((k.trim().to_ascii_lowercase(), v.trim().to_string(), i + 1));
+            }
+        }
+        sections.retain(|(name, kv)| !(name.is_empty() && kv.is_empty()));
+        let chosen = match sections.iter().find(|(n, _)| n == "default") {
+            Some(s) => s,
+            None if sections.len() == 1 => &sections[0],
+            None => bail!("no [default] section and more than one section"),
+        };
+        let get = |key: &str| {
+            chosen
+                .1
+                .iter()
+                .find(|(k, _, _)| k == key)
+                .map(|(_, v, _)| v.clone())
+        };
+        let access_key_id =
+            get("aws_access_key_id").context("field aws_access_key_id is missing")?;
+        let secret_access_key =
+            get("aws_secret_access_key").context("field aws_secret_access_key is missing")?;
+        Ok(Credentials {
+            access_key_id,
+            secret_access_key,
+            session_token: get("aws_session_token"),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn client(path_style: bool, endpoint: &str) -> S3Client {
-        let mut c = WormConfig::new("evidence-bucket");
-        c.endpoint = endpoint.into();
-        c.path_style = path_style;
+        let url = if endpoint.is_empty() { "https://s3.us-east-1.amazonaws.com".to_string() } else { endpoint.to_string() };
+        let c = Endpoint { url, bucket: "evidence-bucket".into(), region: "us-east-1".into(), path_style, request_timeout_seconds: 30 };
         let creds = Credentials {
             access_key_id: "AK".into(),
             secret_access_key: "SK".into(),

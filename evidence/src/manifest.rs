@@ -14,8 +14,8 @@ use anyhow::{bail, Context, Result};
 use ed25519_dalek::Signature;
 use serde::{Deserialize, Serialize};
 
-use crate::evidence::keyring::Keyring;
-use crate::evidence::store::{sha256_hex, BundleName};
+use crate::keyring::Keyring;
+use crate::store::{sha256_hex, BundleName};
 use crate::keys::{Signer, ALGORITHM, NAMESPACE};
 
 /// File name of the manifest.
@@ -246,7 +246,7 @@ pub fn verify(
     // Every bundle of the period in the directory is listed.
     let period_dir = root.join(&month_dir);
     if period_dir.is_dir() {
-        let (files, _) = crate::evidence::verify::collect(std::slice::from_ref(&period_dir))?;
+        let (files, _) = crate::verify::collect(std::slice::from_ref(&period_dir))?;
         for f in files {
             let rel = f
                 .strip_prefix(&root)

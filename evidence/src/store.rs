@@ -29,7 +29,7 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::bundle::{
+use crate::bundle::{
     Action, Artifact, ArtifactFile, Bundle, Chain, ExecutionSection, IncidentSection, Outputs, Provenance,
     RunbookSection, Signing, BUNDLE_VERSION, GENESIS_PREV_HASH,
 };
@@ -548,7 +548,7 @@ impl EvidenceStore {
         // starts at the first sequence its newest prune record retained (`evidence prune`;
         // that record's signature, and that the retained bundle links to the pruned one, are
         // checked by `evidence verify`; the pruned bundles are in WORM storage).
-        let floor = super::prune::latest_record(&self.root)?.map_or(1, |(_, r, _)| r.first_retained_sequence.max(1));
+        let floor = crate::pruned::latest_record(&self.root)?.map_or(1, |(_, r, _)| r.first_retained_sequence.max(1));
         if fast && names.len() as u64 == (seq + 1).saturating_sub(floor) {
             return Ok(Some(Head { name: *last, sequence: seq, sha256: sha, generated_at: at }));
         }
@@ -788,7 +788,7 @@ impl EvidenceStore {
             client_id: new.client_id,
             hostname: new.hostname,
             generated_at: now.to_rfc3339_opts(SecondsFormat::Secs, true),
-            generator: format!("msp-agent {}", crate::AGENT_VERSION),
+            generator: format!("msp-agent {}", crate::VERSION),
             incident: new.incident,
             runbook: new.runbook,
             execution: new.execution,

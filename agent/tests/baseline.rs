@@ -1190,14 +1190,17 @@ fn controls_map_evidence_rules_are_checked() {
     let review = line_of(&text, "§164.308(a)(1)(ii)(D)");
     let restore = line_of(&text, "§164.308(a)(7)(ii)(D)");
     let dr = line_of(&text, "§164.308(a)(7)(ii)(B)");
+    let contingency = line_of(&text, "§164.308(a)(7)(i),");
     let sanction = line_of(&text, "§164.308(a)(1)(ii)(C)");
     let audit = line_of(&text, "§164.312(b),");
     // A misspelt rule; a runbook rule naming a missing runbook and one with a bad status; a
     // rule on an organisational control; an implemented control with neither rule nor freshness.
     let edits = [
         (review, ",implemented,1,heartbeat,", ",implemented,1,heartbaet,"),
-        (restore, ",runbook:RB-RESTORE-001:resolved,", ",runbook:RB-RESTORE-009:resolved,"),
-        (dr, ",runbook:RB-RESTORE-001:resolved,", ",runbook:RB-RESTORE-001:passed,"),
+        (restore, ",runbook:RB-RESTORE-001:resolved;", ",runbook:RB-RESTORE-009:resolved;"),
+        (dr, ",runbook:RB-RESTORE-001:resolved;", ",runbook:RB-RESTORE-001:passed;"),
+        // A further rule (after `;`) without its own freshness.
+        (contingency, ",26,backup_completed,", ",26,backup_completed;worm_restore_test,"),
         (sanction, ",organisational,,,", ",organisational,24,any_bundle,"),
         (audit, ",implemented,1,heartbeat,", ",implemented,,,"),
     ];
@@ -1223,6 +1226,7 @@ fn controls_map_evidence_rules_are_checked() {
             &format!("{f}:{audit}: evidence_rule: §164.312(b): a implemented control needs an evidence_rule (which signed bundles prove it in the monthly packet)"),
             &format!("{f}:{audit}: freshness_hours: §164.312(b): a implemented control needs freshness_hours (how old its newest evidence may be)"),
             &format!("{f}:{restore}: evidence_rule: §164.308(a)(7)(ii)(D): runbook RB-RESTORE-009 not found in the runbooks directory"),
+            &format!("{f}:{contingency}: evidence_rule: §164.308(a)(7)(i): `worm_restore_test`: a further rule is written RULE@HOURS (its own freshness)"),
         ],
     );
 }

@@ -1222,11 +1222,11 @@ fn controls_map_evidence_rules_are_checked() {
         &[
             &format!("{f}:{sanction}: evidence_rule: §164.308(a)(1)(ii)(C): an organisational control is not assessed by the server; leave evidence_rule and freshness_hours empty"),
             &format!("{f}:{review}: evidence_rule: §164.308(a)(1)(ii)(D): `heartbaet` is not an evidence rule (one of heartbeat, provenance, backup_completed, any_bundle, worm_restore_test, runbook:RB-ID:STATUS)"),
+            &format!("{f}:{contingency}: evidence_rule: §164.308(a)(7)(i): `worm_restore_test`: a further rule is written RULE@HOURS (its own freshness)"),
             &format!("{f}:{dr}: evidence_rule: §164.308(a)(7)(ii)(B): `runbook:RB-RESTORE-001:passed`: `passed` is not a resolution status (one of resolved, failed, rolled_back, interrupted, escalated, suppressed, recorded)"),
             &format!("{f}:{audit}: evidence_rule: §164.312(b): a implemented control needs an evidence_rule (which signed bundles prove it in the monthly packet)"),
             &format!("{f}:{audit}: freshness_hours: §164.312(b): a implemented control needs freshness_hours (how old its newest evidence may be)"),
             &format!("{f}:{restore}: evidence_rule: §164.308(a)(7)(ii)(D): runbook RB-RESTORE-009 not found in the runbooks directory"),
-            &format!("{f}:{contingency}: evidence_rule: §164.308(a)(7)(i): `worm_restore_test`: a further rule is written RULE@HOURS (its own freshness)"),
         ],
     );
 }

@@ -299,7 +299,9 @@ fn restore_test_samples_verifies_and_records_signed_evidence() {
 }
 
 fn exists_whole(root: &Path, id: &str) -> bool {
-    let d = root.join("2026/11");
+    // The bundle's own month directory, from its id (EB-YYYYMMDD-NNNN): bundles are dated by
+    // the clock that made them, and the prune record by `--now`.
+    let d = root.join(&id[3..7]).join(&id[7..9]);
     ["json", "json.sig", "json.sshsig"].iter().all(|s| d.join(format!("{id}.{s}")).is_file())
 }
 

@@ -10,7 +10,14 @@
 //! the advisor only when planning is unsure; asking about every incident is what makes
 //! agreement with the deterministic planner measurable. Prints per-incident lines and:
 //! agreement with the deterministic planner (where it picks a runbook), agreement with the
-//! labels, answers rejected by our checks (by kind), latency p50/p99.
+//! labels, answers rejected by our checks (by kind), latency p50/p99, and what the daemon's
+//! `auto` policy would have done with each answer at the confidence threshold (`--threshold`,
+//! default the config's default): how many it would have run, and how many of those runs
+//! the labels call wrong.
+//!
+//! `--timeout-seconds N` (default 60) bounds each request: CPU inference of a small model on
+//! a loaded machine takes seconds, and a timeout here would measure the machine, not the
+//! model. The daemon's own default (`advisor.timeout_seconds`, 10 s) is unchanged.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -18,7 +25,7 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::time::Duration;
 
-use msp_agent::advisor::{prompt::Candidate, Advisor};
+use msp_agent::advisor::{prompt::Candidate, Action, Advisor};
 use msp_agent::config::{AdvisorConfig, AdvisorPolicy};
 use msp_agent::incident::{Incident, IncidentSource, Severity};
 use msp_agent::plan::{advisor_candidates, plan, Plan};
@@ -69,6 +76,8 @@ fn main() {
     };
     let model = arg(&args, "--model").unwrap_or_else(|| "local".into());
     let timeout: u64 = arg(&args, "--timeout-seconds").and_then(|t| t.parse().ok()).unwrap_or(60);
+    let threshold: f64 =
+        arg(&args, "--threshold").and_then(|t| t.parse().ok()).unwrap_or_else(|| AdvisorConfig::default().confidence_threshold);
     let cfg = AdvisorConfig {
         policy: AdvisorPolicy::Auto,
         url: Some(url.clone()),
@@ -76,6 +85,7 @@ fn main() {
         api_key_file: arg(&args, "--api-key-file").map(Into::into),
         timeout_seconds: timeout,
         retries: 0,
+        confidence_threshold: threshold,
         ..Default::default()
     };
     let advisor = Advisor::from_config(&cfg).expect("advisor config").expect("policy auto");
@@ -86,7 +96,12 @@ fn main() {
 
     let (mut n, mut with_det, mut agree_det, mut agree_label, mut det_label) = (0, 0, 0, 0, 0);
     let mut rejected: BTreeMap<String, u32> = BTreeMap::new();
+    let mut rejected_example: BTreeMap<String, String> = BTreeMap::new();
     let mut latencies = Vec::new();
+    // What `auto` would have done: (ran a runbook, of which the label agrees, of which the
+    // label says escalate, of which the label names another runbook).
+    let (mut auto_ran, mut auto_right, mut auto_should_escalate, mut auto_other) = (0, 0, 0, 0);
+    let mut reported_models: BTreeMap<String, u32> = BTreeMap::new();
     println!("advisor accuracy run against {what}: {url} model {model}");
     for (i, line) in data.lines().enumerate() {
         let row: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("advisor-incidents.jsonl:{}: {e}", i + 1));
@@ -114,19 +129,33 @@ fn main() {
         det_label += u32::from(det == label);
         let cands: Vec<Candidate> = advisor_candidates(&incident, &runbooks, &[]).into_iter().map(Candidate::of).collect();
         n += 1;
-        let answer = if cands.is_empty() {
+        let (answer, shown) = if cands.is_empty() {
             // Nothing to choose from: the daemon would not ask; the answer is escalate.
-            "escalate".to_string()
+            ("escalate".to_string(), "escalate (no candidates, not asked)".to_string())
         } else {
             let rec = advisor.consult(&incident, &cands);
             latencies.push(Duration::from_millis(rec.latency_ms));
+            if let Some(m) = &rec.model_reported {
+                *reported_models.entry(m.clone()).or_default() += 1;
+            }
+            if let Action::Run(id) = rec.action() {
+                auto_ran += 1;
+                if id == label {
+                    auto_right += 1;
+                } else if label == "escalate" {
+                    auto_should_escalate += 1;
+                } else {
+                    auto_other += 1;
+                }
+            }
             match (&rec.answer, &rec.rejected) {
-                (Some(a), _) => a.runbook_id.clone(),
+                (Some(a), _) => (a.runbook_id.clone(), format!("{} ({:.2})", a.runbook_id, a.confidence)),
                 (None, Some(r)) => {
                     *rejected.entry(r.kind.clone()).or_default() += 1;
-                    format!("rejected:{}", r.kind)
+                    rejected_example.entry(r.kind.clone()).or_insert_with(|| r.detail.clone());
+                    (format!("rejected:{}", r.kind), format!("rejected:{}", r.kind))
                 }
-                _ => "rejected".into(),
+                _ => ("rejected".into(), "rejected".into()),
             }
         };
         if det != "escalate" {
@@ -134,7 +163,7 @@ fn main() {
             agree_det += u32::from(answer == det);
         }
         agree_label += u32::from(answer == label);
-        println!("{:>2} {:<20} {:<32} label={:<15} deterministic={:<15} advisor={answer}", i + 1, incident.event_type, incident.unit.as_deref().unwrap_or("-"), label, det);
+        println!("{:>2} {:<20} {:<32} label={:<15} deterministic={:<15} advisor={shown}", i + 1, incident.event_type, incident.unit.as_deref().unwrap_or("-"), label, det);
     }
     latencies.sort();
     let pct = |p: f64| latencies.get(((latencies.len() as f64 - 1.0) * p).round() as usize).map_or(0, |d| d.as_millis());
@@ -142,5 +171,13 @@ fn main() {
     println!("advisor agrees with the deterministic planner on {agree_det}/{with_det} (incidents where it picks a runbook)");
     println!("advisor agrees with the labels on {agree_label}/{n}");
     println!("answers rejected by our checks: {rejected:?}");
+    for (kind, detail) in &rejected_example {
+        println!("  first {kind}: {detail}");
+    }
+    println!(
+        "auto at confidence threshold {threshold:.2}: would run {auto_ran} of {} asked; of those the label agrees with {auto_right}, says escalate for {auto_should_escalate}, names another runbook for {auto_other}",
+        latencies.len()
+    );
+    println!("models the server reported: {reported_models:?}");
     println!("advisor latency: p50 {} ms, p99 {} ms over {} requests", pct(0.5), pct(0.99), latencies.len());
 }

@@ -174,6 +174,16 @@ pub fn parse_rules(text: &str) -> Result<(EvidenceRule, Vec<FurtherRule>), Strin
     Ok((first, further))
 }
 
+/// The `evidence_rule` column's text for a first rule and its further rules: what
+/// [`parse_rules`] reads back.
+pub fn rules_text(first: &EvidenceRule, further: &[FurtherRule]) -> String {
+    let mut text = first.to_string();
+    for f in further {
+        text.push_str(&format!(";{}@{}", f.rule, f.freshness_hours));
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +194,7 @@ mod tests {
         let (first, more) = parse_rules("runbook:RB-RESTORE-001:resolved; worm_restore_test@768").unwrap();
         assert_eq!(first, EvidenceRule::Runbook { id: "RB-RESTORE-001".into(), status: "resolved".into() });
         assert_eq!(more, vec![FurtherRule { rule: EvidenceRule::WormRestoreTest, freshness_hours: 768 }]);
+        assert_eq!(rules_text(&first, &more), "runbook:RB-RESTORE-001:resolved;worm_restore_test@768");
     }
 
     #[test]

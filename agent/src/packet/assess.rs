@@ -398,7 +398,7 @@ pub struct ExceptionRow {
     pub state: String,
 }
 
-pub use msp_evidence::controls::qualifies;
+pub use msp_evidence::controls::{qualifies, rules_text};
 
 /// Whether a bundle is a record (heartbeat, backup completed), not an incident.
 pub fn is_record(b: &Bundle) -> bool {
@@ -457,8 +457,8 @@ pub fn assess(evs: &[Ev<'_>], ctx: &Context<'_>) -> Assessment {
 
     // Controls and gaps, once per distinct rule.
     // (rule, hours) → (qualifying times, number of gaps)
-    type RuleEvidence = (Vec<DateTime<Utc>>, usize);
-    let mut per_rule: BTreeMap<(String, u32), RuleEvidence> = BTreeMap::new();
+    // (rule text, hours) -> (qualifying times, gaps)
+    let mut per_rule: BTreeMap<(String, u32), (Vec<DateTime<Utc>>, usize)> = BTreeMap::new();
     let mut controls = Vec::new();
     let check_records = check_records(evs);
     for row in ctx.controls {
@@ -468,13 +468,7 @@ pub fn assess(evs: &[Ev<'_>], ctx: &Context<'_>) -> Assessment {
             control_id: row.control_id.clone(),
             title: row.title.clone(),
             map_status,
-            rule: row.evidence_rule.as_ref().map(|r| {
-                let mut text = r.to_string();
-                for f in &row.further_rules {
-                    text.push_str(&format!(";{}@{}", f.rule, f.freshness_hours));
-                }
-                text
-            }),
+            rule: row.evidence_rule.as_ref().map(|r| rules_text(r, &row.further_rules)),
             freshness_hours: row.freshness_hours,
             verdict: Verdict::FailingNoRule,
             evidence_count: 0,
@@ -490,19 +484,21 @@ pub fn assess(evs: &[Ev<'_>], ctx: &Context<'_>) -> Assessment {
         }
         summary.controls_assessed += 1;
         if let (Some(rule), Some(hours)) = (&row.evidence_rule, row.freshness_hours) {
-            let mut rule_evidence = |rule: &EvidenceRule, hours: u32| -> RuleEvidence {
-                per_rule
-                    .entry((rule.to_string(), hours))
-                    .or_insert_with(|| {
-                        let times: Vec<DateTime<Utc>> = evs
-                            .iter()
-                            .filter(|e| qualifies(rule, e.b, ctx.baseline_sha256))
-                            .map(|e| e.t)
-                            .collect();
-                        let gaps = gaps_for(&times, hours, start, ctx.as_of).len();
-                        (times, gaps)
-                    })
-                    .clone()
+            // Each distinct (rule, hours) is computed once for the whole packet; the rows that
+            // share it borrow the result.
+            for (r, h) in std::iter::once((rule, hours)).chain(row.further_rules.iter().map(|f| (&f.rule, f.freshness_hours))) {
+                per_rule.entry((r.to_string(), h)).or_insert_with(|| {
+                    let times: Vec<DateTime<Utc>> = evs
+                        .iter()
+                        .filter(|e| qualifies(r, e.b, ctx.baseline_sha256))
+                        .map(|e| e.t)
+                        .collect();
+                    let gaps = gaps_for(&times, h, start, ctx.as_of).len();
+                    (times, gaps)
+                });
+            }
+            let rule_evidence = |rule: &EvidenceRule, hours: u32| -> (&[DateTime<Utc>], usize) {
+                per_rule.get(&(rule.to_string(), hours)).map_or((&[][..], 0), |(t, g)| (t.as_slice(), *g))
             };
             let verdict_of = |times: &[DateTime<Utc>], gaps: usize, hours: u32| match times.last() {
                 None => Verdict::FailingNoEvidence,
@@ -514,13 +510,13 @@ pub fn assess(evs: &[Ev<'_>], ctx: &Context<'_>) -> Assessment {
             cs.evidence_count = times.len();
             cs.last_verified = times.last().copied();
             cs.gaps = gaps;
-            cs.verdict = verdict_of(&times, gaps, hours);
+            cs.verdict = verdict_of(times, gaps, hours);
             // Every further rule must hold too; the first that does not decides the verdict
             // and is named (the counts above stay those of the first rule).
             if cs.verdict == Verdict::Passing {
                 for f in &row.further_rules {
                     let (times, gaps) = rule_evidence(&f.rule, f.freshness_hours);
-                    let v = verdict_of(&times, gaps, f.freshness_hours);
+                    let v = verdict_of(times, gaps, f.freshness_hours);
                     if v != Verdict::Passing {
                         cs.verdict = v;
                         cs.gaps = gaps;

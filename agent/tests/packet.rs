@@ -458,6 +458,51 @@ fn invalid_stale_and_missing_evidence_never_passes() {
     assert_eq!(html.matches("FAILING: no evidence").count(), 39);
 }
 
+/// §164.308(a)(7)(ii)(B) and (D) need the month's WORM restore test beside the weekly restore
+/// runbook: the same month without it fails both rows and names the missing rule, while every
+/// other row (backups, §164.308(a)(7)(ii)(A), among them) keeps its verdict.
+#[test]
+fn a_month_without_a_worm_restore_test_fails_the_contingency_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let month = Month::parse(MONTH).unwrap();
+    msp_agent::keys::generate(&keys, month.start() - Duration::days(30)).unwrap();
+    let signer = msp_agent::keys::Signer::load(&keys).unwrap();
+    let (version, sha) = baseline_identity();
+    let rows = |worm_restore_test: bool| {
+        let evidence = dir.path().join(format!("evidence-{worm_restore_test}"));
+        let mut spec = MonthSpec::new(month, &version, &sha);
+        spec.worm_restore_test = worm_restore_test;
+        let tally = write_month(&evidence, &spec, &signer).unwrap();
+        assert_eq!(tally.worm_restore_tests, usize::from(worm_restore_test));
+        let out = dir.path().join(format!("packet-{worm_restore_test}"));
+        let o = run(bin()
+            .args(["packet", "--month", MONTH, "--at", AT, "--evidence-dir"])
+            .arg(&evidence)
+            .arg("--key-dir")
+            .arg(&keys)
+            .arg("--out")
+            .arg(&out));
+        assert_eq!(o.status.code(), Some(0));
+        let html = fs::read_to_string(out.join("packet.html")).unwrap();
+        let m = manifest(&out);
+        (html, m["summary"]["controls_passing"].as_u64().unwrap())
+    };
+    let (with, passing_with) = rows(true);
+    let (without, passing_without) = rows(false);
+    for id in ["§164.308(a)(7)(ii)(B)", "§164.308(a)(7)(ii)(D)"] {
+        assert!(row(&with, id).contains("PASSING"), "{id} with the test: {}", row(&with, id));
+        let r = row(&without, id);
+        assert!(r.contains("FAILING"), "{id} without the test: {r}");
+        assert!(r.contains("worm_restore_test"), "{id}: the missing rule is named: {r}");
+    }
+    // Only those two rows depend on the WORM restore test.
+    assert_eq!(passing_with - passing_without, 2, "exactly (B) and (D) flip");
+    for id in ["§164.308(a)(7)(i)", "§164.308(a)(7)(ii)(A)", "§164.312(b)"] {
+        assert_eq!(row(&with, id), row(&without, id), "{id} does not depend on the WORM restore test");
+    }
+}
+
 /// The HTML table row of a control.
 fn row(html: &str, id: &str) -> String {
     let start = html

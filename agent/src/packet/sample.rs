@@ -50,6 +50,9 @@ pub struct MonthSpec {
     pub prev_sha256: String,
     /// Agent checks the heartbeats report as `disabled` (every other check: `holds`).
     pub disabled_checks: Vec<String>,
+    /// Whether the month has its WORM restore test record (true by default; false makes the
+    /// month whose §164.308(a)(7)(ii)(B),(D) rows must fail).
+    pub worm_restore_test: bool,
 }
 
 impl MonthSpec {
@@ -66,6 +69,7 @@ impl MonthSpec {
             first_sequence: 1,
             prev_sha256: GENESIS_PREV_HASH.into(),
             disabled_checks: Vec::new(),
+            worm_restore_test: true,
         }
     }
 }
@@ -309,7 +313,7 @@ pub fn write_month(root: &Path, spec: &MonthSpec, signer: &Signer) -> Result<Tal
     }
 
     // The monthly WORM restore test (the module's timer), on the 2nd, passing.
-    {
+    if spec.worm_restore_test {
         let t = start + Duration::days(1) + Duration::hours(4) + Duration::minutes(30);
         let details = json!({
             "bundles_in_bucket": 0,

@@ -143,10 +143,11 @@ in
       '';
       description = ''
         The fleet inventory: clients, hosts, heartbeat intervals and public keys (format in the
-        README, "Fleet view on NixOS"). Either a file (a path; it may use `key_dir` entries
-        relative to it, so give the directory's path, not a lone file copied to the store) or
-        the inventory itself as a Nix value, written to the store as JSON — typically
-        `msp-flake.lib.mspFleetInventory`'s output for your `nixosConfigurations`.
+        README, "Fleet view on NixOS"). One of: the inventory itself as a Nix value, written to
+        the store as JSON (typically `msp-flake.lib.mspFleetInventory`'s output for your
+        `nixosConfigurations`); a file on the host as a string (`"/etc/msp-fleet/inventory.json"`,
+        whose `key_dir` entries are relative to it); or a Nix path, copied to the store on its
+        own (so it should list its keys inline rather than by `key_dir`).
       '';
     };
 

@@ -57,7 +57,8 @@ in
     ) (names outputs.checks.x86_64-linux))
     (check "lib.mspFleetInventory is the inventory function of modules/lib/fleet-inventory.nix" (
       outputs.lib.mspFleetInventory { nixosConfigurations = { }; } == { version = 1; clients = [ ]; }
-      && outputs.lib.mspFleetInventory == import ../modules/lib/fleet-inventory.nix
+      && outputs.lib.mspFleetInventory { nixosConfigurations.h.config = { networking.hostName = "h"; services.msp-agent = { enable = true; clientId = "c"; }; }; }
+        == { version = 1; clients = [ { id = "c"; hosts = [ { id = "h"; heartbeat_interval_seconds = 900; keys = [ ]; } ]; } ]; }
     ) (builtins.attrNames outputs.lib))
     (check "overlay: msp-agent and msp-fleet" (
       names (outputs.overlays.default { callPackage = _: args: args; } { }) == [ "msp-agent" "msp-fleet" ]

@@ -62,6 +62,7 @@ let
     ssh-ca = modulesDir + "/ssh-ca.nix";
     auditd = modulesDir + "/auditd.nix";
     hardening = modulesDir + "/hardening.nix";
+    fleet = modulesDir + "/fleet.nix";
   };
   vmArgs = {
     inherit self lib;
@@ -84,7 +85,8 @@ let
     }
     // vmNodes "ssh-ca" ../checks/vm/ssh-ca.nix
     // vmNodes "auditd" ../checks/vm/auditd.nix
-    // vmNodes "agent" ../checks/vm/agent.nix;
+    // vmNodes "agent" ../checks/vm/agent.nix
+    // vmNodes "fleet" ../checks/vm/fleet.nix;
 
   evaluates = cfg: (builtins.tryEval (forced cfg)).success;
   failedAssertions = cfg: map (a: a.message) (builtins.filter (a: !a.assertion) cfg.assertions);

@@ -62,7 +62,8 @@ let
   fs = lib.fileset;
 in
 rustPlatform.buildRustPackage {
-  pname = program;
+  # An unknown program fails here, with the list, rather than in cargo.
+  pname = builtins.seq selected program;
   version =
     if builtins.isString (cargoToml.package.version or null) then
       cargoToml.package.version

@@ -63,7 +63,8 @@ pkgs.testers.runNixOSTest {
         )
         machine.succeed(
             "mkdir -p /srv/mirror/msp-evidence/clinic-test/machine /var/lib/fleet-test/keys/archive",
-            "cp -r /var/lib/msp/evidence/. /srv/mirror/msp-evidence/clinic-test/machine/",
+            # The month directories only (YYYY/MM/FILE), as the uploader's object keys have them.
+            "cp -r /var/lib/msp/evidence/20* /srv/mirror/msp-evidence/clinic-test/machine/",
             # Public key files only: never the private key.
             "cp /etc/msp/signing-keys/key-info.json /var/lib/fleet-test/keys/",
             "if [ -d /etc/msp/signing-keys/archive ]; then cp -r /etc/msp/signing-keys/archive/. /var/lib/fleet-test/keys/archive/; fi",
@@ -92,8 +93,9 @@ pkgs.testers.runNixOSTest {
 
     with subtest("/healthz answers on loopback, and the port is bound to loopback only"):
         assert machine.succeed(f"curl -sf {base}/healthz").strip() == "ok"
-        listening = machine.succeed("ss -Hltn 'sport = :8427'")
-        assert "127.0.0.1:8427" in listening and "0.0.0.0" not in listening and "*:8427" not in listening, listening
+        # The local-address column of every listening socket on the port.
+        listening = machine.succeed("ss -Hltn 'sport = :8427' | awk '{print $4}'").split()
+        assert listening == ["127.0.0.1:8427"], listening
 
     with subtest("pages and the API are refused without a token"):
         code = machine.succeed(f"curl -s -o /dev/null -w '%{{http_code}} %{{redirect_url}}' {base}/")

@@ -301,7 +301,7 @@ in
         message = "services.msp-fleet.settings.source.s3 is set but services.msp-fleet.s3CredentialsFile is not: the bucket is read with read-only credentials passed as a systemd credential.";
       }
       {
-        assertion = listenParts != null;
+        assertion = listenParts != null && listenParts.port >= 1 && listenParts.port <= 65535;
         message = "services.msp-fleet.settings.listen = \"${cfg.settings.listen}\" is not an address and port (e.g. 127.0.0.1:8427 or [::1]:8427).";
       }
       {

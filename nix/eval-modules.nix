@@ -564,6 +564,8 @@ in
       && lib.all (l: fleetFailed { settings.listen = l; } == [ ]) [ "127.0.0.1:8427" "127.0.0.2:9000" "[::1]:8427" ]
       && fleetFailed { settings.listen = "0.0.0.0:8427"; tokensFile = "/etc/msp-fleet/tokens"; } == [ ]
       && contains "is not an address and port" (fleetFailed { settings.listen = "localhost:8427"; })
+      && contains "is not an address and port" (fleetFailed { settings.listen = "127.0.0.1:70000"; })
+      && contains "is not an address and port" (fleetFailed { settings.listen = "127.0.0.1:0"; })
     ) { })
     (check "fleet assertions: secrets outside the store, an inventory, warn < page" (
       contains "services.msp-fleet.tokensFile points into the Nix store" (

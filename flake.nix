@@ -33,11 +33,14 @@
 
       overlays.default = final: _prev: {
         msp-agent = final.callPackage ./nix/package.nix { };
+        msp-fleet = final.callPackage ./nix/package.nix { program = "msp-fleet"; };
       };
 
       packages = forAllSystems (
         system: pkgs: {
           msp-agent = pkgs.callPackage ./nix/package.nix { };
+          # The fleet view (fleet/): same workspace, its own binary.
+          msp-fleet = pkgs.callPackage ./nix/package.nix { program = "msp-fleet"; };
           default = self.packages.${system}.msp-agent;
           # The options reference (docs/options.md), generated from the modules' declarations.
           options-doc = pkgs.writeText "msp-flake-options.md" (import ./nix/options-doc.nix { inherit lib; });
@@ -52,6 +55,7 @@
         ssh-ca = ./modules/ssh-ca.nix;
         auditd = ./modules/auditd.nix;
         hardening = ./modules/hardening.nix;
+        fleet = ./modules/fleet.nix;
       };
 
       nixosConfigurations = lib.mapAttrs mkHost (import ./hosts);

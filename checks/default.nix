@@ -91,6 +91,32 @@ in
         touch $out
       '';
 
+  # The fleet inventory function (lib.mspFleetInventory) against the hand-checked output (same
+  # as CI), and this flake's own hosts through it (every evaluated host has a client and id).
+  fleet-inventory-lib =
+    let
+      own = self.lib.mspFleetInventory {
+        inherit (self) nixosConfigurations;
+        hostsDir = ../hosts;
+      };
+    in
+    pkgs.runCommand "fleet-inventory-lib"
+      {
+        nativeBuildInputs = [ pkgs.jq ];
+        got = builtins.toJSON (import ./lib/fleet-inventory-cases.nix);
+        own = builtins.toJSON own;
+        passAsFile = [
+          "got"
+          "own"
+        ];
+      }
+      ''
+        diff -u <(jq -S . ${./lib/fleet-inventory-cases.expected.json}) <(jq -S . "$gotPath")
+        # Every example host runs the agent, so every one is in the inventory, once.
+        jq -e '.version == 1 and ([.clients[].hosts[].id] | length) == ${toString (builtins.length (builtins.attrNames (import ../hosts)))}' "$ownPath"
+        touch $out
+      '';
+
   # A host contradicting an enforced rule does not build, and says why.
   baseline-violation-fails = verdict "baseline-violation-fails" (
     hasMessage violation.expectedMessage violating && hasMessage "baseline/README.md" violating
@@ -146,6 +172,7 @@ in
   vm-ssh-ca = import ./vm/ssh-ca.nix vmArgs;
   vm-auditd = import ./vm/auditd.nix vmArgs;
   vm-agent = import ./vm/agent.nix vmArgs;
+  vm-fleet = import ./vm/fleet.nix vmArgs;
 }
 // lib.optionalAttrs (system == "x86_64-linux") (
   # Every example host builds completely (hosts are x86_64-linux).

@@ -8,5 +8,7 @@
     ./ssh-ca.nix
     ./auditd.nix
     ./hardening.nix
+    # The MSP's fleet view; off unless enabled (it belongs on the MSP's machine, not a clinic's).
+    ./fleet.nix
   ];
 }

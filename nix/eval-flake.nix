@@ -30,11 +30,12 @@ in
     (check "flake systems: x86_64-linux and aarch64-linux" (
       names outputs.packages == systems && names outputs.checks == systems && names outputs.devShells == systems && names outputs.formatter == systems
     ) (names outputs.packages))
-    (check "packages: msp-agent, default, options-doc" (
-      names outputs.packages.x86_64-linux == [ "default" "msp-agent" "options-doc" ]
+    (check "packages: msp-agent, msp-fleet, default, options-doc" (
+      names outputs.packages.x86_64-linux == [ "default" "msp-agent" "msp-fleet" "options-doc" ]
     ) (names outputs.packages.x86_64-linux))
-    (check "nixosModules: default, agent, baseline, luks-tang, ssh-ca, auditd, hardening" (
-      names outputs.nixosModules == [ "agent" "auditd" "baseline" "default" "hardening" "luks-tang" "ssh-ca" ]
+    (check "nixosModules: default, agent, baseline, luks-tang, ssh-ca, auditd, hardening, fleet" (
+      names outputs.nixosModules == [ "agent" "auditd" "baseline" "default" "fleet" "hardening" "luks-tang" "ssh-ca" ]
+      && outputs.nixosModules.fleet == ../modules/fleet.nix
     ) (names outputs.nixosModules))
     (check "nixosConfigurations: one per hosts/ entry" (
       names outputs.nixosConfigurations == names (import ../hosts)
@@ -50,8 +51,19 @@ in
         "vm-ssh-ca"
         "vm-auditd"
         "vm-agent"
+        "vm-fleet"
+        "fleet-inventory-lib"
       ]
     ) (names outputs.checks.x86_64-linux))
+    (check "lib.mspFleetInventory is the inventory function of modules/lib/fleet-inventory.nix" (
+      outputs.lib.mspFleetInventory { nixosConfigurations = { }; } == { version = 1; clients = [ ]; }
+      && outputs.lib.mspFleetInventory { nixosConfigurations.h.config = { networking.hostName = "h"; services.msp-agent = { enable = true; clientId = "c"; }; }; }
+        == { version = 1; clients = [ { id = "c"; hosts = [ { id = "h"; heartbeat_interval_seconds = 900; keys = [ ]; } ]; } ]; }
+    ) (builtins.attrNames outputs.lib))
+    (check "overlay: msp-agent and msp-fleet" (
+      names (outputs.overlays.default { callPackage = _: args: args; } { }) == [ "msp-agent" "msp-fleet" ]
+      && (outputs.overlays.default { callPackage = _: args: args; } { }).msp-fleet == { program = "msp-fleet"; }
+    ) { })
     (check "lib.dateOf gives the flake's commit date" (
       outputs.lib.dateOf self == "2026-11-22" && outputs.lib.dateOf { } == null
     ) (outputs.lib.dateOf self))

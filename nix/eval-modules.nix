@@ -95,9 +95,98 @@ let
     dated
     { services.msp-agent.signingKeyFile = "/nix/store/00000000000000000000000000000000-key/evidence-signing.key"; }
   ];
+
+  # The fleet view (modules/fleet.nix) on an MSP machine: no clinic module enabled.
+  fleetHost = modules: evalHost ([ { networking.hostName = "msp-fleet"; } ] ++ modules);
+  ownInventory = import ../modules/lib/fleet-inventory.nix {
+    nixosConfigurations = lib.mapAttrs (_: config: { inherit config; }) hosts;
+    hostsDir = ../hosts;
+  };
+  fleetTypical = fleetHost [
+    {
+      services.msp-fleet = {
+        enable = true;
+        s3CredentialsFile = "/etc/msp-fleet/s3-credentials";
+        tokensFile = "/etc/msp-fleet/tokens";
+        webhookUrlFile = "/etc/msp-fleet/webhook-url";
+        inventory = ownInventory;
+        settings.source.s3 = {
+          endpoint = "https://s3.us-east-2.amazonaws.com";
+          region = "us-east-2";
+          bucket = "msp-evidence";
+        };
+        settings.alerts.page_after_intervals = 6;
+      };
+    }
+  ];
+  fleetLocal = extra: fleetHost [
+    {
+      services.msp-fleet = lib.mkMerge [
+        {
+          enable = true;
+          settings.source.local = "/srv/mirror";
+          inventory = "/etc/msp-fleet/inventory.json";
+        }
+        extra
+      ];
+    }
+  ];
+  fleetYaml = cfg: cfg.environment.etc."msp-fleet/fleet.yaml".source.value;
+  fleetUnit = cfg: cfg.systemd.services.msp-fleet.serviceConfig;
+  fleetFailed = extra: failedAssertions (fleetLocal extra);
+  credDir = "/run/credentials/msp-fleet.service";
+  # The VM test's node, evaluated as written (runNixOSTest returning its argument).
+  fleetVmNode =
+    let
+      t = import ../checks/vm/fleet.nix {
+        self.nixosModules = {
+          agent = ../modules/agent.nix;
+          fleet = ../modules/fleet.nix;
+        };
+        pkgs = stubs.pkgs // {
+          testers.runNixOSTest = t: t;
+        };
+      };
+    in
+    evalHost [
+      dated
+      t.nodes.machine
+    ];
+  # nix/package.nix called with a stand-in rustPlatform that returns its arguments (src is
+  # not forced: it needs a store).
+  packageArgs =
+    program:
+    import ./package.nix (
+      {
+        inherit lib;
+        rustPlatform.buildRustPackage = a: a;
+        openssh = null;
+        openssl = null;
+        jq = null;
+        nix = null;
+      }
+      // lib.optionalAttrs (program != null) { inherit program; }
+    );
 in
 {
   inherit haveRunbooks;
+  # For scripts/check-nix: every typed fleet.yaml key the module declares (to compare with
+  # fleet/src/config.rs), and the typical host's fleet.yaml.
+  fleetSettingsOptions =
+    let
+      eval = lib.evalModules {
+        modules = [
+          stubs.module
+          ../modules
+          { _module.args.pkgs = stubs.pkgs; }
+        ];
+      };
+      prefix = "services.msp-fleet.settings.";
+    in
+    map (o: lib.removePrefix prefix o.name) (
+      builtins.filter (o: lib.hasPrefix prefix o.name && !o.internal) (lib.optionAttrSetToDocList eval.options)
+    );
+  fleetTypicalYaml = fleetYaml fleetTypical;
   # For inspection (scripts, debugging): the generated agent.yaml of each example host.
   agentYamls = lib.mapAttrs (_: agentYaml) hosts;
   checks = [
@@ -364,5 +453,185 @@ in
         "backup.encrypted"
       ]
     ) { })
+    (check "fleet.yaml for a typical S3 config: exactly the keys fleet/src/config.rs reads, secrets as credential paths, unset keys absent" (
+      fleetYaml fleetTypical == {
+        source.s3 = {
+          endpoint = "https://s3.us-east-2.amazonaws.com";
+          region = "us-east-2";
+          bucket = "msp-evidence";
+          credentials_file = "${credDir}/s3-credentials";
+        };
+        index = "/var/lib/msp-fleet/index.sqlite";
+        inventory = "/nix/store/00000000000000000000000000000000-msp-fleet-inventory.json";
+        listen = "127.0.0.1:8427";
+        auth.tokens_file = "${credDir}/tokens";
+        alerts = {
+          webhook_url_file = "${credDir}/webhook-url";
+          page_after_intervals = 6;
+        };
+      }
+      && fleetTypical.environment.etc."msp-fleet/fleet.yaml".source.name == "msp-fleet.yaml"
+    ) (fleetYaml fleetTypical))
+    (check "fleet inventory: the generated value is the JSON file fleet.yaml names; this flake's hosts in it" (
+      (fleetYaml fleetTypical).inventory == (stubs.pkgs.writeText "msp-fleet-inventory.json" "").outPath
+      && fleetTypical.services.msp-fleet.inventory == ownInventory
+      && ownInventory == {
+        version = 1;
+        clients = [
+          { id = "clinic-001"; hosts = [ { id = "clinic-001-srv-primary"; heartbeat_interval_seconds = 900; keys = [ ]; } ]; }
+          { id = "clinic-002"; hosts = [ { id = "clinic-002-srv-01"; heartbeat_interval_seconds = 900; keys = [ ]; } ]; }
+        ];
+      }
+    ) ownInventory)
+    (check "fleet.yaml for a local mirror: source.local, prefix only when set, an inventory path used as given" (
+      fleetYaml (fleetLocal { }) == {
+        source.local = "/srv/mirror";
+        index = "/var/lib/msp-fleet/index.sqlite";
+        inventory = "/etc/msp-fleet/inventory.json";
+        listen = "127.0.0.1:8427";
+      }
+      && (fleetYaml (fleetLocal { settings.source.prefix = "evidence"; settings.poll_interval_seconds = 60; })).source
+        == { local = "/srv/mirror"; prefix = "evidence"; }
+      && (fleetYaml (fleetLocal { settings.poll_interval_seconds = 60; })).poll_interval_seconds == 60
+      && failedAssertions (fleetLocal { }) == [ ]
+    ) (fleetYaml (fleetLocal { })))
+    (check "fleet unit: check-config before serve, both on the generated fleet.yaml; LoadCredential for each secret given" (
+      let
+        u = fleetUnit fleetTypical;
+        cfgPath = fleetTypical.environment.etc."msp-fleet/fleet.yaml".source.outPath;
+      in
+      u.ExecStartPre == "/nix/store/00000000000000000000000000000000-msp-fleet-0.1.0/bin/msp-fleet check-config --config ${cfgPath}"
+      && u.ExecStart == "/nix/store/00000000000000000000000000000000-msp-fleet-0.1.0/bin/msp-fleet serve --config ${cfgPath}"
+      && u.LoadCredential == [
+        "s3-credentials:/etc/msp-fleet/s3-credentials"
+        "tokens:/etc/msp-fleet/tokens"
+        "webhook-url:/etc/msp-fleet/webhook-url"
+      ]
+      && (fleetUnit (fleetLocal { })).LoadCredential == [ ]
+      && fleetTypical.systemd.services.msp-fleet.wantedBy == [ "multi-user.target" ]
+    ) (fleetUnit fleetTypical))
+    (check "fleet unit hardening: dynamic user, state directory, strict sandbox, no capabilities" (
+      let
+        u = fleetUnit fleetTypical;
+      in
+      u.DynamicUser == true
+      && u.StateDirectory == "msp-fleet"
+      && u.StateDirectoryMode == "0700"
+      && u.UMask == "0077"
+      && u.ProtectSystem == "strict"
+      && u.ProtectHome == true
+      && u.PrivateTmp && u.PrivateDevices && u.NoNewPrivileges
+      && u.CapabilityBoundingSet == "" && u.AmbientCapabilities == ""
+      && u.RestrictAddressFamilies == [ "AF_INET" "AF_INET6" "AF_UNIX" ]
+      && u.SystemCallFilter == [ "@system-service" "~@privileged" ]
+      && u.SystemCallArchitectures == "native"
+      && u.MemoryDenyWriteExecute && u.LockPersonality && u.RestrictNamespaces
+      && u.ProtectKernelTunables && u.ProtectKernelModules && u.ProtectKernelLogs && u.ProtectControlGroups
+      && u.ProtectClock && u.ProtectHostname && u.RestrictRealtime && u.RestrictSUIDSGID && u.PrivateUsers
+    ) (fleetUnit fleetTypical))
+    (check "fleet unit: a port below 1024 gets CAP_NET_BIND_SERVICE only (and no user namespace, which would void it)" (
+      let
+        u = fleetUnit (fleetLocal { settings.listen = "[::]:443"; tokensFile = "/etc/msp-fleet/tokens"; });
+      in
+      u.CapabilityBoundingSet == [ "CAP_NET_BIND_SERVICE" ]
+      && u.AmbientCapabilities == [ "CAP_NET_BIND_SERVICE" ]
+      && u.PrivateUsers == false
+    ) { })
+    (check "fleet firewall: closed by default, openFirewall opens the listen port" (
+      !(builtins.elem 8427 (fleetLocal { }).networking.firewall.allowedTCPPorts)
+      && (fleetLocal { openFirewall = true; settings.listen = "0.0.0.0:8443"; tokensFile = "/etc/msp-fleet/tokens"; }).networking.firewall.allowedTCPPorts == [ 8443 ]
+      && (fleetLocal { openFirewall = true; settings.listen = "[2001:db8::1]:9000"; tokensFile = "/etc/msp-fleet/tokens"; }).networking.firewall.allowedTCPPorts == [ 9000 ]
+    ) { })
+    (check "fleet assertions: exactly one source; s3 needs s3CredentialsFile" (
+      let
+        both = fleetFailed { settings.source.s3 = { endpoint = "https://s3"; region = "r"; bucket = "b"; }; s3CredentialsFile = "/etc/c"; };
+        neither = failedAssertions (fleetHost [ { services.msp-fleet = { enable = true; inventory = "/etc/i.json"; }; } ]);
+        s3NoCreds = failedAssertions (fleetHost [
+          { services.msp-fleet = { enable = true; inventory = "/etc/i.json"; settings.source.s3 = { endpoint = "https://s3"; region = "r"; bucket = "b"; }; }; }
+        ]);
+      in
+      contains "set exactly one of `s3` (the bucket) and `local`" both
+      && contains "set exactly one of `s3` (the bucket) and `local`" neither
+      && contains "s3CredentialsFile is not" s3NoCreds
+      && !(contains "set exactly one" s3NoCreds)
+      && failedAssertions fleetTypical == [ ]
+    ) { })
+    (check "fleet assertions: a non-loopback listen address needs tokensFile; loopback does not" (
+      let
+        needsTokens = l: contains "is not a loopback address, but services.msp-fleet.tokensFile is not set" (fleetFailed { settings.listen = l; });
+      in
+      lib.all needsTokens [ "0.0.0.0:8427" "[::]:8427" "10.0.0.5:8427" "[2001:db8::1]:8427" "128.0.0.1:8427" ]
+      && lib.all (l: fleetFailed { settings.listen = l; } == [ ]) [ "127.0.0.1:8427" "127.0.0.2:9000" "[::1]:8427" ]
+      && fleetFailed { settings.listen = "0.0.0.0:8427"; tokensFile = "/etc/msp-fleet/tokens"; } == [ ]
+      && contains "is not an address and port" (fleetFailed { settings.listen = "localhost:8427"; })
+      && contains "is not an address and port" (fleetFailed { settings.listen = "127.0.0.1:70000"; })
+      && contains "is not an address and port" (fleetFailed { settings.listen = "127.0.0.1:0"; })
+    ) { })
+    (check "fleet assertions: secrets outside the store, an inventory, warn < page" (
+      contains "services.msp-fleet.tokensFile points into the Nix store" (
+        fleetFailed { tokensFile = "/nix/store/00000000000000000000000000000000-tokens"; }
+      )
+      && contains "services.msp-fleet.inventory is not set" (
+        failedAssertions (fleetHost [ { services.msp-fleet = { enable = true; settings.source.local = "/srv/m"; }; } ])
+      )
+      && contains "warn_after_intervals must be less than page_after_intervals" (
+        fleetFailed { settings.alerts = { warn_after_intervals = 4; page_after_intervals = 4; }; }
+      )
+      && fleetFailed { settings.alerts = { warn_after_intervals = 3; page_after_intervals = 4; }; } == [ ]
+    ) { })
+    (check "fleet: off on the clinic hosts (imported by nixosModules.default, never enabled), works on its own" (
+      lib.all (cfg: !cfg.services.msp-fleet.enable && !(cfg.systemd.services ? msp-fleet)) (lib.attrValues hosts ++ [ compliant ])
+      && (lib.evalModules {
+        modules = [
+          stubs.module
+          ../modules/fleet.nix
+          { _module.args.pkgs = stubs.pkgs; }
+          { services.msp-fleet = { enable = true; settings.source.local = "/srv/m"; inventory = "/etc/i.json"; }; }
+        ];
+      }).config.systemd.services.msp-fleet.serviceConfig.DynamicUser
+    ) { })
+    (check "fleet: a host value merges with the module's unit as nixpkgs' unitOption does (lists concatenate, atoms conflict)" (
+      let
+        extra = fleetHost [
+          { services.msp-fleet = { enable = true; settings.source.local = "/srv/m"; inventory = "/etc/i.json"; }; }
+          { systemd.services.msp-fleet.serviceConfig.RestrictAddressFamilies = [ "AF_NETLINK" ]; }
+        ];
+        conflicting = fleetHost [
+          { services.msp-fleet = { enable = true; settings.source.local = "/srv/m"; inventory = "/etc/i.json"; }; }
+          { systemd.services.msp-fleet.serviceConfig.ProtectSystem = "full"; }
+        ];
+      in
+      lib.sort lib.lessThan (fleetUnit extra).RestrictAddressFamilies == [ "AF_INET" "AF_INET6" "AF_NETLINK" "AF_UNIX" ]
+      && !(builtins.tryEval (builtins.deepSeq (fleetUnit conflicting) true)).success
+      && (fleetUnit (fleetHost [
+        { services.msp-fleet = { enable = true; settings.source.local = "/srv/m"; inventory = "/etc/i.json"; }; }
+        { systemd.services.msp-fleet.serviceConfig.ProtectSystem = lib.mkForce "full"; }
+      ])).ProtectSystem == "full"
+    ) { })
+    (check "fleet VM test node evaluates: agent and fleet on one machine, local mirror, token file as a credential" (
+      evaluates fleetVmNode
+      && failedAssertions fleetVmNode == [ ]
+      && (fleetYaml fleetVmNode).source.local == "/srv/mirror"
+      && (fleetYaml fleetVmNode).inventory == "/var/lib/fleet-test/inventory.json"
+      && (fleetUnit fleetVmNode).LoadCredential == [ "tokens:/etc/msp-fleet/tokens" ]
+      && fleetVmNode.systemd.services.msp-fleet.wantedBy == [ ]
+    ) (failedAssertions fleetVmNode))
+    (check "nix/package.nix: msp-agent by default, msp-fleet with program = \"msp-fleet\" (its own -p, version from the workspace)" (
+      let
+        agent = packageArgs null;
+        fleet = packageArgs "msp-fleet";
+      in
+      agent.pname == "msp-agent"
+      && agent.cargoBuildFlags == [ "--package" "msp-agent" ]
+      && lib.take 3 agent.cargoTestFlags == [ "--package" "msp-agent" "--lib" ]
+      && builtins.elem "fuzz" agent.cargoTestFlags
+      && fleet.pname == "msp-fleet"
+      && fleet.cargoBuildFlags == [ "--package" "msp-fleet" ]
+      && fleet.cargoTestFlags == [ "--package" "msp-fleet" "--lib" ]
+      && fleet.meta.mainProgram == "msp-fleet"
+      && fleet.version == (lib.importTOML ../Cargo.toml).workspace.package.version
+      && agent.version == fleet.version
+      && !(builtins.tryEval (packageArgs "msp-nothing").pname).success
+    ) { agent = (packageArgs null).version; })
   ];
 }

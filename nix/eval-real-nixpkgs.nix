@@ -62,6 +62,7 @@ let
     ssh-ca = modulesDir + "/ssh-ca.nix";
     auditd = modulesDir + "/auditd.nix";
     hardening = modulesDir + "/hardening.nix";
+    fleet = modulesDir + "/fleet.nix";
   };
   vmArgs = {
     inherit self lib;
@@ -84,7 +85,8 @@ let
     }
     // vmNodes "ssh-ca" ../checks/vm/ssh-ca.nix
     // vmNodes "auditd" ../checks/vm/auditd.nix
-    // vmNodes "agent" ../checks/vm/agent.nix;
+    // vmNodes "agent" ../checks/vm/agent.nix
+    // vmNodes "fleet" ../checks/vm/fleet.nix;
 
   evaluates = cfg: (builtins.tryEval (forced cfg)).success;
   failedAssertions = cfg: map (a: a.message) (builtins.filter (a: !a.assertion) cfg.assertions);
@@ -178,6 +180,37 @@ in
           expect = "cannot enable X11 forwarding without setting xauth location";
         };
       };
+  # services.msp-fleet against the real files given (firewall.nix for openFirewall): each true.
+  fleetChecks =
+    let
+      fleet =
+        extra:
+        host [
+          {
+            services.msp-fleet = lib.mkMerge [
+              {
+                enable = true;
+                settings.source.local = "/srv/mirror";
+                inventory = "/etc/msp-fleet/inventory.json";
+              }
+              extra
+            ];
+          }
+        ];
+      open = fleet {
+        settings.listen = "0.0.0.0:8443";
+        tokensFile = "/etc/msp-fleet/tokens";
+        openFirewall = true;
+      };
+    in
+    {
+      open-firewall-evaluates-without-failed-assertion = evaluates open && failedAssertions open == [ ];
+      open-firewall-opens-the-listen-port = builtins.elem 8443 open.networking.firewall.allowedTCPPorts;
+      closed-by-default = !(builtins.elem 8427 (fleet { }).networking.firewall.allowedTCPPorts);
+      non-loopback-without-tokens-fails = lib.any (lib.hasInfix "is not a loopback address") (
+        failedAssertions (fleet { settings.listen = "0.0.0.0:8443"; })
+      );
+    };
   # The two confirmed conflicts, re-introduced against the real declarations: must fail.
   regressions = {
     duplicate-sysctl-at-one-priority-fails = !evaluates (host [

@@ -8,6 +8,12 @@ in
   # The baseline-to-assertions logic (modules/lib/baseline.nix), for users' own checks.
   baseline = import ../modules/lib/baseline.nix;
 
+  # The fleet inventory (msp-fleet's inventory JSON, as a Nix value) from a flake's
+  # nixosConfigurations: every host with services.msp-agent enabled, its client, host id,
+  # heartbeat interval and the keys in hostsDir/<name>/fleet-keys.json
+  # (modules/lib/fleet-inventory.nix). For services.msp-fleet.inventory.
+  mspFleetInventory = import ../modules/lib/fleet-inventory.nix;
+
   # "YYYY-MM-DD" (UTC) of a flake's last commit: the evaluation date for exception expiry in
   # pure evaluation. Use in a host flake as
   #   msp.baseline.evaluationDate = msp-flake.lib.dateOf self;

@@ -18,7 +18,11 @@ let
   root = toString ../.;
   relative = p: lib.removePrefix "${root}/" (toString p);
 
-  ours = o: lib.hasPrefix "services.msp-agent." o.name || lib.hasPrefix "msp." o.name;
+  ours =
+    o:
+    lib.hasPrefix "services.msp-agent." o.name
+    || lib.hasPrefix "services.msp-fleet." o.name
+    || lib.hasPrefix "msp." o.name;
   options = builtins.filter (o: ours o && o.visible && !o.internal) (lib.optionAttrSetToDocList eval.options);
 
   render =

@@ -76,7 +76,13 @@ let
     writeScript = name: text: fakeDrv name { inherit text; };
     writeShellScript = name: text: fakeDrv name { inherit text; };
     writeShellScriptBin = name: text: fakeDrv name { inherit text; };
-    callPackage = _fn: _args: fakeDrv "msp-agent-0.1.0" { meta.mainProgram = "msp-agent"; };
+    # nix/package.nix's `program` argument picks the binary (msp-agent unless told).
+    callPackage =
+      _fn: args:
+      let
+        program = args.program or "msp-agent";
+      in
+      fakeDrv "${program}-0.1.0" { meta.mainProgram = program; };
     coreutils = fakeDrv "coreutils" { };
     gnugrep = fakeDrv "gnugrep" { };
     jq = fakeDrv "jq" { };
@@ -185,6 +191,15 @@ let
     default = { };
   };
 
+  # systemd-lib.nix checkUnitConfig "Service" [ assertValueOneOf "Type" ...; "Restart" ... ].
+  checkService =
+    cfg:
+    let
+      oneOf = k: vs: !(cfg ? ${k}) || builtins.elem cfg.${k} vs;
+    in
+    oneOf "Type" [ "exec" "simple" "forking" "oneshot" "dbus" "notify" "notify-reload" "idle" ]
+    && oneOf "Restart" [ "no" "on-success" "on-failure" "on-abnormal" "on-abort" "on-watchdog" "always" ];
+
   # nixos/lib/systemd-unit-options.nix: the unit options we read are typed as there (lists
   # concatenate, scripts are `lines`); the many others are accepted freeform.
   unitOptions =
@@ -205,8 +220,10 @@ let
       restartTriggers = mkOption { type = types.listOf types.unspecified; default = [ ]; };
       restartIfChanged = mkOption { type = types.bool; default = true; };
       stopIfChanged = mkOption { type = types.bool; default = true; };
-      serviceConfig = anyAttrs;
-      unitConfig = anyAttrs;
+      # As systemd-unit-options.nix: each key is a unitOption (lists concatenate, atoms must
+      # be equal at the winning priority), and checkService refuses unknown Type/Restart values.
+      serviceConfig = mkOption { type = types.addCheck (types.attrsOf utils.systemdUtils.unitOptions.unitOption) checkService; default = { }; };
+      unitConfig = mkOption { type = types.attrsOf utils.systemdUtils.unitOptions.unitOption; default = { }; };
       timerConfig = anyAttrs;
       environment = anyAttrs;
       path = mkOption { type = types.listOf types.unspecified; default = [ ]; };

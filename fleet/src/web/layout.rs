@@ -172,7 +172,9 @@ pub fn page(title: &str, scope: Option<&Scope>, crumbs: Crumbs, refresh: bool, b
                     }
                 }
                 main { (body) }
-                footer { "Every status is judged from signed evidence in the WORM bucket; follow a status to its bundle." }
+                @if scope.is_some() {
+                    footer { "Every status is judged from signed evidence in the WORM bucket; follow a status to its bundle." }
+                }
             }
         }
     }

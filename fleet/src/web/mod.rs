@@ -167,6 +167,8 @@ pub fn router(state: WebState) -> Router {
         .route("/logout", get(pages::logout_form).post(pages::logout))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/static/fleet.css", get(layout::stylesheet))
+        // Browsers ask for it on every site; an empty answer keeps 404s out of their consoles.
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn(headers::security_headers))
         .with_state(state)

@@ -306,7 +306,7 @@ fn host_page(scope: &Scope, v: &HostView) -> Markup {
             @if v.controls.is_empty() {
                 p.muted { "No controls apply to this host." }
             } @else {
-                table {
+                table.controls {
                     thead { tr {
                         th { "Control" } th { "State" } th { "Why" } th { "Evidence" } th { "Exception" }
                     } }

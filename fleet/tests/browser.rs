@@ -100,9 +100,11 @@ fn browser_logs_in_and_clicks_through_to_a_bundle() {
             });
             let addr = addr_rx.recv().unwrap();
             server = Some((stop_tx, t));
-            // The hostile host's page and bundle: rendered, nothing runs (run.mjs fails on a dialog).
+            // The hostile host's page and bundle (rendered, nothing runs: run.mjs fails on a dialog),
+            // a client page and a control page (an encoded `§164.312(b)`).
             let h = web::layout::host_url("clinic-002", standin_web::HOSTILE_HOST);
-            let visit = format!("{h} {h}/b/EB-20261202-0005");
+            let ctl = web::layout::control_url("clinic-001", "clinic-001-srv-primary", standin_web::AUDIT);
+            let visit = format!("{h} {h}/b/EB-20261202-0005 /c/clinic-001 {ctl}");
             (format!("http://{addr}"), OP.to_string(), visit)
         }
     };

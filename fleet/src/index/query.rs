@@ -613,3 +613,107 @@ impl FleetQuery for Index {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(key: &str, ts: i64, seq: i64, f: RuleFields) -> Row {
+        Row {
+            object_key: key.into(),
+            bundle_id: key.into(),
+            generated_at: rfc(ts),
+            gen_ts: ts,
+            sequence: seq,
+            fields: f,
+        }
+    }
+
+    fn restore(status: &str) -> RuleFields {
+        RuleFields {
+            event_type: "restore_test_due".into(),
+            runbook_id: "RB-RESTORE-001".into(),
+            resolution_status: status.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn newest_relevant_failure_fails_freshness_bounds_stale_and_integrity_wins() {
+        let rule = EvidenceRule::Runbook {
+            id: "RB-RESTORE-001".into(),
+            status: "resolved".into(),
+        };
+        let now = Utc.with_ymd_and_hms(2026, 11, 30, 0, 0, 0).unwrap();
+        let t = now.timestamp();
+        let ok = row("a", t - 3600, 1, restore("resolved"));
+        let failed = row("b", t - 60, 2, restore("failed"));
+        let ev = RuleEval {
+            relevant: Some(failed.clone()),
+            qualifying: Some(ok.clone()),
+        };
+        assert_eq!(verdict(&rule, 192, &ev, &[], "", now).0, ControlState::Failing);
+        let ev = RuleEval {
+            relevant: Some(ok.clone()),
+            qualifying: Some(ok.clone()),
+        };
+        assert_eq!(
+            verdict(&rule, 1, &ev, &[], "", now).0,
+            ControlState::Passing,
+            "exactly at the freshness bound"
+        );
+        let older = row("c", t - 3601, 1, restore("resolved"));
+        let ev2 = RuleEval {
+            relevant: Some(older.clone()),
+            qualifying: Some(older),
+        };
+        assert_eq!(verdict(&rule, 1, &ev2, &[], "", now).0, ControlState::Stale);
+        assert_eq!(verdict(&rule, 1, &RuleEval::default(), &[], "", now).0, ControlState::Failing);
+        // An older failed object that the rule would have looked at still marks it.
+        let err = IntegrityRow {
+            object_key: "x".into(),
+            bundle_id: None,
+            problem: "bad".into(),
+            at: Some(t - 7200),
+            fields: Some(restore("resolved")),
+        };
+        assert_eq!(verdict(&rule, 192, &ev, &[err], "", now).0, ControlState::IntegrityError);
+        // An unrelated older one does not; an unrelated newer one does.
+        let hb = RuleFields {
+            event_type: "heartbeat".into(),
+            runbook_id: "none".into(),
+            resolution_status: "recorded".into(),
+            ..Default::default()
+        };
+        let old = IntegrityRow {
+            object_key: "y".into(),
+            bundle_id: None,
+            problem: "bad".into(),
+            at: Some(t - 7200),
+            fields: Some(hb.clone()),
+        };
+        assert_eq!(verdict(&rule, 192, &ev, &[old], "", now).0, ControlState::Passing);
+        let new = IntegrityRow {
+            object_key: "z".into(),
+            bundle_id: None,
+            problem: "bad".into(),
+            at: Some(t - 10),
+            fields: Some(hb),
+        };
+        assert_eq!(
+            verdict(
+                &rule,
+                192,
+                &RuleEval {
+                    relevant: Some(ok.clone()),
+                    qualifying: Some(ok)
+                },
+                &[new],
+                "",
+                now
+            )
+            .0,
+            ControlState::IntegrityError
+        );
+    }
+}

@@ -112,6 +112,15 @@ pub struct ObjectVersion {
     pub delete_marker: bool,
 }
 
+/// One entry of ListObjectsV2 (the latest version of a key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectSummary {
+    pub key: String,
+    pub size: u64,
+    /// `LastModified`: when the latest version was stored, if the server said.
+    pub last_modified: Option<DateTime<Utc>>,
+}
+
 /// What a successful PutObject returned.
 #[derive(Debug, Clone)]
 pub struct PutResult {
@@ -506,6 +515,57 @@ impl S3Client {
             if key_marker.is_empty() {
                 return Err(bad("truncated listing without NextKeyMarker".into()));
             }
+        }
+    }
+
+    /// ListObjectsV2 of the latest versions under `prefix`, in key order, starting after
+    /// `start_after` (exclusive) when given, following `continuation-token` paging. The fleet
+    /// view polls each host prefix with it: with `start_after` = the last key it saw, an
+    /// unchanged prefix costs one request that returns nothing.
+    pub fn list_objects_v2(&self, prefix: &str, start_after: Option<&str>) -> Result<Vec<ObjectSummary>, S3Error> {
+        let mut out = Vec::new();
+        let mut token = String::new();
+        loop {
+            let mut q: Vec<(&str, &str)> = vec![("list-type", "2"), ("prefix", prefix)];
+            if let Some(s) = start_after.filter(|s| !s.is_empty()) {
+                q.push(("start-after", s));
+            }
+            if !token.is_empty() {
+                q.push(("continuation-token", &token));
+            }
+            let r = self.send("ListObjectsV2", reqwest::Method::GET, None, &q, &[], vec![], None)?;
+            let text = String::from_utf8_lossy(&r.body).into_owned();
+            let bad = |detail: String| S3Error::Service {
+                op: "ListObjectsV2",
+                target: format!("s3://{}/{prefix}", self.bucket),
+                status: r.status,
+                code: "MalformedResponse".into(),
+                message: detail,
+            };
+            let doc = roxmltree::Document::parse(&text).map_err(|e| bad(format!("not XML: {e}")))?;
+            let root = doc.root_element();
+            for node in root.children().filter(|n| n.is_element() && n.tag_name().name() == "Contents") {
+                let key = child_text(node, "Key");
+                if key.is_empty() {
+                    return Err(bad("a Contents entry without Key".into()));
+                }
+                let size_text = child_text(node, "Size");
+                let size = size_text
+                    .parse()
+                    .map_err(|_| bad(format!("{key}: Size {size_text:?} is not a number")))?;
+                let last_modified = DateTime::parse_from_rfc3339(&child_text(node, "LastModified"))
+                    .ok()
+                    .map(|d| d.with_timezone(&Utc));
+                out.push(ObjectSummary { key, size, last_modified });
+            }
+            if child_text(root, "IsTruncated") != "true" {
+                return Ok(out);
+            }
+            let next = child_text(root, "NextContinuationToken");
+            if next.is_empty() || next == token {
+                return Err(bad("truncated listing without a new NextContinuationToken".into()));
+            }
+            token = next;
         }
     }
 

@@ -10,4 +10,8 @@
 pub mod cli;
 pub mod config;
 pub mod model;
+pub mod index;
+pub mod inventory;
+pub mod silence;
+pub mod source;
 pub mod web;

@@ -8,18 +8,28 @@ use std::process::{Command, Output, Stdio};
 use chrono::{DateTime, Utc};
 
 fn agent(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_msp-agent")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_msp-agent"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn sample(store: &Path, keys: &Path, month: &str) -> Output {
     agent(&[
-        "evidence", "sample-month",
-        "--store", store.to_str().unwrap(),
-        "--month", month,
-        "--client", "clinic-007",
-        "--host", "clinic-007-srv",
-        "--key-dir", keys.to_str().unwrap(),
-        "--heartbeat-minutes", "60",
+        "evidence",
+        "sample-month",
+        "--store",
+        store.to_str().unwrap(),
+        "--month",
+        month,
+        "--client",
+        "clinic-007",
+        "--host",
+        "clinic-007-srv",
+        "--key-dir",
+        keys.to_str().unwrap(),
+        "--heartbeat-minutes",
+        "60",
     ])
 }
 
@@ -45,24 +55,56 @@ fn months_verify_continue_the_chain_and_pass_stock_tools() {
     assert!(String::from_utf8_lossy(&help.stdout).contains("TEST AND DEMO AID"));
 
     let out = sample(&store, &keys, "2026-10");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = sample(&store, &keys, "2026-11");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let said = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(said.contains("clinic-007/clinic-007-srv in 2026-11"), "{said}");
+    assert!(
+        said.contains("clinic-007/clinic-007-srv in 2026-11"),
+        "{said}"
+    );
 
     // The November chain follows October's: first sequence = October's count + 1.
     let oct = bundles(&store.join("2026/10"));
     let nov = bundles(&store.join("2026/11"));
-    assert!(oct.len() > 700 && nov.len() > 700, "{} {}", oct.len(), nov.len());
-    let first: serde_json::Value = serde_json::from_slice(&std::fs::read(&nov[0]).unwrap()).unwrap();
-    assert_eq!(first["chain"]["sequence"].as_u64().unwrap(), oct.len() as u64 + 1);
+    assert!(
+        oct.len() > 700 && nov.len() > 700,
+        "{} {}",
+        oct.len(),
+        nov.len()
+    );
+    let first: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&nov[0]).unwrap()).unwrap();
+    assert_eq!(
+        first["chain"]["sequence"].as_u64().unwrap(),
+        oct.len() as u64 + 1
+    );
     assert_eq!(first["client_id"], "clinic-007");
     assert_eq!(first["hostname"], "clinic-007-srv");
 
     // The whole store verifies with the agent's verifier (chain from sequence 1, both months).
-    let v = agent(&["evidence", "verify", "--keys", keys.to_str().unwrap(), store.to_str().unwrap()]);
-    assert_eq!(v.status.code(), Some(0), "{}\n{}", String::from_utf8_lossy(&v.stdout), String::from_utf8_lossy(&v.stderr));
+    let v = agent(&[
+        "evidence",
+        "verify",
+        "--keys",
+        keys.to_str().unwrap(),
+        store.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        v.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&v.stdout),
+        String::from_utf8_lossy(&v.stderr)
+    );
 
     // One bundle with the stock tools.
     let b = &nov[nov.len() / 2];
@@ -100,7 +142,13 @@ fn months_verify_continue_the_chain_and_pass_stock_tools() {
     let i = bytes.len() / 2;
     bytes[i] ^= 1;
     std::fs::write(b, bytes).unwrap();
-    let v = agent(&["evidence", "verify", "--keys", keys.to_str().unwrap(), store.to_str().unwrap()]);
+    let v = agent(&[
+        "evidence",
+        "verify",
+        "--keys",
+        keys.to_str().unwrap(),
+        store.to_str().unwrap(),
+    ]);
     assert_eq!(v.status.code(), Some(1));
 }
 
@@ -112,6 +160,9 @@ fn a_key_valid_only_after_the_month_is_refused() {
     let out = sample(&tmp.path().join("store"), &keys, "2026-11");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("valid from") && err.contains("would not verify"), "{err}");
+    assert!(
+        err.contains("valid from") && err.contains("would not verify"),
+        "{err}"
+    );
     assert!(!tmp.path().join("store/2026/11").exists());
 }

@@ -139,7 +139,10 @@ pub fn webhook_from_config(alerts: &AlertsConfig) -> Result<Option<String>> {
     }
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         // The URL is a credential: do not echo it into logs.
-        bail!("alerts.webhook_url_file {}: not an http(s) URL", path.display());
+        bail!(
+            "alerts.webhook_url_file {}: not an http(s) URL",
+            path.display()
+        );
     }
     Ok(Some(url.to_string()))
 }
@@ -156,18 +159,32 @@ impl Escalator {
     /// Opens (or starts) the ledger at `ledger_path` and prepares the webhook. A ledger that
     /// cannot be read or parsed is an error naming the file (starting afresh would re-send
     /// every open outage).
-    pub fn open(ledger_path: &Path, webhook: Option<String>, alerts: &AlertsConfig) -> Result<Escalator> {
+    pub fn open(
+        ledger_path: &Path,
+        webhook: Option<String>,
+        alerts: &AlertsConfig,
+    ) -> Result<Escalator> {
         let ledger = match std::fs::read(ledger_path) {
             Ok(bytes) => {
                 let l: Ledger = serde_json::from_slice(&bytes)
                     .with_context(|| format!("{}: not an alert ledger", ledger_path.display()))?;
                 if l.version != LEDGER_VERSION {
-                    bail!("{}: alert ledger version {} (expected {LEDGER_VERSION})", ledger_path.display(), l.version);
+                    bail!(
+                        "{}: alert ledger version {} (expected {LEDGER_VERSION})",
+                        ledger_path.display(),
+                        l.version
+                    );
                 }
                 l
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ledger { version: LEDGER_VERSION, ..Default::default() },
-            Err(e) => return Err(e).with_context(|| format!("reading alert ledger {}", ledger_path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ledger {
+                version: LEDGER_VERSION,
+                ..Default::default()
+            },
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("reading alert ledger {}", ledger_path.display()))
+            }
         };
         let webhook = match webhook {
             None => None,
@@ -203,7 +220,9 @@ impl Escalator {
     pub fn run_once(&mut self, q: &dyn FleetQuery, now: DateTime<Utc>) -> Result<Vec<FleetAlert>> {
         self.failed.clear();
         let mut delivered = Vec::new();
-        let fleet = q.fleet(&Scope::Operator, now).context("reading the fleet view")?;
+        let fleet = q
+            .fleet(&Scope::Operator, now)
+            .context("reading the fleet view")?;
         let mut seen_clients: Vec<String> = Vec::new();
         let mut seen_hosts: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for c in &fleet.clients {
@@ -228,21 +247,31 @@ impl Escalator {
             hosts.retain(|h, _| keep.is_some_and(|k| k.contains(h)));
             !hosts.is_empty()
         });
-        self.ledger.clients_silent.retain(|c, _| seen_clients.contains(c));
+        self.ledger
+            .clients_silent
+            .retain(|c, _| seen_clients.contains(c));
         if self.ledger != before {
             self.save()?;
         }
         Ok(delivered)
     }
 
-    fn host(&mut self, h: &HostSummary, now: DateTime<Utc>, delivered: &mut Vec<FleetAlert>) -> Result<()> {
+    fn host(
+        &mut self,
+        h: &HostSummary,
+        now: DateTime<Utc>,
+        delivered: &mut Vec<FleetAlert>,
+    ) -> Result<()> {
         let entry = self
             .ledger
             .hosts
             .get(&h.client_id)
             .and_then(|m| m.get(&h.host_id))
             .cloned();
-        let outage = h.last_evidence_at.clone().unwrap_or_else(|| NEVER.to_string());
+        let outage = h
+            .last_evidence_at
+            .clone()
+            .unwrap_or_else(|| NEVER.to_string());
         let since = match &h.last_evidence_at {
             Some(t) => format!("no new evidence since {t}"),
             None => "no evidence ever indexed".to_string(),
@@ -270,14 +299,22 @@ impl Escalator {
                 // even if this run never saw the host reporting): start afresh.
                 let mut e = match entry {
                     Some(e) if e.outage == outage => e,
-                    _ => OutageEntry { outage: outage.clone(), ..Default::default() },
+                    _ => OutageEntry {
+                        outage: outage.clone(),
+                        ..Default::default()
+                    },
                 };
                 let page = h.silence == Silence::Page;
                 if page && !e.page_sent {
-                    let a = self.alert(HOST_SILENT_PAGE, h, now, format!(
-                        "host {} of client {}: {since} (at least {} heartbeat intervals)",
-                        h.host_id, h.client_id, self.page_after
-                    ));
+                    let a = self.alert(
+                        HOST_SILENT_PAGE,
+                        h,
+                        now,
+                        format!(
+                            "host {} of client {}: {since} (at least {} heartbeat intervals)",
+                            h.host_id, h.client_id, self.page_after
+                        ),
+                    );
                     if self.send(&a) {
                         e.page_sent = true;
                         e.warn_sent = true; // the warning is moot once paged
@@ -290,10 +327,15 @@ impl Escalator {
                     } else {
                         format!("at least {} heartbeat intervals", self.warn_after)
                     };
-                    let a = self.alert(HOST_SILENT_WARN, h, now, format!(
-                        "host {} of client {}: {since} ({tiers})",
-                        h.host_id, h.client_id
-                    ));
+                    let a = self.alert(
+                        HOST_SILENT_WARN,
+                        h,
+                        now,
+                        format!(
+                            "host {} of client {}: {since} ({tiers})",
+                            h.host_id, h.client_id
+                        ),
+                    );
                     if self.send(&a) {
                         e.warn_sent = true;
                         delivered.push(a);
@@ -305,7 +347,13 @@ impl Escalator {
         Ok(())
     }
 
-    fn client(&mut self, client: &str, hosts: &[HostSummary], now: DateTime<Utc>, delivered: &mut Vec<FleetAlert>) -> Result<()> {
+    fn client(
+        &mut self,
+        client: &str,
+        hosts: &[HostSummary],
+        now: DateTime<Utc>,
+        delivered: &mut Vec<FleetAlert>,
+    ) -> Result<()> {
         let silent = hosts.iter().filter(|h| is_silent(h.silence)).count();
         let episode = hosts.len() >= 2 && (silent as f64) >= self.share * hosts.len() as f64;
         let open = self.ledger.clients_silent.contains_key(client);
@@ -336,7 +384,13 @@ impl Escalator {
         Ok(())
     }
 
-    fn alert(&self, kind: &str, h: &HostSummary, now: DateTime<Utc>, summary: String) -> FleetAlert {
+    fn alert(
+        &self,
+        kind: &str,
+        h: &HostSummary,
+        now: DateTime<Utc>,
+        summary: String,
+    ) -> FleetAlert {
         FleetAlert {
             kind: kind.into(),
             client_id: h.client_id.clone(),
@@ -378,7 +432,8 @@ impl Escalator {
         let body = match serde_json::to_vec(a) {
             Ok(b) => b,
             Err(e) => {
-                self.failed.push((a.clone(), format!("serialising the alert: {e}")));
+                self.failed
+                    .push((a.clone(), format!("serialising the alert: {e}")));
                 return false;
             }
         };
@@ -399,7 +454,8 @@ impl Escalator {
     }
 
     fn save(&self) -> Result<()> {
-        let mut bytes = serde_json::to_vec_pretty(&self.ledger).context("serialising the alert ledger")?;
+        let mut bytes =
+            serde_json::to_vec_pretty(&self.ledger).context("serialising the alert ledger")?;
         bytes.push(b'\n');
         msp_evidence::fsutil::replace(&self.ledger_path, &bytes, 0o600)
             .with_context(|| format!("writing alert ledger {}", self.ledger_path.display()))

@@ -168,9 +168,15 @@ pub fn write(
         let mut hv = q
             .host(scope, client, &h.host_id, as_of)
             .with_context(|| format!("reading host {} of client {client}", h.host_id))?
-            .with_context(|| format!("host {} of client {client} vanished while the packet was made", h.host_id))?;
+            .with_context(|| {
+                format!(
+                    "host {} of client {client} vanished while the packet was made",
+                    h.host_id
+                )
+            })?;
         // The month's incidents only (the host page lists the newest ones, of any month).
-        hv.incidents.retain(|i| in_period(&i.bundle.generated_at, start, end));
+        hv.incidents
+            .retain(|i| in_period(&i.bundle.generated_at, start, end));
         hosts.push(hv);
     }
     let generated_at = rfc(now);
@@ -191,9 +197,19 @@ pub fn write(
     };
     let mut json = serde_json::to_vec_pretty(&json_doc).context("serialising packet.json")?;
     json.push(b'\n');
-    let html = render_html(client, cv.summary.name.as_deref(), month, &ps, &pe, &asof, &generated_at, &hosts, signer.key_id())
-        .into_string()
-        .into_bytes();
+    let html = render_html(
+        client,
+        cv.summary.name.as_deref(),
+        month,
+        &ps,
+        &pe,
+        &asof,
+        &generated_at,
+        &hosts,
+        signer.key_id(),
+    )
+    .into_string()
+    .into_bytes();
 
     msp_evidence::fsutil::create_dir_all(out_dir, 0o755)?;
     let mut files = Vec::new();
@@ -218,10 +234,14 @@ pub fn write(
         generated_at,
         generator,
         hosts: hosts.iter().map(|h| h.summary.host_id.clone()).collect(),
-        signing: ManifestSigning { key_id: signer.key_id().into(), algorithm: ALGORITHM.into() },
+        signing: ManifestSigning {
+            key_id: signer.key_id().into(),
+            algorithm: ALGORITHM.into(),
+        },
         files,
     };
-    let mut bytes = serde_json::to_vec_pretty(&manifest).context("serialising the fleet manifest")?;
+    let mut bytes =
+        serde_json::to_vec_pretty(&manifest).context("serialising the fleet manifest")?;
     bytes.push(b'\n');
     let path = out_dir.join(MANIFEST_FILE);
     let sig = out_dir.join(format!("{MANIFEST_FILE}.sig"));

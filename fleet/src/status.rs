@@ -20,7 +20,11 @@ use serde::Serialize;
 use crate::model::{FleetQuery, FleetView, HostSummary, Scope, Silence};
 
 /// The fleet view and every host `scope` sees, sorted by client then host.
-pub fn collect(q: &dyn FleetQuery, scope: &Scope, now: DateTime<Utc>) -> Result<(FleetView, Vec<HostSummary>)> {
+pub fn collect(
+    q: &dyn FleetQuery,
+    scope: &Scope,
+    now: DateTime<Utc>,
+) -> Result<(FleetView, Vec<HostSummary>)> {
     let view = q.fleet(scope, now).context("reading the fleet view")?;
     let mut hosts = Vec::new();
     for c in &view.clients {
@@ -83,7 +87,15 @@ pub fn render(view: &FleetView, hosts: &[HostSummary], json: bool) -> String {
         s.push('\n');
         return s;
     }
-    let header = ["CLIENT", "HOST", "SILENCE", "LAST EVIDENCE", "P/F/S/E/I", "INCIDENTS", "INTEGRITY"];
+    let header = [
+        "CLIENT",
+        "HOST",
+        "SILENCE",
+        "LAST EVIDENCE",
+        "P/F/S/E/I",
+        "INCIDENTS",
+        "INTEGRITY",
+    ];
     let mut rows: Vec<[String; 7]> = vec![header.map(str::to_string)];
     for h in &sorted {
         let c = &h.controls;
@@ -92,9 +104,16 @@ pub fn render(view: &FleetView, hosts: &[HostSummary], json: bool) -> String {
             h.host_id.clone(),
             silence_word(h.silence).to_string(),
             h.last_evidence_at.clone().unwrap_or_else(|| "-".into()),
-            format!("{}/{}/{}/{}/{}", c.passing, c.failing, c.stale, c.excepted, c.integrity_error),
+            format!(
+                "{}/{}/{}/{}/{}",
+                c.passing, c.failing, c.stale, c.excepted, c.integrity_error
+            ),
             format!("{} open, {} failed", h.open_incidents, h.failed_incidents),
-            if h.integrity_errors == 0 { "ok".into() } else { format!("{} BAD", h.integrity_errors) },
+            if h.integrity_errors == 0 {
+                "ok".into()
+            } else {
+                format!("{} BAD", h.integrity_errors)
+            },
         ]);
     }
     let mut widths = [0usize; 7];
@@ -109,7 +128,11 @@ pub fn render(view: &FleetView, hosts: &[HostSummary], json: bool) -> String {
         view.last_poll_at.as_deref().unwrap_or("never")
     );
     for r in &rows {
-        let line: Vec<String> = r.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let line: Vec<String> = r
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }

@@ -32,7 +32,11 @@ fn fleet() -> StandIn {
             state: ControlState::Passing,
             evidence_rule: "heartbeat".into(),
             freshness_hours: Some(1),
-            evidence: Some(bref("EB-20261130-0099", "2026-11-30T23:50:00Z", "heartbeat")),
+            evidence: Some(bref(
+                "EB-20261130-0099",
+                "2026-11-30T23:50:00Z",
+                "heartbeat",
+            )),
             exception: None,
             reason: "newest heartbeat 10 min old".into(),
         },
@@ -48,8 +52,16 @@ fn fleet() -> StandIn {
         },
     ];
     a.incidents = vec![
-        IncidentLine { bundle: bref("EB-20261109-0002", "2026-11-09T02:10:00Z", "backup_failed"), runbook_id: Some("RB-BACKUP-001".into()), status: "escalated".into() },
-        IncidentLine { bundle: bref("EB-20261201-0001", "2026-12-01T03:00:00Z", "disk_full"), runbook_id: Some("RB-DISK-001".into()), status: "failed".into() },
+        IncidentLine {
+            bundle: bref("EB-20261109-0002", "2026-11-09T02:10:00Z", "backup_failed"),
+            runbook_id: Some("RB-BACKUP-001".into()),
+            status: "escalated".into(),
+        },
+        IncidentLine {
+            bundle: bref("EB-20261201-0001", "2026-12-01T03:00:00Z", "disk_full"),
+            runbook_id: Some("RB-DISK-001".into()),
+            status: "failed".into(),
+        },
     ];
     a.integrity = vec![IntegrityLine {
         object_key: "msp-evidence/clinic-001/srv-a/2026/11/EB-20261129-0004.json".into(),
@@ -58,8 +70,17 @@ fn fleet() -> StandIn {
     }];
     a.summary.integrity_errors = 1;
     q.put("clinic-001", Some("Clinic & Sons"), a);
-    q.put("clinic-001", Some("Clinic & Sons"), host("clinic-001", "srv-b"));
-    q.set("clinic-001", "srv-b", Silence::Page, Some("2026-11-20T00:00:00Z"));
+    q.put(
+        "clinic-001",
+        Some("Clinic & Sons"),
+        host("clinic-001", "srv-b"),
+    );
+    q.set(
+        "clinic-001",
+        "srv-b",
+        Silence::Page,
+        Some("2026-11-20T00:00:00Z"),
+    );
     q.put("clinic-002", None, host("clinic-002", "other"));
     q
 }
@@ -109,7 +130,16 @@ fn packet_is_signed_verifiable_with_stock_tools_escaped_and_judged_at_month_end(
     let q = fleet();
     let out = tmp.path().join("out");
     let now: DateTime<Utc> = "2026-12-02T16:00:00Z".parse().unwrap();
-    let manifest = packet::write(&q, &Scope::Operator, "clinic-001", "2026-11", now, &out, &signer).unwrap();
+    let manifest = packet::write(
+        &q,
+        &Scope::Operator,
+        "clinic-001",
+        "2026-11",
+        now,
+        &out,
+        &signer,
+    )
+    .unwrap();
     assert_eq!(manifest, out.join("fleet-manifest.json"));
     // Judged at the end of the month, not now.
     let end: DateTime<Utc> = "2026-12-01T00:00:00Z".parse().unwrap();
@@ -118,14 +148,18 @@ fn packet_is_signed_verifiable_with_stock_tools_escaped_and_judged_at_month_end(
     // Stock tools accept the signatures.
     assert!(ssh_verify(&kd, &manifest), "ssh-keygen -Y verify");
     assert!(openssl_verify(&kd, &manifest), "openssl pkeyutl -verify");
-    let m: packet::FleetManifest = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    let m: packet::FleetManifest =
+        serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
     assert_eq!(m.manifest_type, "msp-fleet-packet");
     assert_eq!(m.client_id, "clinic-001");
     assert_eq!(m.period_start, "2026-11-01T00:00:00Z");
     assert_eq!(m.as_of, "2026-12-01T00:00:00Z");
     assert_eq!(m.hosts, ["srv-a", "srv-b"]);
     assert_eq!(m.signing.key_id, signer.key_id());
-    assert_eq!(m.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["packet.html", "packet.json"]);
+    assert_eq!(
+        m.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
+        ["packet.html", "packet.json"]
+    );
     for f in &m.files {
         let b = std::fs::read(out.join(&f.path)).unwrap();
         assert_eq!(hex::encode(Sha256::digest(&b)), f.sha256, "{}", f.path);
@@ -135,20 +169,27 @@ fn packet_is_signed_verifiable_with_stock_tools_escaped_and_judged_at_month_end(
     // The HTML: header, escaped hostile strings, object keys, the month's incidents only.
     let html = std::fs::read_to_string(out.join("packet.html")).unwrap();
     assert!(html.contains("What it does NOT prove"));
-    assert!(html.contains("verified against the host&#39;s registered key") || html.contains("verified against the host's registered key"));
+    assert!(
+        html.contains("verified against the host&#39;s registered key")
+            || html.contains("verified against the host's registered key")
+    );
     assert!(html.contains("Clinic &amp; Sons"));
     assert!(!html.contains("<script>"));
     assert!(html.contains("&lt;script&gt;"));
     assert!(html.contains("Data backup &lt;plan&gt;"));
     assert!(html.contains("msp-evidence/clinic-001/srv-a/2026/11/EB-20261130-0099.json"));
     assert!(html.contains("EB-20261109-0002"));
-    assert!(!html.contains("EB-20261201-0001"), "a December incident is not November's");
+    assert!(
+        !html.contains("EB-20261201-0001"),
+        "a December incident is not November's"
+    );
     assert!(html.contains("silent (page tier)"));
     assert!(html.contains("integrity error"));
     // Nothing of another client.
     assert!(!html.contains("clinic-002") && !html.contains("other"));
 
-    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("packet.json")).unwrap()).unwrap();
+    let j: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("packet.json")).unwrap()).unwrap();
     assert_eq!(j["client_id"], "clinic-001");
     assert_eq!(j["month"], "2026-11");
     assert_eq!(j["hosts"][0]["controls"][1]["state"], "integrity_error");
@@ -171,19 +212,67 @@ fn current_month_is_judged_now_scope_and_month_are_checked() {
     let signer = keys(&kd);
     let q = fleet();
     let now: DateTime<Utc> = "2026-11-15T10:00:00Z".parse().unwrap();
-    let m = packet::write(&q, &Scope::Client("clinic-001".into()), "clinic-001", "2026-11", now, &tmp.path().join("a"), &signer).unwrap();
+    let m = packet::write(
+        &q,
+        &Scope::Client("clinic-001".into()),
+        "clinic-001",
+        "2026-11",
+        now,
+        &tmp.path().join("a"),
+        &signer,
+    )
+    .unwrap();
     let m: packet::FleetManifest = serde_json::from_slice(&std::fs::read(m).unwrap()).unwrap();
     assert_eq!(m.as_of, "2026-11-15T10:00:00Z");
     assert_eq!(m.period_end, "2026-12-01T00:00:00Z");
 
-    let err = format!("{:#}", packet::write(&q, &Scope::Client("clinic-002".into()), "clinic-001", "2026-11", now, &tmp.path().join("b"), &signer).unwrap_err());
+    let err = format!(
+        "{:#}",
+        packet::write(
+            &q,
+            &Scope::Client("clinic-002".into()),
+            "clinic-001",
+            "2026-11",
+            now,
+            &tmp.path().join("b"),
+            &signer
+        )
+        .unwrap_err()
+    );
     assert!(err.contains("not visible"), "{err}");
     assert!(!tmp.path().join("b").exists());
-    let err = format!("{:#}", packet::write(&q, &Scope::Operator, "clinic-001", "2026-12", now, &tmp.path().join("c"), &signer).unwrap_err());
+    let err = format!(
+        "{:#}",
+        packet::write(
+            &q,
+            &Scope::Operator,
+            "clinic-001",
+            "2026-12",
+            now,
+            &tmp.path().join("c"),
+            &signer
+        )
+        .unwrap_err()
+    );
     assert!(err.contains("has not started"), "{err}");
     for bad in ["2026-13", "2026-1", "202611", "2026-11-01"] {
-        let err = format!("{:#}", packet::write(&q, &Scope::Operator, "clinic-001", bad, now, &tmp.path().join("d"), &signer).unwrap_err());
+        let err = format!(
+            "{:#}",
+            packet::write(
+                &q,
+                &Scope::Operator,
+                "clinic-001",
+                bad,
+                now,
+                &tmp.path().join("d"),
+                &signer
+            )
+            .unwrap_err()
+        );
         assert!(err.contains("YYYY-MM"), "{bad}: {err}");
     }
-    assert_eq!(packet::month_bounds("2026-12").unwrap().1, "2027-01-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap());
+    assert_eq!(
+        packet::month_bounds("2026-12").unwrap().1,
+        "2027-01-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap()
+    );
 }

@@ -47,12 +47,20 @@ pub fn chain_tail(store: &Path) -> Result<Option<(u64, String, String)>> {
 }
 
 /// Writes `month` for `client`/`host` into `store`, continuing its chain; prints a summary.
-pub fn run(store: &Path, month: &str, client: &str, host: &str, key_dir: &Path, heartbeat_minutes: u32) -> Result<Exit> {
+pub fn run(
+    store: &Path,
+    month: &str,
+    client: &str,
+    host: &str,
+    key_dir: &Path,
+    heartbeat_minutes: u32,
+) -> Result<Exit> {
     let m = Month::parse(month)?;
     if heartbeat_minutes == 0 {
         bail!("--heartbeat-minutes must be at least 1");
     }
-    let signer = Signer::load(key_dir).with_context(|| format!("loading the signing key from {}", key_dir.display()))?;
+    let signer = Signer::load(key_dir)
+        .with_context(|| format!("loading the signing key from {}", key_dir.display()))?;
     // A key valid only from later would sign bundles that never verify: say so now.
     let info_path = key_dir.join(msp_evidence::keys::KEY_INFO_FILE);
     let info = msp_evidence::keys::read_key_info(&info_path)?;
@@ -70,7 +78,11 @@ pub fn run(store: &Path, month: &str, client: &str, host: &str, key_dir: &Path, 
     let mut findings = crate::baseline::report::Findings::default();
     let baseline = crate::baseline::model::load(name, text, &mut findings)
         .with_context(|| format!("the embedded baseline {name} does not load"))?;
-    let mut spec = MonthSpec::new(m, &baseline.version, &crate::baseline::model::sha256_hex(text.as_bytes()));
+    let mut spec = MonthSpec::new(
+        m,
+        &baseline.version,
+        &crate::baseline::model::sha256_hex(text.as_bytes()),
+    );
     spec.client_id = client.to_string();
     spec.hostname = host.to_string();
     spec.heartbeat_interval = i64::from(heartbeat_minutes) * 60;
@@ -80,8 +92,9 @@ pub fn run(store: &Path, month: &str, client: &str, host: &str, key_dir: &Path, 
             spec.prev_sha256 = GENESIS_PREV_HASH.to_string();
         }
         Some((seq, sha, at)) => {
-            let newest = msp_evidence::keys::parse_time(&at)
-                .with_context(|| format!("{}: newest bundle's generated_at {at:?}", store.display()))?;
+            let newest = msp_evidence::keys::parse_time(&at).with_context(|| {
+                format!("{}: newest bundle's generated_at {at:?}", store.display())
+            })?;
             if newest >= m.start() {
                 bail!(
                     "{} already holds evidence up to {at}; write a month after it (the chain runs forward in time)",
@@ -101,13 +114,23 @@ pub fn run(store: &Path, month: &str, client: &str, host: &str, key_dir: &Path, 
     // The generator writes bundles without the store's head; drop the old head and sign a new
     // one for the newest bundle afterwards (as after a restore from WORM), which re-checks the
     // whole chain for forks and gaps.
-    for rel in [msp_evidence::store::HEAD_DIR, msp_evidence::store::LEGACY_HEAD_FILE] {
+    for rel in [
+        msp_evidence::store::HEAD_DIR,
+        msp_evidence::store::LEGACY_HEAD_FILE,
+    ] {
         let p = store.join(rel);
-        let r = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+        let r = if p.is_dir() {
+            std::fs::remove_dir_all(&p)
+        } else {
+            std::fs::remove_file(&p)
+        };
         match r {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).with_context(|| format!("removing the old chain head {}", p.display())),
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("removing the old chain head {}", p.display()))
+            }
         }
     }
     let tally = write_month(store, &spec, &signer)

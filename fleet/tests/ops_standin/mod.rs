@@ -11,10 +11,13 @@ use anyhow::Result;
 use chrono::{DateTime, SecondsFormat, Utc};
 use msp_fleet::model::*;
 
+/// client id → (name, hosts).
+type Clients = BTreeMap<String, (Option<String>, Vec<HostView>)>;
+
 /// The stand-in: client id → (name, hosts).
 #[derive(Default)]
 pub struct StandIn {
-    clients: Mutex<BTreeMap<String, (Option<String>, Vec<HostView>)>>,
+    clients: Mutex<Clients>,
     /// `now` of every call, to check what time a caller judged at.
     pub calls: Mutex<Vec<DateTime<Utc>>>,
 }
@@ -28,7 +31,10 @@ pub fn host(client: &str, host: &str) -> HostView {
             silence: Silence::Reporting,
             last_evidence_at: Some("2026-11-30T23:50:00Z".into()),
             last_heartbeat_at: Some("2026-11-30T23:50:00Z".into()),
-            controls: StateCounts { passing: 3, ..Default::default() },
+            controls: StateCounts {
+                passing: 3,
+                ..Default::default()
+            },
             integrity_errors: 0,
             open_incidents: 0,
             failed_incidents: 0,
@@ -47,7 +53,9 @@ impl StandIn {
     /// Adds (or replaces) a host.
     pub fn put(&self, client: &str, name: Option<&str>, h: HostView) {
         let mut m = self.clients.lock().unwrap();
-        let e = m.entry(client.into()).or_insert((name.map(str::to_string), Vec::new()));
+        let e = m
+            .entry(client.into())
+            .or_insert((name.map(str::to_string), Vec::new()));
         e.1.retain(|x| x.summary.host_id != h.summary.host_id);
         e.1.push(h);
         e.1.sort_by(|a, b| a.summary.host_id.cmp(&b.summary.host_id));
@@ -56,7 +64,13 @@ impl StandIn {
     /// Changes a host's silence and newest evidence time.
     pub fn set(&self, client: &str, host: &str, silence: Silence, last: Option<&str>) {
         let mut m = self.clients.lock().unwrap();
-        let h = m.get_mut(client).unwrap().1.iter_mut().find(|h| h.summary.host_id == host).unwrap();
+        let h = m
+            .get_mut(client)
+            .unwrap()
+            .1
+            .iter_mut()
+            .find(|h| h.summary.host_id == host)
+            .unwrap();
         h.summary.silence = silence;
         h.summary.last_evidence_at = last.map(str::to_string);
     }
@@ -98,7 +112,10 @@ impl FleetQuery for StandIn {
             clients.push(Self::summary(id, name, hosts));
             for h in hosts {
                 let s = &h.summary;
-                if s.silence != Silence::Reporting || s.controls.failing > 0 || s.integrity_errors > 0 {
+                if s.silence != Silence::Reporting
+                    || s.controls.failing > 0
+                    || s.integrity_errors > 0
+                {
                     attention.push(s.clone());
                 }
             }
@@ -111,7 +128,12 @@ impl FleetQuery for StandIn {
         })
     }
 
-    fn client(&self, scope: &Scope, client: &str, now: DateTime<Utc>) -> Result<Option<ClientView>> {
+    fn client(
+        &self,
+        scope: &Scope,
+        client: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ClientView>> {
         self.calls.lock().unwrap().push(now);
         if !scope.sees(client) {
             return Ok(None);
@@ -124,16 +146,30 @@ impl FleetQuery for StandIn {
         }))
     }
 
-    fn host(&self, scope: &Scope, client: &str, host: &str, now: DateTime<Utc>) -> Result<Option<HostView>> {
+    fn host(
+        &self,
+        scope: &Scope,
+        client: &str,
+        host: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<HostView>> {
         self.calls.lock().unwrap().push(now);
         if !scope.sees(client) {
             return Ok(None);
         }
         let m = self.clients.lock().unwrap();
-        Ok(m.get(client).and_then(|(_, hs)| hs.iter().find(|h| h.summary.host_id == host).cloned()))
+        Ok(m.get(client)
+            .and_then(|(_, hs)| hs.iter().find(|h| h.summary.host_id == host).cloned()))
     }
 
-    fn control(&self, _: &Scope, _: &str, _: &str, _: &str, _: DateTime<Utc>) -> Result<Option<ControlView>> {
+    fn control(
+        &self,
+        _: &Scope,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: DateTime<Utc>,
+    ) -> Result<Option<ControlView>> {
         Ok(None)
     }
 

@@ -7,11 +7,14 @@
 //! the web pages, the JSON API, `msp-fleet status`, silence alerts and the per-client packet.
 //! The index is disposable: deleting it and indexing the bucket again gives the same answers.
 
+pub mod alert;
 pub mod cli;
 pub mod config;
-pub mod model;
 pub mod index;
 pub mod inventory;
+pub mod model;
+pub mod packet;
 pub mod silence;
 pub mod source;
+pub mod status;
 pub mod web;

@@ -6,6 +6,7 @@
 pub mod export;
 pub mod prune;
 pub mod sample;
+pub mod sample_month;
 
 // The format, store, keyring and verification are the evidence contract (`msp-evidence`,
 // shared with the fleet view); re-exported so `crate::evidence::...` names them here.
@@ -110,6 +111,32 @@ pub enum EvidenceCmd {
         #[arg(long, value_name = "DIR")]
         packets: Vec<PathBuf>,
     },
+    /// TEST AND DEMO AID, not for production stores: write a month of realistic synthetic
+    /// evidence for one host (heartbeats with one outage, daily backups but one, restore
+    /// tests, incidents of every runbook, a drift), signed with the real key in --key-dir and
+    /// chained like the agent's. An existing store's chain is continued, so several months
+    /// can be written in order; a month not after the store's newest bundle is refused.
+    /// Used by the fleet view's tests and demo. Exit 0 written, 2 error.
+    SampleMonth {
+        /// Store directory (the layout `YYYY/MM/`), created if missing.
+        #[arg(long, value_name = "DIR")]
+        store: PathBuf,
+        /// The month to write.
+        #[arg(long, value_name = "YYYY-MM")]
+        month: String,
+        /// Client id written into the bundles.
+        #[arg(long, value_name = "ID")]
+        client: String,
+        /// Host name written into the bundles.
+        #[arg(long, value_name = "NAME")]
+        host: String,
+        /// Key directory with the signing key (`key generate --out DIR`).
+        #[arg(long, value_name = "DIR")]
+        key_dir: PathBuf,
+        /// Minutes between heartbeats.
+        #[arg(long, value_name = "N", default_value_t = 15)]
+        heartbeat_minutes: u32,
+    },
     /// TEST AND BENCHMARK AID (hidden): append COUNT synthetic bundles to the store at ROOT,
     /// signed with the key in KEYS. Used by the crash test, which SIGKILLs it mid-write.
     #[command(hide = true)]
@@ -176,6 +203,9 @@ impl EvidenceCmd {
             }
             EvidenceCmd::Export { client, to, evidence_dir, key_dir, packets } => {
                 export::run(&client, &to, &evidence_dir, &key_dir, &packets)
+            }
+            EvidenceCmd::SampleMonth { store, month, client, host, key_dir, heartbeat_minutes } => {
+                sample_month::run(&store, &month, &client, &host, &key_dir, heartbeat_minutes)
             }
             EvidenceCmd::WriteTestBundles {
                 root,

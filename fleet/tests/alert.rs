@@ -2,91 +2,17 @@
 //! helper's) and a REAL HTTP webhook sink on loopback that records every body.
 
 mod ops_standin;
+mod webhook_sink;
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 
 use chrono::{DateTime, Duration, Utc};
 use msp_fleet::alert::{self, Escalator};
 use msp_fleet::config::AlertsConfig;
 use msp_fleet::model::Silence;
 use ops_standin::{host, StandIn};
-use serde_json::Value;
-
-/// A webhook receiver: answers `status` to every POST and records the JSON bodies it got.
-struct Sink {
-    url: String,
-    bodies: Arc<Mutex<Vec<Value>>>,
-    status: Arc<AtomicU16>,
-}
-
-fn sink() -> Sink {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hook", l.local_addr().unwrap());
-    let bodies = Arc::new(Mutex::new(Vec::new()));
-    let status = Arc::new(AtomicU16::new(200));
-    let (b, s) = (bodies.clone(), status.clone());
-    std::thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(conn) = conn else { continue };
-            let mut r = BufReader::new(conn.try_clone().unwrap());
-            let mut w = conn;
-            // One request per connection: the answer says `connection: close`.
-            let mut line = String::new();
-            if r.read_line(&mut line).unwrap_or(0) == 0 {
-                continue;
-            }
-            {
-                let mut len = 0usize;
-                loop {
-                    let mut h = String::new();
-                    r.read_line(&mut h).unwrap();
-                    if h == "\r\n" || h.is_empty() {
-                        break;
-                    }
-                    if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-                        len = v.trim().parse().unwrap();
-                    }
-                }
-                let mut body = vec![0; len];
-                r.read_exact(&mut body).unwrap();
-                let code = s.load(Ordering::SeqCst);
-                if code == 200 {
-                    b.lock()
-                        .unwrap()
-                        .push(serde_json::from_slice::<Value>(&body).unwrap());
-                }
-                let _ = write!(
-                    w,
-                    "HTTP/1.1 {code} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                );
-            }
-        }
-    });
-    Sink {
-        url,
-        bodies,
-        status,
-    }
-}
-
-impl Sink {
-    fn kinds(&self) -> Vec<(String, String)> {
-        self.bodies
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|v| {
-                (
-                    v["kind"].as_str().unwrap().to_string(),
-                    v["host"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect()
-    }
-}
+use webhook_sink::{sink, Sink};
 
 fn t0() -> DateTime<Utc> {
     "2026-12-01T12:00:00Z".parse().unwrap()

@@ -118,13 +118,15 @@ fn month_bounds(now: DateTime<Utc>) -> (i64, i64) {
     (start, end)
 }
 
-fn eval_rule(conn: &Connection, host: &Host, rule: &EvidenceRule, baseline: &str) -> Result<RuleEval> {
+/// Evidence generated after `now` is not looked at anywhere in a view: a view is judged as of
+/// `now` (a past month's packet, `--now`), never with hindsight.
+fn eval_rule(conn: &Connection, host: &Host, rule: &EvidenceRule, baseline: &str, now_ts: i64) -> Result<RuleEval> {
     let sql = format!(
-        "SELECT {ROW_COLS} FROM bundles WHERE client_id = ?1 AND host_id = ?2 AND ({}) ORDER BY gen_ts DESC, sequence DESC",
+        "SELECT {ROW_COLS} FROM bundles WHERE client_id = ?1 AND host_id = ?2 AND gen_ts <= ?3 AND ({}) ORDER BY gen_ts DESC, sequence DESC",
         relevant_sql(rule)
     );
     let mut st = conn.prepare_cached(&sql)?;
-    let mut rows = st.query(params![host.client_id, host.id])?;
+    let mut rows = st.query(params![host.client_id, host.id, now_ts])?;
     let mut out = RuleEval::default();
     while let Some(r) = rows.next()? {
         let row = row_of(r)?;
@@ -140,13 +142,13 @@ fn eval_rule(conn: &Connection, host: &Host, rule: &EvidenceRule, baseline: &str
     Ok(out)
 }
 
-fn qualifying_history(conn: &Connection, host: &Host, rule: &EvidenceRule, baseline: &str) -> Result<Vec<BundleRef>> {
+fn qualifying_history(conn: &Connection, host: &Host, rule: &EvidenceRule, baseline: &str, now_ts: i64) -> Result<Vec<BundleRef>> {
     let sql = format!(
-        "SELECT {ROW_COLS} FROM bundles WHERE client_id = ?1 AND host_id = ?2 AND ({}) ORDER BY gen_ts DESC, sequence DESC",
+        "SELECT {ROW_COLS} FROM bundles WHERE client_id = ?1 AND host_id = ?2 AND gen_ts <= ?3 AND ({}) ORDER BY gen_ts DESC, sequence DESC",
         relevant_sql(rule)
     );
     let mut st = conn.prepare_cached(&sql)?;
-    let mut rows = st.query(params![host.client_id, host.id])?;
+    let mut rows = st.query(params![host.client_id, host.id, now_ts])?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
         let row = row_of(r)?;
@@ -160,14 +162,18 @@ fn qualifying_history(conn: &Connection, host: &Host, rule: &EvidenceRule, basel
     Ok(out)
 }
 
-fn integrity_rows(conn: &Connection, host: &Host) -> Result<Vec<IntegrityRow>> {
+/// Integrity errors of `host` known as of `now_ts`: an object claiming a later time (or, with
+/// no claim, appearing later) belongs to a later view. One with no time at all always counts.
+fn integrity_rows(conn: &Connection, host: &Host, now_ts: i64) -> Result<Vec<IntegrityRow>> {
     let mut st = conn.prepare_cached(
         "SELECT i.object_key, i.bundle_id, i.problem, COALESCE(i.at_claimed, o.last_modified), i.event_type, i.runbook_id,
                 i.resolution_status, i.detail_result, i.current_system, i.hb_baseline_sha256
          FROM integrity i LEFT JOIN objects o ON o.key = i.object_key
-         WHERE i.client_id = ?1 AND i.host_id = ?2 ORDER BY i.object_key",
+         WHERE i.client_id = ?1 AND i.host_id = ?2
+           AND (COALESCE(i.at_claimed, o.last_modified) IS NULL OR COALESCE(i.at_claimed, o.last_modified) <= ?3)
+         ORDER BY i.object_key",
     )?;
-    let rows = st.query_map(params![host.client_id, host.id], |r| {
+    let rows = st.query_map(params![host.client_id, host.id, now_ts], |r| {
         let event_type: Option<String> = r.get(4)?;
         Ok(IntegrityRow {
             object_key: r.get(0)?,
@@ -276,13 +282,14 @@ impl Index {
 
     fn eval_host(&self, conn: &Connection, host: &Host, now: DateTime<Utc>) -> Result<HostEval> {
         let baseline = self.settings.baseline_sha256.as_str();
-        let errors = integrity_rows(conn, host)?;
+        let now_ts = now.timestamp();
+        let errors = integrity_rows(conn, host, now_ts)?;
         let mut cache: HashMap<EvidenceRule, RuleEval> = HashMap::new();
         let mut get = |rule: &EvidenceRule| -> Result<RuleEval> {
             if let Some(e) = cache.get(rule) {
                 return Ok(e.clone());
             }
-            let e = eval_rule(conn, host, rule, baseline)?;
+            let e = eval_rule(conn, host, rule, baseline, now_ts)?;
             cache.insert(rule.clone(), e.clone());
             Ok(e)
         };
@@ -338,28 +345,29 @@ impl Index {
             Ok(conn.query_row(sql, p, |r| r.get::<_, Option<i64>>(0)).optional()?.flatten())
         };
         let last_ev = one_i64(
-            "SELECT MAX(gen_ts) FROM bundles WHERE client_id = ?1 AND host_id = ?2",
-            &[&host.client_id, &host.id],
+            "SELECT MAX(gen_ts) FROM bundles WHERE client_id = ?1 AND host_id = ?2 AND gen_ts <= ?3",
+            &[&host.client_id, &host.id, &now_ts],
         )?;
         let last_hb = one_i64(
-            "SELECT MAX(gen_ts) FROM bundles WHERE client_id = ?1 AND host_id = ?2 AND event_type = 'heartbeat'",
-            &[&host.client_id, &host.id],
+            "SELECT MAX(gen_ts) FROM bundles WHERE client_id = ?1 AND host_id = ?2 AND gen_ts <= ?3 AND event_type = 'heartbeat'",
+            &[&host.client_id, &host.id, &now_ts],
         )?;
-        let (m0, m1) = month_bounds(now);
+        let (m0, month_end) = month_bounds(now);
+        let m1 = month_end.min(now_ts + 1);
         let count = |sql: &str| -> Result<usize> { Ok(one_i64(sql, &[&host.client_id, &host.id, &m0, &m1])?.unwrap_or(0) as usize) };
         let open_incidents = count(
             "SELECT COUNT(*) FROM bundles b WHERE client_id = ?1 AND host_id = ?2 AND gen_ts >= ?3 AND gen_ts < ?4
                AND resolution_status IN ('escalated', 'interrupted')
                AND NOT EXISTS (SELECT 1 FROM bundles r WHERE r.client_id = b.client_id AND r.host_id = b.host_id
-                               AND r.event_type = b.event_type AND r.resolution_status = 'resolved' AND r.gen_ts > b.gen_ts)",
+                               AND r.event_type = b.event_type AND r.resolution_status = 'resolved' AND r.gen_ts > b.gen_ts AND r.gen_ts < ?4)",
         )?;
         let failed_incidents = count("SELECT COUNT(*) FROM bundles WHERE client_id = ?1 AND host_id = ?2 AND gen_ts >= ?3 AND gen_ts < ?4 AND resolution_status IN ('failed', 'rolled_back')")?;
         let drift_events = count("SELECT COUNT(*) FROM bundles WHERE client_id = ?1 AND host_id = ?2 AND gen_ts >= ?3 AND gen_ts < ?4 AND event_type = 'config_drift'")?;
         let worm_lag_seconds = conn
             .query_row(
                 "SELECT o.last_modified - b.gen_ts FROM bundles b JOIN objects o ON o.key = b.object_key
-                 WHERE b.client_id = ?1 AND b.host_id = ?2 ORDER BY b.sequence DESC LIMIT 1",
-                params![host.client_id, host.id],
+                 WHERE b.client_id = ?1 AND b.host_id = ?2 AND b.gen_ts <= ?3 ORDER BY b.sequence DESC LIMIT 1",
+                params![host.client_id, host.id, now_ts],
                 |r| r.get::<_, Option<i64>>(0),
             )
             .optional()?
@@ -502,7 +510,7 @@ impl FleetQuery for Index {
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        let integrity = integrity_rows(&conn, h)?
+        let integrity = integrity_rows(&conn, h, now.timestamp())?
             .into_iter()
             .map(|e| IntegrityLine {
                 object_key: e.object_key,
@@ -535,7 +543,7 @@ impl FleetQuery for Index {
         let Some(line) = ev.lines.into_iter().find(|l| l.control_id == control_id) else {
             return Ok(None);
         };
-        let history = qualifying_history(&conn, h, &def.rule, &self.settings.baseline_sha256)?;
+        let history = qualifying_history(&conn, h, &def.rule, &self.settings.baseline_sha256, now.timestamp())?;
         Ok(Some(ControlView {
             client_id: client.into(),
             host_id: host.into(),

@@ -20,6 +20,8 @@ use msp_fleet::inventory::Inventory;
 use msp_fleet::model::{ControlState, FleetQuery, Scope, Silence};
 use msp_fleet::source::{LocalSource, S3Source, Source};
 
+mod webhook_sink;
+
 const BUCKET: &str = "fleet-index-test";
 const PREFIX: &str = "msp-evidence";
 /// Heartbeats every 6 h keep the months small enough for moto (each bundle is 3 PUT + 3 HEAD).
@@ -290,6 +292,59 @@ fn index_from_s3_verifies_judges_rebuilds_and_polls_incrementally() {
     for cmd in &bv.stock_commands {
         let out = Command::new("sh").arg("-c").arg(cmd).current_dir(&work).output().unwrap();
         assert!(out.status.success(), "{cmd}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
+
+    // A view is judged as of its time: in mid-November nothing after that moment counts.
+    let mid = Utc.with_ymd_and_hms(2026, 11, 15, 12, 0, 0).unwrap();
+    let hv = index.host(&Scope::Operator, "clinic-001", p, mid).unwrap().unwrap();
+    let last: DateTime<Utc> = hv.summary.last_evidence_at.as_deref().unwrap().parse().unwrap();
+    assert!(last <= mid && mid - last < chrono::TimeDelta::hours(7), "last evidence as of mid-month: {last}");
+    assert!(hv.controls.iter().filter_map(|l| l.evidence.as_ref()).all(|b| b.generated_at.parse::<DateTime<Utc>>().unwrap() <= mid));
+
+    // Silence, judged off the box from the real index: the uploads stopped (the bucket holds
+    // nothing after November 30th); as the clock advances each tier alerts exactly once,
+    // through a real webhook on loopback, and a client whose hosts all went quiet alerts once.
+    let hook = webhook_sink::sink();
+    let alerts_cfg = msp_fleet::config::AlertsConfig::default();
+    let ledger = root.join("alert-ledger.json");
+    let mut esc = msp_fleet::alert::Escalator::open(&ledger, Some(hook.url.clone()), &alerts_cfg).unwrap();
+    // Silence counts from the newest evidence of any kind (an incident can follow the last
+    // heartbeat); the later of the two clinic-001 hosts.
+    let last_hb: DateTime<Utc> = [p, "clinic-001-srv-backup"]
+        .iter()
+        .map(|h| index.host(&Scope::Operator, "clinic-001", h, now + chrono::TimeDelta::days(30)).unwrap().unwrap().summary.last_evidence_at.unwrap().parse().unwrap())
+        .max()
+        .unwrap();
+    let tick = |esc: &mut msp_fleet::alert::Escalator, t: DateTime<Utc>| esc.run_once(&index, t).unwrap().len();
+    // Now: clinic-002's host has been silent since October (straight to the page tier).
+    assert_eq!(tick(&mut esc, now), 1);
+    assert_eq!(tick(&mut esc, now + chrono::TimeDelta::minutes(5)), 0, "once per outage");
+    // Two intervals without evidence: both clinic-001 hosts warn, and clinic-001 as a whole.
+    let warn_at = last_hb + chrono::TimeDelta::seconds(2 * INTERVAL + 60);
+    assert_eq!(tick(&mut esc, warn_at), 3);
+    assert_eq!(tick(&mut esc, warn_at + chrono::TimeDelta::hours(1)), 0);
+    // A restart of the fleet view (the ledger re-read) sends nothing again.
+    let mut esc = msp_fleet::alert::Escalator::open(&ledger, Some(hook.url.clone()), &alerts_cfg).unwrap();
+    assert_eq!(tick(&mut esc, warn_at + chrono::TimeDelta::hours(2)), 0);
+    // Four intervals: the page tier, once per host.
+    let page_at = last_hb + chrono::TimeDelta::seconds(4 * INTERVAL + 60);
+    assert_eq!(tick(&mut esc, page_at), 2);
+    assert_eq!(tick(&mut esc, page_at + chrono::TimeDelta::hours(3)), 0);
+    let k = |kind: &str, host: &str| (kind.to_string(), host.to_string());
+    assert_eq!(
+        hook.kinds(),
+        vec![
+            k("host_silent_page", s),
+            k("host_silent_warn", p),
+            k("host_silent_warn", "clinic-001-srv-backup"),
+            k("client_silent", "*"),
+            k("host_silent_page", p),
+            k("host_silent_page", "clinic-001-srv-backup"),
+        ]
+    );
+    for body in hook.bodies.lock().unwrap().iter() {
+        let keys: Vec<&str> = body.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        assert_eq!(keys, ["at", "bundle_id", "client_id", "host", "incident_id", "kind", "runbook_id", "summary"], "the agent's webhook format");
     }
 
     // (d) An unchanged bucket: one LIST per host, nothing indexed.

@@ -136,6 +136,15 @@ pub enum EvidenceCmd {
         /// Minutes between heartbeats.
         #[arg(long, value_name = "N", default_value_t = 15)]
         heartbeat_minutes: u32,
+        /// Create the key directory first (it must not exist), with a key valid from the day
+        /// before the month, so a past month can be signed (`key generate` makes a key valid
+        /// from now).
+        #[arg(long)]
+        new_key: bool,
+        /// Leave out the month's WORM restore test record (its §164.308(a)(7)(ii)(B),(D)
+        /// rows then fail, as they must).
+        #[arg(long)]
+        no_worm_restore_test: bool,
     },
     /// TEST AND BENCHMARK AID (hidden): append COUNT synthetic bundles to the store at ROOT,
     /// signed with the key in KEYS. Used by the crash test, which SIGKILLs it mid-write.
@@ -204,9 +213,24 @@ impl EvidenceCmd {
             EvidenceCmd::Export { client, to, evidence_dir, key_dir, packets } => {
                 export::run(&client, &to, &evidence_dir, &key_dir, &packets)
             }
-            EvidenceCmd::SampleMonth { store, month, client, host, key_dir, heartbeat_minutes } => {
-                sample_month::run(&store, &month, &client, &host, &key_dir, heartbeat_minutes)
-            }
+            EvidenceCmd::SampleMonth {
+                store,
+                month,
+                client,
+                host,
+                key_dir,
+                heartbeat_minutes,
+                new_key,
+                no_worm_restore_test,
+            } => sample_month::run(
+                &store,
+                &month,
+                &client,
+                &host,
+                &key_dir,
+                heartbeat_minutes,
+                sample_month::Extras { new_key, worm_restore_test: !no_worm_restore_test },
+            ),
             EvidenceCmd::WriteTestBundles {
                 root,
                 keys,

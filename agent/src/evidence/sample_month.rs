@@ -46,6 +46,15 @@ pub fn chain_tail(store: &Path) -> Result<Option<(u64, String, String)>> {
     Ok(Some((b.chain.sequence, sha256_hex(&bytes), b.generated_at)))
 }
 
+/// The command's switches beyond where and what.
+#[derive(Debug, Clone, Copy)]
+pub struct Extras {
+    /// Create `key_dir` with a key valid from the day before the month.
+    pub new_key: bool,
+    /// Write the month's WORM restore test record.
+    pub worm_restore_test: bool,
+}
+
 /// Writes `month` for `client`/`host` into `store`, continuing its chain; prints a summary.
 pub fn run(
     store: &Path,
@@ -54,10 +63,18 @@ pub fn run(
     host: &str,
     key_dir: &Path,
     heartbeat_minutes: u32,
+    extras: Extras,
 ) -> Result<Exit> {
     let m = Month::parse(month)?;
     if heartbeat_minutes == 0 {
         bail!("--heartbeat-minutes must be at least 1");
+    }
+    if extras.new_key {
+        if key_dir.exists() {
+            bail!("--new-key: {} already exists; refusing to replace a key", key_dir.display());
+        }
+        crate::keys::generate(key_dir, m.start() - chrono::Duration::days(1))
+            .with_context(|| format!("generating a key in {}", key_dir.display()))?;
     }
     let signer = Signer::load(key_dir)
         .with_context(|| format!("loading the signing key from {}", key_dir.display()))?;
@@ -86,6 +103,7 @@ pub fn run(
     spec.client_id = client.to_string();
     spec.hostname = host.to_string();
     spec.heartbeat_interval = i64::from(heartbeat_minutes) * 60;
+    spec.worm_restore_test = extras.worm_restore_test;
     match chain_tail(store)? {
         None => {
             spec.first_sequence = 1;

@@ -16,27 +16,12 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use serde::Serialize;
 
 use crate::config::AlertConfig;
 use crate::scrub::PhiFilter;
 
-/// One alert, as POSTed to the webhook.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Alert {
-    /// `escalation`, `remediation_failed`, `worm_outage`, `journal_source_failed`, ...
-    pub kind: String,
-    pub client_id: String,
-    pub host: String,
-    pub incident_id: Option<String>,
-    pub runbook_id: Option<String>,
-    /// The evidence bundle that records it, when there is one.
-    pub bundle_id: Option<String>,
-    /// One line for a person.
-    pub summary: String,
-    /// RFC 3339 UTC.
-    pub at: String,
-}
+/// One alert, as POSTed to the webhook (the body is shared with the fleet view).
+pub use msp_evidence::webhook::Alert;
 
 /// Sends alerts. Cheap to call; the webhook runs on its own thread.
 pub struct Alerter {

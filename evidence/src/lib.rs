@@ -7,7 +7,7 @@
 //! heartbeat gaps in [`heartbeat`], store heads in [`storecheck`], prune records in
 //! [`pruned`]), the packet manifest ([`manifest`]), the bucket's object keys ([`layout`]) and
 //! S3 client ([`s3`]), what counts as a control's evidence ([`controls`]) and the event type
-//! names ([`event_type`]). It links no daemon, journald reader or runbook executor: a program
+//! names ([`event_type`]) and the alert webhook's body ([`webhook`]). It links no daemon, journald reader or runbook executor: a program
 //! that only reads evidence depends on this crate alone.
 
 pub mod batch;
@@ -25,6 +25,7 @@ pub mod s3;
 pub mod store;
 pub mod storecheck;
 pub mod verify;
+pub mod webhook;
 pub mod yamlutil;
 
 /// The workspace version; bundles record `msp-agent <version>` as their generator.

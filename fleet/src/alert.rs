@@ -62,26 +62,11 @@ pub const WEBHOOK_TIMEOUT_SECONDS: u64 = 10;
 
 const LEDGER_VERSION: u32 = 1;
 
-/// One webhook body: exactly the agent's `Alert` JSON, so one receiver handles both.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FleetAlert {
-    /// `host_silent_warn`, `host_silent_page`, `host_reporting_again`, `client_silent`.
-    pub kind: String,
-    /// The client.
-    pub client_id: String,
-    /// The host, or [`ALL_HOSTS`] for `client_silent`.
-    pub host: String,
-    /// Always `null` (silence is not an incident on the host).
-    pub incident_id: Option<String>,
-    /// Always `null`.
-    pub runbook_id: Option<String>,
-    /// Always `null` (there is, by definition, no bundle).
-    pub bundle_id: Option<String>,
-    /// One line for a person, built from ids, times and counts only.
-    pub summary: String,
-    /// When it was raised (the run's `now`), RFC 3339 UTC.
-    pub at: String,
-}
+/// One webhook body: the agent's alert JSON (`msp_evidence::webhook::Alert`), so one receiver
+/// handles both. For silence alerts `incident_id`, `runbook_id` and `bundle_id` are always
+/// `null` (silence is not an incident on the host and has, by definition, no bundle), `host` is
+/// [`ALL_HOSTS`] for `client_silent`, and `summary` is built from ids, times and counts only.
+pub type FleetAlert = msp_evidence::webhook::Alert;
 
 /// What was sent for one host's current outage.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

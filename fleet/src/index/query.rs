@@ -118,13 +118,18 @@ fn month_bounds(now: DateTime<Utc>) -> (i64, i64) {
     (start, end)
 }
 
+/// A host's bundles a rule looks at, newest first, up to `now` (`?3`).
+fn relevant_rows_sql(rule: &EvidenceRule) -> String {
+    format!(
+        "SELECT {ROW_COLS} FROM bundles WHERE client_id = ?1 AND host_id = ?2 AND gen_ts <= ?3 AND ({}) ORDER BY gen_ts DESC, sequence DESC",
+        relevant_sql(rule)
+    )
+}
+
 /// Evidence generated after `now` is not looked at anywhere in a view: a view is judged as of
 /// `now` (a past month's packet, `--now`), never with hindsight.
 fn eval_rule(conn: &Connection, host: &Host, rule: &EvidenceRule, baseline: &str, now_ts: i64) -> Result<RuleEval> {
-    let sql = format!(
-        "SELECT {ROW_COLS} FROM bundles WHERE client_id = ?1 AND host_id = ?2 AND gen_ts <= ?3 AND ({}) ORDER BY gen_ts DESC, sequence DESC",
-        relevant_sql(rule)
-    );
+    let sql = relevant_rows_sql(rule);
     let mut st = conn.prepare_cached(&sql)?;
     let mut rows = st.query(params![host.client_id, host.id, now_ts])?;
     let mut out = RuleEval::default();
@@ -143,10 +148,7 @@ fn eval_rule(conn: &Connection, host: &Host, rule: &EvidenceRule, baseline: &str
 }
 
 fn qualifying_history(conn: &Connection, host: &Host, rule: &EvidenceRule, baseline: &str, now_ts: i64) -> Result<Vec<BundleRef>> {
-    let sql = format!(
-        "SELECT {ROW_COLS} FROM bundles WHERE client_id = ?1 AND host_id = ?2 AND gen_ts <= ?3 AND ({}) ORDER BY gen_ts DESC, sequence DESC",
-        relevant_sql(rule)
-    );
+    let sql = relevant_rows_sql(rule);
     let mut st = conn.prepare_cached(&sql)?;
     let mut rows = st.query(params![host.client_id, host.id, now_ts])?;
     let mut out = Vec::new();

@@ -141,19 +141,29 @@ fn silence_word(s: Silence) -> &'static str {
     }
 }
 
-/// Writes the packet of `client` for `month` (`YYYY-MM`) into `out_dir` (created if missing)
-/// and returns the path of `fleet-manifest.json`. `scope` must see the client (an operator, or
-/// the client's own token). Judged at the end of the month, or `now` if earlier; a month that
-/// has not started is an error.
-pub fn write(
-    q: &dyn FleetQuery,
-    scope: &Scope,
-    client: &str,
-    month: &str,
-    now: DateTime<Utc>,
-    out_dir: &Path,
-    signer: &Signer,
-) -> Result<PathBuf> {
+/// A client's month, judged as of the month's end (or `now` if earlier): what the packet
+/// holds, before it is rendered and signed.
+#[derive(Debug, Clone)]
+pub struct MonthViews {
+    /// `YYYY-MM`.
+    pub month: String,
+    /// The client.
+    pub client_id: String,
+    /// Its display name, if the inventory has one.
+    pub client_name: Option<String>,
+    /// First second of the month.
+    pub start: DateTime<Utc>,
+    /// First second of the next month.
+    pub end: DateTime<Utc>,
+    /// The time the views were judged at.
+    pub as_of: DateTime<Utc>,
+    /// Each host's page as of `as_of`, incidents cut to the month.
+    pub hosts: Vec<HostView>,
+}
+
+/// Collects `client`'s `month` through `q`. `scope` must see the client; a month that has not
+/// started is an error.
+pub fn collect(q: &dyn FleetQuery, scope: &Scope, client: &str, month: &str, now: DateTime<Utc>) -> Result<MonthViews> {
     let (start, end) = month_bounds(month)?;
     if start > now {
         bail!("month {month} has not started yet (now is {})", rfc(now));
@@ -168,44 +178,71 @@ pub fn write(
         let mut hv = q
             .host(scope, client, &h.host_id, as_of)
             .with_context(|| format!("reading host {} of client {client}", h.host_id))?
-            .with_context(|| {
-                format!(
-                    "host {} of client {client} vanished while the packet was made",
-                    h.host_id
-                )
-            })?;
+            .with_context(|| format!("host {} of client {client} vanished while the packet was made", h.host_id))?;
         // The month's incidents only (the host page lists the newest ones, of any month).
-        hv.incidents
-            .retain(|i| in_period(&i.bundle.generated_at, start, end));
+        hv.incidents.retain(|i| in_period(&i.bundle.generated_at, start, end));
         hosts.push(hv);
     }
-    let generated_at = rfc(now);
-    let generator = format!("msp-fleet {}", env!("CARGO_PKG_VERSION"));
-    let (ps, pe, asof) = (rfc(start), rfc(end), rfc(as_of));
+    Ok(MonthViews {
+        month: month.to_string(),
+        client_id: client.to_string(),
+        client_name: cv.summary.name.clone(),
+        start,
+        end,
+        as_of,
+        hosts,
+    })
+}
 
-    let json_doc = PacketJson {
+/// `packet.json` of `m`, as generated at `now` (the API serves the same document unsigned).
+pub fn json_document(m: &MonthViews, now: DateTime<Utc>) -> Result<Vec<u8>> {
+    let (ps, pe, asof, generated_at) = (rfc(m.start), rfc(m.end), rfc(m.as_of), rfc(now));
+    let generator = format!("msp-fleet {}", env!("CARGO_PKG_VERSION"));
+    let doc = PacketJson {
         packet_version: VERSION,
-        client_id: client,
-        client_name: cv.summary.name.as_deref(),
-        month,
+        client_id: &m.client_id,
+        client_name: m.client_name.as_deref(),
+        month: &m.month,
         period_start: &ps,
         period_end: &pe,
         as_of: &asof,
         generated_at: &generated_at,
         generator: &generator,
-        hosts: &hosts,
+        hosts: &m.hosts,
     };
-    let mut json = serde_json::to_vec_pretty(&json_doc).context("serialising packet.json")?;
+    let mut json = serde_json::to_vec_pretty(&doc).context("serialising packet.json")?;
     json.push(b'\n');
+    Ok(json)
+}
+
+/// Writes the packet of `client` for `month` (`YYYY-MM`) into `out_dir` (created if missing)
+/// and returns the path of `fleet-manifest.json`. `scope` must see the client (an operator, or
+/// the client's own token). Judged at the end of the month, or `now` if earlier; a month that
+/// has not started is an error.
+pub fn write(
+    q: &dyn FleetQuery,
+    scope: &Scope,
+    client: &str,
+    month: &str,
+    now: DateTime<Utc>,
+    out_dir: &Path,
+    signer: &Signer,
+) -> Result<PathBuf> {
+    let m = collect(q, scope, client, month, now)?;
+    let hosts = &m.hosts;
+    let generated_at = rfc(now);
+    let generator = format!("msp-fleet {}", env!("CARGO_PKG_VERSION"));
+    let (ps, pe, asof) = (rfc(m.start), rfc(m.end), rfc(m.as_of));
+    let json = json_document(&m, now)?;
     let html = render_html(
         client,
-        cv.summary.name.as_deref(),
+        m.client_name.as_deref(),
         month,
         &ps,
         &pe,
         &asof,
         &generated_at,
-        &hosts,
+        hosts,
         signer.key_id(),
     )
     .into_string()

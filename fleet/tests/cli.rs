@@ -179,6 +179,16 @@ fn an_operator_indexes_a_mirror_checks_status_makes_a_packet_and_serves_it() {
     let ids: Vec<&str> = scoped["clients"].as_array().unwrap().iter().map(|c| c["client_id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["clinic-002"]);
     assert_eq!(http.get(format!("{url}/api/v1/c/clinic-001")).bearer_auth(CLIENT_TOKEN).send().unwrap().status(), 404);
+    // Packets per month: the client page links each month's packet document.
+    let page = http.get(format!("{url}/c/clinic-001")).bearer_auth(TOKEN).send().unwrap().text().unwrap();
+    assert!(page.contains("/api/v1/c/clinic-001/packet/2026-11"), "the client page links the month's packet");
+    let pk: Value = http.get(format!("{url}/api/v1/c/clinic-001/packet/2026-11")).bearer_auth(TOKEN).send().unwrap().text().unwrap().parse().unwrap();
+    assert_eq!(pk["month"], "2026-11");
+    assert_eq!(pk["as_of"], "2026-12-01T00:00:00Z");
+    assert_eq!(pk["hosts"].as_array().unwrap().len(), 2);
+    assert_eq!(http.get(format!("{url}/api/v1/c/clinic-001/packet/2026-11")).bearer_auth(CLIENT_TOKEN).send().unwrap().status(), 404);
+    assert_eq!(http.get(format!("{url}/api/v1/c/clinic-001/packet/2026-13")).bearer_auth(TOKEN).send().unwrap().status(), 400);
+    assert_eq!(http.get(format!("{url}/api/v1/c/clinic-001/packet/2027-01")).bearer_auth(TOKEN).send().unwrap().status(), 400);
     // The contingency rows of the host whose month lacks its WORM restore test fail.
     let host: Value = http
         .get(format!("{url}/api/v1/c/clinic-001/h/clinic-001-srv-backup"))

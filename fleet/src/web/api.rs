@@ -93,3 +93,36 @@ pub async fn bundle(
     }
     answer(st.run(move |q| q.bundle(&scope, &client, &host, &bundle)).await)
 }
+
+/// `GET /api/v1/c/{client}/packet/{month}`: the client's monthly packet document
+/// (`packet.json` of `msp-fleet packet`), judged at the month's end, unsigned: the signed
+/// packet, with its manifest, is made by `msp-fleet packet`. 400 for a month that is not
+/// `YYYY-MM` or has not started.
+pub async fn packet(
+    State(st): State<WebState>,
+    ApiAuth(scope): ApiAuth,
+    Path((client, month)): Path<(String, String)>,
+) -> Response {
+    if !scope.sees(&client) {
+        return error(StatusCode::NOT_FOUND, "not found");
+    }
+    let now = st.now();
+    match crate::packet::month_bounds(&month) {
+        Ok((start, _)) if start <= now => {}
+        Ok(_) => return error(StatusCode::BAD_REQUEST, "that month has not started"),
+        Err(_) => return error(StatusCode::BAD_REQUEST, "month must be YYYY-MM"),
+    }
+    let r = st
+        .run(move |q| {
+            if q.client(&scope, &client, now)?.is_none() {
+                return Ok(None);
+            }
+            let m = crate::packet::collect(q, &scope, &client, &month, now)?;
+            crate::packet::json_document(&m, now).map(Some)
+        })
+        .await;
+    match r {
+        Ok(Some(bytes)) => ([(axum::http::header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+        other => answer::<()>(other.map(|_| None)),
+    }
+}

@@ -163,6 +163,7 @@ pub fn router(state: WebState) -> Router {
         .route("/api/v1/c/{client}/h/{host}", get(api::host))
         .route("/api/v1/c/{client}/h/{host}/control/{control_id}", get(api::control))
         .route("/api/v1/c/{client}/h/{host}/b/{bundle_id}", get(api::bundle))
+        .route("/api/v1/c/{client}/packet/{month}", get(api::packet))
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/logout", get(pages::logout_form).post(pages::logout))
         .route("/healthz", get(|| async { "ok\n" }))

@@ -208,8 +208,14 @@ fn client_page(scope: &Scope, v: &ClientView) -> Markup {
             @if v.months.is_empty() {
                 p.muted { "No evidence indexed yet." }
             } @else {
-                p.muted { "A signed monthly evidence packet can be built for each of these months." }
-                ul.plain { @for m in &v.months { li { span.mono { (m) } } } }
+                p.muted {
+                    "Each month's packet across this client's hosts, judged at the month's end, as data: "
+                    "the link. The signed packet (HTML, JSON and a manifest for ssh-keygen and openssl) is made with "
+                    code { "msp-fleet packet --client " (c.client_id) " --month YYYY-MM" } "."
+                }
+                ul.plain { @for m in &v.months {
+                    li { a.mono href=(format!("/api/v1{}/packet/{}", super::layout::client_url(&c.client_id), super::layout::seg(m))) { (m) " packet (JSON)" } }
+                } }
             }
         }
     };

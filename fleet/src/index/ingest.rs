@@ -33,6 +33,9 @@ use super::Index;
 use crate::inventory::Host;
 use crate::source::Source;
 
+/// Bundles recorded per SQLite transaction while indexing.
+const RECORD_BATCH: usize = 256;
+
 /// What one poll did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PollReport {
@@ -134,7 +137,18 @@ impl Index {
             }
             tx.commit()?;
         }
-        self.process_host(source, host, report)
+        let id = (host.client_id.clone(), host.id.clone());
+        let settled = |s: &Index| s.settled.lock().unwrap_or_else(|p| p.into_inner()).contains(&id);
+        if listed.is_empty() && settled(self) {
+            return Ok(());
+        }
+        let before = (report.bundles_indexed, report.integrity_errors);
+        self.process_host(source, host, report)?;
+        if before != (report.bundles_indexed, report.integrity_errors) {
+            self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.settled.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
+        Ok(())
     }
 
     fn process_host(&self, source: &dyn Source, host: &Host, report: &mut PollReport) -> Result<()> {
@@ -170,6 +184,7 @@ impl Index {
         };
         all.sort();
         let newest = all.last().map(|(o, k, _)| (*o, k.clone()));
+        let mut batch: Vec<(String, Checked)> = Vec::new();
         for (order, key, size) in all.iter().filter(|(_, k, _)| !done.contains(k)) {
             let sig_key = format!("{key}.sig");
             let is_newest = newest.as_ref().is_some_and(|(o, k)| o == order && k == key);
@@ -196,15 +211,28 @@ impl Index {
                 let sig = source.get(&sig_key)?;
                 check_bundle(&prefix, host, key, &bytes, &sig)
             };
-            let mut conn = self.lock()?;
-            let tx = conn.transaction()?;
-            let outcome = record(&tx, host, key, checked)?;
-            tx.commit()?;
-            match outcome {
+            // Recorded in batches, in chain order: one transaction per batch, not per bundle.
+            batch.push((key.clone(), checked));
+            if batch.len() >= RECORD_BATCH {
+                self.record_batch(host, &mut batch, report)?;
+            }
+        }
+        self.record_batch(host, &mut batch, report)
+    }
+
+    fn record_batch(&self, host: &Host, batch: &mut Vec<(String, Checked)>, report: &mut PollReport) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.lock()?;
+        let tx = conn.transaction()?;
+        for (key, checked) in batch.drain(..) {
+            match record(&tx, host, &key, checked)? {
                 true => report.bundles_indexed += 1,
                 false => report.integrity_errors += 1,
             }
         }
+        tx.commit()?;
         Ok(())
     }
 }

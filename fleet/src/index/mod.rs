@@ -136,6 +136,15 @@ pub struct Index {
     settings: Settings,
     /// Where `bundle()` fetches a bundle's JSON on demand (never stored in the index).
     source: Option<Arc<dyn Source>>,
+    /// Hosts whose every listed object has been processed by this process: an empty listing
+    /// then means nothing to do (the unchanged poll reads nothing from SQLite). Empty at open,
+    /// so objects listed before a crash but not processed are picked up by the first poll.
+    pub(crate) settled: Mutex<std::collections::HashSet<(String, String)>>,
+    /// Host summaries of the last fleet computation, reused within one poll generation and one
+    /// minute of `now` (see `query.rs`).
+    pub(crate) summaries: Mutex<Option<query::SummaryCache>>,
+    /// Counts polls that changed the index; a cached summary of an older generation is stale.
+    pub(crate) generation: std::sync::atomic::AtomicU64,
 }
 
 impl Index {
@@ -180,6 +189,9 @@ impl Index {
             inventory,
             settings,
             source: None,
+            settled: Mutex::new(Default::default()),
+            summaries: Mutex::new(None),
+            generation: std::sync::atomic::AtomicU64::new(0),
         })
     }
 

@@ -439,6 +439,39 @@ fn attention_rank(h: &HostSummary) -> (usize, usize, usize, usize) {
     )
 }
 
+/// Host summaries computed for one poll generation and one minute of `now`. The fleet and
+/// client pages list every host, and judging all controls of 500 hosts takes about half a
+/// second; within a minute and without a poll that changed the index the answer can only
+/// differ by a threshold crossed inside that minute, so it is reused (a status can lag the clock
+/// by up to a minute, never the evidence).
+pub(crate) struct SummaryCache {
+    generation: u64,
+    minute: i64,
+    hosts: HashMap<(String, String), HostSummary>,
+}
+
+impl Index {
+    /// `host`'s summary as of `now`, from the cache when it is current.
+    fn host_summary(&self, conn: &Connection, host: &Host, now: DateTime<Utc>) -> Result<HostSummary> {
+        let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
+        let minute = now.timestamp().div_euclid(60);
+        let key = (host.client_id.clone(), host.id.clone());
+        let mut cache = self.summaries.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = cache.as_ref().filter(|c| c.generation == generation && c.minute == minute) {
+            if let Some(h) = c.hosts.get(&key) {
+                return Ok(h.clone());
+            }
+        }
+        let summary = self.eval_host(conn, host, now)?.summary;
+        let c = match cache.as_mut().filter(|c| c.generation == generation && c.minute == minute) {
+            Some(c) => c,
+            None => cache.insert(SummaryCache { generation, minute, hosts: HashMap::new() }),
+        };
+        c.hosts.insert(key, summary.clone());
+        Ok(summary)
+    }
+}
+
 impl FleetQuery for Index {
     fn fleet(&self, scope: &Scope, now: DateTime<Utc>) -> Result<FleetView> {
         let conn = self.lock()?;
@@ -447,7 +480,7 @@ impl FleetQuery for Index {
         for c in self.inventory.clients.iter().filter(|c| scope.sees(&c.id)) {
             let mut hosts = Vec::new();
             for h in &c.hosts {
-                hosts.push(self.eval_host(&conn, h, now)?.summary);
+                hosts.push(self.host_summary(&conn, h, now)?);
             }
             clients.push(self.client_summary(c, &hosts));
             attention.extend(hosts.into_iter().filter(|h| attention_rank(h) != (0, 0, 0, 0)));
@@ -475,7 +508,7 @@ impl FleetQuery for Index {
         let conn = self.lock()?;
         let mut hosts = Vec::new();
         for h in &c.hosts {
-            hosts.push(self.eval_host(&conn, h, now)?.summary);
+            hosts.push(self.host_summary(&conn, h, now)?);
         }
         let mut st = conn.prepare_cached("SELECT DISTINCT substr(generated_at, 1, 7) FROM bundles WHERE client_id = ?1 ORDER BY 1 DESC")?;
         let months = st

@@ -386,6 +386,7 @@ fn index_from_s3_verifies_judges_rebuilds_and_polls_incrementally() {
         let hb = hv.controls.iter().find(|l| l.control_id == "§164.312(b)").unwrap();
         assert_eq!(hb.state, ControlState::IntegrityError, "{hb:?}");
         assert!(hb.reason.contains(key.as_str()), "{hb:?}");
+        assert_eq!(hb.evidence.as_ref().map(|b| &b.object_key), Some(key), "the status links to the object that failed");
         assert!(hv.controls.iter().all(|l| l.state != ControlState::Passing), "an integrity error never shows as passing: {:?}", hv.controls);
         assert_eq!(hv.summary.integrity_errors, 1);
     }

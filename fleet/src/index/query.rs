@@ -218,9 +218,17 @@ fn verdict(
             (Some(a), Some(q)) => a > q,
         };
         if affects || newer {
+            // The status links to the object that failed (its bundle page says why), not to
+            // the last good bundle: that is what justifies "integrity error".
+            let bad = e.bundle_id.as_ref().map(|id| BundleRef {
+                bundle_id: id.clone(),
+                object_key: e.object_key.clone(),
+                generated_at: e.at.map(rfc).unwrap_or_default(),
+                event_type: e.fields.as_ref().map(|f| f.event_type.clone()).unwrap_or_default(),
+            });
             return (
                 ControlState::IntegrityError,
-                ev.qualifying.as_ref().map(Row::bref),
+                bad.or_else(|| ev.qualifying.as_ref().map(Row::bref)),
                 format!("{rule}: {} failed verification: {}", e.object_key, e.problem),
             );
         }

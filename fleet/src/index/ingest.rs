@@ -184,14 +184,14 @@ impl Index {
         };
         all.sort();
         let newest = all.last().map(|(o, k, _)| (*o, k.clone()));
-        let mut batch: Vec<(String, Checked)> = Vec::new();
-        for (order, key, size) in all.iter().filter(|(_, k, _)| !done.contains(k)) {
+        // What each new bundle object needs, decided in chain order; `None`: pending (the
+        // newest bundle whose signature object has not been uploaded yet).
+        let judge = |order: &(u32, u64), key: &str, size: i64| -> Result<Option<Checked>> {
             let sig_key = format!("{key}.sig");
             let is_newest = newest.as_ref().is_some_and(|(o, k)| o == order && k == key);
-            let checked = if !keys.contains(&sig_key) {
+            Ok(Some(if !keys.contains(&sig_key) {
                 if is_newest {
-                    report.pending += 1;
-                    continue;
+                    return Ok(None);
                 }
                 Checked {
                     bundle: None,
@@ -200,7 +200,7 @@ impl Index {
                         "signature object {sig_key} is missing, and later bundles of the host were uploaded"
                     )),
                 }
-            } else if *size as u64 > limits::BUNDLE {
+            } else if size as u64 > limits::BUNDLE {
                 Checked {
                     bundle: None,
                     sha256: String::new(),
@@ -210,14 +210,38 @@ impl Index {
                 let bytes = source.get(key)?;
                 let sig = source.get(&sig_key)?;
                 check_bundle(&prefix, host, key, &bytes, &sig)
-            };
-            // Recorded in batches, in chain order: one transaction per batch, not per bundle.
-            batch.push((key.clone(), checked));
-            if batch.len() >= RECORD_BATCH {
-                self.record_batch(host, &mut batch, report)?;
+            }))
+        };
+        let todo: Vec<&((u32, u64), String, i64)> = all.iter().filter(|(_, k, _)| !done.contains(k)).collect();
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+        for chunk in todo.chunks(RECORD_BATCH) {
+            // Fetching and signature checks run on every core; recording stays in chain order,
+            // one transaction per batch.
+            let per = chunk.len().div_ceil(workers).max(1);
+            let judged: Vec<Result<Vec<Option<Checked>>>> = std::thread::scope(|sc| {
+                let handles: Vec<_> = chunk
+                    .chunks(per)
+                    .map(|part| sc.spawn(|| part.iter().map(|(o, k, sz)| judge(o, k, *sz)).collect::<Result<Vec<_>>>()))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a bundle check thread panicked"))))
+                    .collect()
+            });
+            let mut batch: Vec<(String, Checked)> = Vec::with_capacity(chunk.len());
+            let mut results = Vec::with_capacity(chunk.len());
+            for part in judged {
+                results.extend(part?);
             }
+            for ((_, key, _), checked) in chunk.iter().zip(results) {
+                match checked {
+                    Some(c) => batch.push((key.clone(), c)),
+                    None => report.pending += 1,
+                }
+            }
+            self.record_batch(host, &mut batch, report)?;
         }
-        self.record_batch(host, &mut batch, report)
+        Ok(())
     }
 
     fn record_batch(&self, host: &Host, batch: &mut Vec<(String, Checked)>, report: &mut PollReport) -> Result<()> {

@@ -25,7 +25,11 @@ impl LocalSource {
         }
     }
 
-    fn walk(&self, dir: &Path, rel: &str, out: &mut Vec<ObjectInfo>) -> Result<()> {
+    /// Objects under `dir` (key prefix `rel`) whose key sorts after `after`. A directory whose
+    /// every key sorts before `after` is not read, and a file before it is not stat'ed, so an
+    /// unchanged host costs the directories on the path to its newest object (O(new objects),
+    /// like the bucket's `start-after`).
+    fn walk(&self, dir: &Path, rel: &str, after: Option<&str>, out: &mut Vec<ObjectInfo>) -> Result<()> {
         let rd = match std::fs::read_dir(dir) {
             Ok(rd) => rd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -39,8 +43,14 @@ impl LocalSource {
             let ft = entry.file_type().with_context(|| format!("{}", entry.path().display()))?;
             let key = format!("{rel}{name}");
             if ft.is_dir() {
-                self.walk(&entry.path(), &format!("{key}/"), out)?;
-            } else if ft.is_file() && !name.starts_with(fsutil::TMP_PREFIX) {
+                let sub = format!("{key}/");
+                // Every key below starts with `sub`: all of them sort before `after` when `sub`
+                // does and `after` is not itself below `sub`.
+                if after.is_some_and(|a| sub.as_str() < a && !a.starts_with(sub.as_str())) {
+                    continue;
+                }
+                self.walk(&entry.path(), &sub, after, out)?;
+            } else if ft.is_file() && !name.starts_with(fsutil::TMP_PREFIX) && after.is_none_or(|a| key.as_str() > a) {
                 let md = entry.metadata().with_context(|| format!("{}", entry.path().display()))?;
                 let last_modified = md.modified().ok().map(DateTime::<Utc>::from);
                 out.push(ObjectInfo {
@@ -64,11 +74,7 @@ impl Source for LocalSource {
             bail!("host prefix {host_prefix:?} is not a directory prefix inside the mirror");
         }
         let mut out = Vec::new();
-        self.walk(&self.root.join(host_prefix), host_prefix, &mut out)?;
-        out.retain(|o| match start_after {
-            Some(s) => o.key.as_str() > s,
-            None => true,
-        });
+        self.walk(&self.root.join(host_prefix), host_prefix, start_after, &mut out)?;
         // S3 orders by the key's UTF-8 bytes; so does `str`'s Ord.
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
